@@ -1,0 +1,110 @@
+// Command amber is the Amber Electrum server: one binary whose subcommands
+// build the index and publish snapshots (build), serve wallets (serve),
+// manage snapshots (snapshot), talk to a running server (rpc) and run the
+// whole system locally (demo). main only wires components together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"amber/internal/config"
+	"amber/internal/telemetry"
+	"amber/internal/version"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // a runtime failure, or a command not built yet
+	exitUsage = 2 // bad flags, environment or arguments
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand: what it is for and how it runs once its
+// configuration is valid.
+type command struct {
+	name  config.Command
+	short string
+	run   func(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error
+}
+
+var commands = []command{
+	{config.Build, "sync the index from the daemon and publish snapshots", notBuilt},
+	{config.Serve, "serve the Electrum protocol to wallets", notBuilt},
+	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots", notBuilt},
+	{config.RPC, "send an admin command to a running server", notBuilt},
+	{config.Demo, "run a local regtest chain, builder, snapshot and server", notBuilt},
+}
+
+// errNotBuilt marks a subcommand that this release does not have yet.
+var errNotBuilt = errors.New("not implemented in this release yet")
+
+func notBuilt(context.Context, *config.Config, *slog.Logger, io.Writer) error {
+	return errNotBuilt
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help", "-help", "help":
+		usage(stdout)
+		return exitOK
+	case "version", "--version":
+		fmt.Fprintf(stdout, "%s (%s, %s/%s)\n", version.Software(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		if c := version.Commit(); c != "" {
+			fmt.Fprintf(stdout, "commit %s\n", c)
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if string(c.name) != name {
+			continue
+		}
+		cfg, err := config.Load(c.name, args[1:], getenv, stdout)
+		if errors.Is(err, config.ErrHelp) {
+			return exitOK
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "amber %s: %v\n", name, err)
+			return exitUsage
+		}
+		var level slog.LevelVar
+		level.Set(cfg.LogLevel)
+		logger := telemetry.NewLogger(stderr, &level, cfg.LogFormat)
+		if err := c.run(ctx, cfg, logger, stdout); err != nil {
+			fmt.Fprintf(stderr, "amber %s: %v\n", name, err)
+			return exitFail
+		}
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "amber: unknown command %q; run amber --help for the list\n", name)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "%s: an Electrum server whose index comes from a snapshot bucket.\n\nUsage: amber COMMAND [flags]\n\nCommands:\n", version.Software())
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
+	}
+	fmt.Fprintf(w, "  %-10s %s\n\nRun amber COMMAND --help for the flags of one command.\n\n", "version", "print the version")
+	config.WriteAllUsage(w)
+}

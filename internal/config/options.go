@@ -1,0 +1,328 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"amber/internal/chain"
+)
+
+// option is one setting: a flag, its environment variable, a default, the
+// commands that read it and how its value is parsed into a Config.
+type option struct {
+	env     string
+	def     string
+	defNote string // shown in usage when the default depends on other settings
+	group   string
+	usage   string
+	cmds    []Command
+	parse   func(c *Config, v string) error
+}
+
+var (
+	all       = []Command{Build, Serve, Snapshot, RPC, Demo}
+	chainCmds = []Command{Build, Serve, Snapshot, Demo}
+	syncCmds  = []Command{Build, Serve}
+	dbCmds    = []Command{Build, Serve, Snapshot}
+	snapCmds  = []Command{Build, Serve, Snapshot}
+	srvCmds   = []Command{Serve}
+	httpCmds  = []Command{Build, Serve, Demo}
+)
+
+// options is ordered: COIN and NET come first because later defaults
+// (ports, REORG_LIMIT) depend on the network.
+var options = []option{
+	{env: "COIN", def: "Bitcoin", group: "Chain", cmds: chainCmds,
+		usage: "coin name (" + strings.Join(chain.CoinNames(), ", ") + ")",
+		parse: func(c *Config, v string) error {
+			if _, err := chain.Lookup(v, ""); err != nil && strings.Contains(err.Error(), "unknown coin") {
+				return fmt.Errorf("unknown coin; want one of %s", strings.Join(chain.CoinNames(), ", "))
+			}
+			c.Coin = v
+			return nil
+		}},
+	{env: "NET", def: "mainnet", group: "Chain", cmds: chainCmds,
+		usage: "network: mainnet, testnet, testnet4, signet or regtest",
+		parse: func(c *Config, v string) error {
+			n, err := chain.Lookup(c.Coin, v)
+			if err != nil {
+				return errors.New(strings.TrimPrefix(err.Error(), "chain: "))
+			}
+			c.Network = n
+			return nil
+		}},
+
+	{env: "DAEMON_URL", group: "Daemon", cmds: syncCmds,
+		usage: "daemon JSON-RPC URLs, comma-separated for round-robin failover: http://user:pass@host:port/ (scheme and port optional)",
+		parse: func(c *Config, v string) (err error) { c.DaemonURLs, err = ParseDaemonURLs(v); return err }},
+	{env: "DAEMON_POLL_INTERVAL", def: "1s", group: "Daemon", cmds: syncCmds,
+		usage: "how often to ask the daemon for a new tip and mempool",
+		parse: durationField(func(c *Config) *time.Duration { return &c.DaemonPollInterval }, time.Millisecond)},
+
+	{env: "DB_DIRECTORY", group: "Storage", cmds: dbCmds,
+		usage: "directory of the Pebble index",
+		parse: func(c *Config, v string) error { c.DBDirectory = v; return nil }},
+	{env: "REORG_LIMIT", defNote: "200 on mainnet, 8000 on test networks", group: "Storage", cmds: syncCmds,
+		usage: "deepest reorg handled; undo data is kept for this many blocks",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				c.ReorgLimit = c.Network.ReorgLimit
+				return nil
+			}
+			return intField(func(c *Config) *int { return &c.ReorgLimit }, 1, 1_000_000)(c, v)
+		}},
+	{env: "CACHE_MB", def: "1200", group: "Storage", cmds: syncCmds,
+		usage: "memory budget in MiB for the write batch and block cache during sync",
+		parse: intField(func(c *Config) *int { return &c.CacheMB }, 16, 1<<20)},
+
+	{env: "SNAPSHOT_URL", group: "Snapshots", cmds: snapCmds,
+		usage: "snapshot bucket: a local path, file:///dir, s3://bucket/prefix or minio://host:port/bucket/prefix",
+		parse: func(c *Config, v string) error { c.SnapshotURL = v; return validSnapshotURL(v) }},
+
+	{env: "SERVICES", group: "Listeners", cmds: srvCmds,
+		usage: "comma-separated listeners: tcp://host:port, ssl://, ws://, wss://, rpc:// (admin, default localhost:8000)",
+		parse: func(c *Config, v string) (err error) { c.Services, err = ParseServices(v, false); return err }},
+	{env: "REPORT_SERVICES", group: "Listeners", cmds: srvCmds,
+		usage: "services advertised to peers and clients: tcp://, ssl://, ws://, wss:// with public host names",
+		parse: func(c *Config, v string) (err error) { c.ReportServices, err = ParseServices(v, true); return err }},
+	{env: "SSL_CERTFILE", group: "Listeners", cmds: srvCmds,
+		usage: "PEM certificate chain for ssl:// and wss:// (reloaded on SIGHUP)",
+		parse: func(c *Config, v string) error { c.SSLCertFile = v; return nil }},
+	{env: "SSL_KEYFILE", group: "Listeners", cmds: srvCmds,
+		usage: "PEM private key for ssl:// and wss://",
+		parse: func(c *Config, v string) error { c.SSLKeyFile = v; return nil }},
+	{env: "HTTP_ADDR", def: "127.0.0.1:8080", group: "Listeners", cmds: httpCmds,
+		usage: "host:port for /metrics, /healthz, /readyz and the status page; empty disables",
+		parse: func(c *Config, v string) error {
+			if v != "" {
+				if _, _, err := splitHostPort(v); err != nil {
+					return fmt.Errorf("%v; want host:port such as 127.0.0.1:8080", err)
+				}
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
+
+	{env: "DONATION_ADDRESS", group: "Server", cmds: srvCmds,
+		usage: "address returned by server.donation_address",
+		parse: func(c *Config, v string) error { c.DonationAddress = v; return nil }},
+	{env: "BANNER_FILE", group: "Server", cmds: srvCmds,
+		usage: "file whose text server.banner returns",
+		parse: func(c *Config, v string) error { c.BannerFile = v; return nil }},
+
+	{env: "MAX_SESSIONS", def: "1000", group: "Resource controls", cmds: srvCmds,
+		usage: "most client sessions at once",
+		parse: intField(func(c *Config) *int { return &c.MaxSessions }, 1, 10_000_000)},
+	{env: "MAX_RECV", def: "1000000", group: "Resource controls", cmds: srvCmds,
+		usage: "largest request in bytes",
+		parse: intField(func(c *Config) *int { return &c.MaxRecv }, 1000, 1<<30)},
+	{env: "MAX_SEND", def: "8100000", group: "Resource controls", cmds: srvCmds,
+		usage: "largest response in bytes (at least 350000)",
+		parse: func(c *Config, v string) error {
+			if err := intField(func(c *Config) *int { return &c.MaxSend }, 1, 1<<30)(c, v); err != nil {
+				return err
+			}
+			c.MaxSend = max(c.MaxSend, 350_000)
+			return nil
+		}},
+	{env: "COST_SOFT_LIMIT", def: "1000", group: "Resource controls", cmds: srvCmds,
+		usage: "session cost at which throttling starts (0 with COST_HARD_LIMIT 0 disables)",
+		parse: floatField(func(c *Config) *float64 { return &c.CostSoftLimit })},
+	{env: "COST_HARD_LIMIT", def: "10000", group: "Resource controls", cmds: srvCmds,
+		usage: "session cost at which the session is disconnected",
+		parse: floatField(func(c *Config) *float64 { return &c.CostHardLimit })},
+	{env: "REQUEST_SLEEP", def: "2500", group: "Resource controls", cmds: srvCmds,
+		usage: "longest delay in milliseconds given to a request at the hard limit",
+		parse: durationField(func(c *Config) *time.Duration { return &c.RequestSleep }, time.Millisecond)},
+	{env: "INITIAL_CONCURRENT", def: "10", group: "Resource controls", cmds: srvCmds,
+		usage: "concurrent requests per session before throttling",
+		parse: intField(func(c *Config) *int { return &c.InitialConcurrent }, 1, 10_000)},
+	{env: "BANDWIDTH_UNIT_COST", def: "5000", group: "Resource controls", cmds: srvCmds,
+		usage: "bytes sent or received that cost 1.0",
+		parse: intField(func(c *Config) *int { return &c.BandwidthUnitCost }, 1, 1<<30)},
+	{env: "SESSION_GROUP_BY_SUBNET_IPV4", def: "24", group: "Resource controls", cmds: srvCmds,
+		usage: "IPv4 prefix length of the subnets that share a cost budget",
+		parse: intField(func(c *Config) *int { return &c.SubnetIPv4 }, 0, 32)},
+	{env: "SESSION_GROUP_BY_SUBNET_IPV6", def: "48", group: "Resource controls", cmds: srvCmds,
+		usage: "IPv6 prefix length of the subnets that share a cost budget",
+		parse: intField(func(c *Config) *int { return &c.SubnetIPv6 }, 0, 128)},
+	{env: "REQUEST_TIMEOUT", def: "30", group: "Resource controls", cmds: srvCmds,
+		usage: "seconds a request may take before it is answered with 'server busy'",
+		parse: durationField(func(c *Config) *time.Duration { return &c.RequestTimeout }, time.Second)},
+	{env: "SESSION_TIMEOUT", def: "600", group: "Resource controls", cmds: srvCmds,
+		usage: "seconds of silence after which a session is closed",
+		parse: durationField(func(c *Config) *time.Duration { return &c.SessionTimeout }, time.Second)},
+	{env: "DROP_CLIENT", group: "Resource controls", cmds: srvCmds,
+		usage: "regular expression; clients whose server.version name matches it are disconnected",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			re, err := regexp.Compile("^(?:" + v + ")")
+			if err != nil {
+				return fmt.Errorf("not a regular expression: %v", err)
+			}
+			c.DropClient = re
+			return nil
+		}},
+
+	{env: "PEER_DISCOVERY", def: "on", group: "Peers", cmds: srvCmds,
+		usage: "on (discover and verify peers), self (only announce ourselves) or off",
+		parse: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "on", "self", "off":
+				c.PeerDiscovery = strings.ToLower(v)
+				return nil
+			}
+			return errors.New("want on, self or off")
+		}},
+	{env: "PEER_ANNOUNCE", def: "on", group: "Peers", cmds: srvCmds,
+		usage: "announce ourselves to verified peers (on or off)",
+		parse: boolField(func(c *Config) *bool { return &c.PeerAnnounce })},
+	{env: "TOR_PROXY_HOST", def: "localhost", group: "Peers", cmds: srvCmds,
+		usage: "SOCKS5 proxy host for .onion peers",
+		parse: func(c *Config, v string) error { c.TorProxyHost = v; return nil }},
+	{env: "TOR_PROXY_PORT", defNote: "none", group: "Peers", cmds: srvCmds,
+		usage: "SOCKS5 proxy port; when set, all peers are reached through the proxy",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			return intField(func(c *Config) *int { return &c.TorProxyPort }, 1, 65535)(c, v)
+		}},
+
+	{env: "RPC_ADDR", def: "127.0.0.1:8000", group: "Admin", cmds: []Command{RPC},
+		usage: "host:port of the server's rpc:// listener",
+		parse: func(c *Config, v string) error {
+			if _, _, err := splitHostPort(v); err != nil {
+				return fmt.Errorf("%v; want host:port such as 127.0.0.1:8000", err)
+			}
+			c.RPCAddr = v
+			return nil
+		}},
+
+	{env: "LOG_LEVEL", def: "info", group: "Logging", cmds: all,
+		usage: "debug, info, warn or error",
+		parse: func(c *Config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("want debug, info, warn or error")
+			}
+			return nil
+		}},
+	{env: "LOG_FORMAT", def: "text", group: "Logging", cmds: all,
+		usage: "text (for terminals) or json (for log collectors)",
+		parse: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "text", "json":
+				c.LogFormat = strings.ToLower(v)
+				return nil
+			}
+			return errors.New("want text or json")
+		}},
+}
+
+func intField(f func(*Config) *int, lo, hi int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("want a whole number from %d to %d", lo, hi)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func floatField(f func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || x < 0 {
+			return errors.New("want a number 0 or more")
+		}
+		*f(c) = x
+		return nil
+	}
+}
+
+// durationField accepts a Go duration ("1.5s") or a bare number in unit,
+// so ElectrumX's numeric values keep their meaning.
+func durationField(f func(*Config) *time.Duration, unit time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		v = strings.TrimSpace(v)
+		if x, err := strconv.ParseFloat(v, 64); err == nil && x >= 0 {
+			*f(c) = time.Duration(x * float64(unit))
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration such as 1.5s or 500ms, or a number of %s", unitName(unit))
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+func unitName(d time.Duration) string {
+	if d == time.Millisecond {
+		return "milliseconds"
+	}
+	return "seconds"
+}
+
+func boolField(f func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "1", "on", "true", "yes":
+			*f(c) = true
+		case "", "0", "off", "false", "no":
+			*f(c) = false
+		default:
+			return errors.New("want on or off")
+		}
+		return nil
+	}
+}
+
+func splitHostPort(v string) (string, int, error) {
+	host, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return host, port, nil
+}
+
+func validSnapshotURL(v string) error {
+	if v == "" || !strings.Contains(v, "://") {
+		return nil // a plain path means a local directory
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Path == "" {
+			return errors.New("file:// needs a path; want file:///var/lib/amber/snapshots")
+		}
+	case "s3":
+		if u.Host == "" {
+			return errors.New("s3:// needs a bucket; want s3://bucket/prefix")
+		}
+	case "minio":
+		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return errors.New("minio:// needs an endpoint and a bucket; want minio://host:port/bucket/prefix")
+		}
+	default:
+		return fmt.Errorf("unknown scheme %q; want a path, file://, s3:// or minio://", u.Scheme)
+	}
+	return nil
+}
