@@ -87,3 +87,17 @@ func TestBinaryBadEnv(t *testing.T) {
 		t.Errorf("stderr = %q, want one line naming COST_HARD_LIMIT and the accepted form", stderr.String())
 	}
 }
+
+// TestReadmeListsEverySetting keeps the README's configuration table in step
+// with the settings the binary reads.
+func TestReadmeListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range config.EnvNames() {
+		if !strings.Contains(string(b), "`"+name+"`") {
+			t.Errorf("README.md configuration table lacks %s", name)
+		}
+	}
+}

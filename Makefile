@@ -1,0 +1,58 @@
+# Amber: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO          ?= go
+TOOLS       := $(CURDIR)/.tools
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+TEST_TIMEOUT ?= 25m
+GO_FILES     = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/amber
+	$(GO) build -o bin/amber ./cmd/amber
+
+.PHONY: tools
+tools: ## install the pinned btcd and MinIO into .tools/ (skipped when present)
+	$(GO) run ./internal/testenv/cmd/tools btcd minio
+
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: fmt-check
+fmt-check: ## fail when a Go file is not gofmt-formatted
+	@out=$$(gofmt -l $(GO_FILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## go vet
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: $(STATICCHECK) ## staticcheck and the project's own rules (internal/lint)
+	$(STATICCHECK) ./...
+	$(GO) test -count=1 ./internal/lint/
+
+.PHONY: check
+check: fmt-check vet lint tools ## everything CI checks: formatting, vet, lint, then all tests
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: test
+test: check ## what CI runs (.ci/run): make check
+
+.PHONY: test-short
+test-short: ## unit tests only, no real components
+	$(GO) test -short ./...
+
+.PHONY: bench
+bench: tools ## run the benchmarks and write bench/results.txt
+	@mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench/results.txt
+
+.PHONY: demo
+demo: tools ## run a local regtest chain, builder, snapshot and server
+	$(GO) run ./cmd/amber demo
