@@ -112,3 +112,32 @@ func TestLoggerFormats(t *testing.T) {
 		t.Errorf("text log with run-time level change: %q", s)
 	}
 }
+
+// TestMeterLogs checks what an operator reading logs sees during a long
+// sync: a line every LogEvery with the rate and the time left.
+func TestMeterLogs(t *testing.T) {
+	var buf bytes.Buffer
+	var lv slog.LevelVar
+	m := NewMeter("sync", "blocks", &buf, NewLogger(&buf, &lv, "json"))
+	now := time.Unix(1_000_000, 0)
+	m.now = func() time.Time { return now }
+
+	m.Update(100, 1100, false, "txs", int64(0))
+	now = now.Add(time.Second)
+	m.Update(150, 1100, false, "txs", int64(500)) // within LogEvery: silent
+	now = now.Add(9 * time.Second)
+	m.Update(600, 1100, false, "txs", int64(5000))
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d log lines, want 2:\n%s", len(lines), buf.String())
+	}
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	// 500 blocks in 10 s = 50/s; 500 left = 10 s.
+	if last["rate_per_s"] != 50.0 || last["eta"] != "10s" || last["txs_per_s"] != 500.0 || last["done"] != 600.0 {
+		t.Errorf("progress line %v: want rate 50/s, eta 10s, 500 tx/s", last)
+	}
+}
