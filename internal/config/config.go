@@ -64,6 +64,10 @@ type Config struct {
 	DaemonURLs         []DaemonURL
 	DaemonPollInterval time.Duration
 
+	// Builder.
+	Once   bool
+	Verify bool
+
 	// Storage.
 	DBDirectory string
 	ReorgLimit  int
@@ -120,9 +124,11 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	opts := optionsFor(cmd)
 	fs := flag.NewFlagSet("amber "+string(cmd), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	vals := make(map[string]*string, len(opts))
+	vals := make(map[string]*flagValue, len(opts))
 	for _, o := range opts {
-		vals[o.env] = fs.String(o.flag(), "", o.usage)
+		v := &flagValue{boolean: o.boolean}
+		vals[o.env] = v
+		fs.Var(v, o.flag(), o.usage)
 	}
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
@@ -143,7 +149,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	for _, o := range opts {
 		v := o.def
 		if set[o.flag()] {
-			v = *vals[o.env]
+			v = vals[o.env].s
 		} else if e := getenv(o.env); e != "" {
 			v = e
 		}
@@ -160,6 +166,16 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	}
 	return c, nil
 }
+
+// flagValue holds a flag's text; boolean ones may be given bare.
+type flagValue struct {
+	s       string
+	boolean bool
+}
+
+func (f *flagValue) String() string     { return f.s }
+func (f *flagValue) Set(s string) error { f.s = s; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.boolean }
 
 // redact hides secrets (passwords in URLs) from error messages.
 func redact(o option, v string) string {
@@ -300,5 +316,8 @@ func optionsFor(cmd Command) []option {
 }
 
 func (o option) flag() string {
+	if o.flagAs != "" {
+		return o.flagAs
+	}
 	return strings.ReplaceAll(strings.ToLower(o.env), "_", "-")
 }

@@ -196,3 +196,17 @@ func TestDurationForms(t *testing.T) {
 		}
 	}
 }
+
+func TestBareBooleanFlags(t *testing.T) {
+	c, err := Load(Build, []string{"--once", "--verify=false"}, env(serveBase...), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Once || c.Verify {
+		t.Errorf("once %v verify %v, want true false", c.Once, c.Verify)
+	}
+	c, err = Load(Build, nil, env(append(serveBase, "BUILD_ONCE", "1")...), nil)
+	if err != nil || !c.Once {
+		t.Errorf("BUILD_ONCE=1: once %v err %v", c != nil && c.Once, err)
+	}
+}

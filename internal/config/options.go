@@ -17,6 +17,8 @@ import (
 // commands that read it and how its value is parsed into a Config.
 type option struct {
 	env     string
+	flagAs  string // flag name when it is not derived from env
+	boolean bool   // the flag may be given bare (--once)
 	def     string
 	defNote string // shown in usage when the default depends on other settings
 	group   string
@@ -64,6 +66,13 @@ var options = []option{
 	{env: "DAEMON_POLL_INTERVAL", def: "1s", group: "Daemon", cmds: syncCmds,
 		usage: "how often to ask the daemon for a new tip and mempool",
 		parse: durationField(func(c *Config) *time.Duration { return &c.DaemonPollInterval }, time.Millisecond)},
+
+	{env: "BUILD_ONCE", flagAs: "once", boolean: true, def: "off", group: "Builder", cmds: []Command{Build},
+		usage: "sync to the daemon's tip (and publish), then exit instead of following the tip",
+		parse: boolField(func(c *Config) *bool { return &c.Once })},
+	{env: "BUILD_VERIFY", flagAs: "verify", boolean: true, def: "off", group: "Builder", cmds: []Command{Build},
+		usage: "after syncing, count the UTXO set from the index and compare it with the daemon's gettxoutsetinfo where it has one",
+		parse: boolField(func(c *Config) *bool { return &c.Verify })},
 
 	{env: "DB_DIRECTORY", group: "Storage", cmds: dbCmds,
 		usage: "directory of the Pebble index",
@@ -182,7 +191,7 @@ var options = []option{
 			}
 			return errors.New("want on, self or off")
 		}},
-	{env: "PEER_ANNOUNCE", def: "on", group: "Peers", cmds: srvCmds,
+	{env: "PEER_ANNOUNCE", def: "on", boolean: true, group: "Peers", cmds: srvCmds,
 		usage: "announce ourselves to verified peers (on or off)",
 		parse: boolField(func(c *Config) *bool { return &c.PeerAnnounce })},
 	{env: "TOR_PROXY_HOST", def: "localhost", group: "Peers", cmds: srvCmds,

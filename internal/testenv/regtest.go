@@ -1,0 +1,218 @@
+package testenv
+
+import (
+	"testing"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+)
+
+// DefaultSeed is the wallet seed StartRegtest uses when none is given.
+const DefaultSeed = "amber/testenv"
+
+// RegtestOptions configures StartRegtest.
+type RegtestOptions struct {
+	// Seed derives the wallet's keys; empty means DefaultSeed.
+	Seed []byte
+	// MiningKind is the kind of the wallet script that block rewards pay
+	// to; zero means P2WPKH. P2PK has no address btcd can mine to.
+	MiningKind ScriptKind
+	// Btcd configures the node. Its Network and MiningAddr are set by
+	// StartRegtest.
+	Btcd BtcdOptions
+}
+
+// Regtest is a regtest btcd whose block rewards pay to a Wallet, with the
+// helpers that keep the two in step: Mine, Sync, Broadcast, Send and the
+// reorganisation helpers. Its methods fail the test on error and must be
+// called from the test's goroutine.
+type Regtest struct {
+	// Btcd is the node.
+	Btcd *Btcd
+	// Wallet owns the block rewards and follows the node's best chain
+	// through Sync.
+	Wallet *Wallet
+	// MiningScript is the wallet script block rewards pay to.
+	MiningScript *Script
+
+	t testing.TB
+}
+
+// StartRegtest makes a wallet, starts a regtest btcd that mines to one of
+// its scripts, and returns both. No blocks are mined yet: coinbase outputs
+// mature after 100 blocks, so tests that spend usually begin with
+// Mine(101) or more.
+func StartRegtest(t testing.TB, opts RegtestOptions) *Regtest {
+	t.Helper()
+	seed := opts.Seed
+	if len(seed) == 0 {
+		seed = []byte(DefaultSeed)
+	}
+	kind := opts.MiningKind
+	if kind == 0 {
+		kind = P2WPKH
+	}
+	if kind == P2PK {
+		t.Fatal("testenv: btcd cannot mine to a P2PK script; choose another MiningKind")
+	}
+	bo := opts.Btcd
+	bo.Network = "regtest"
+	btcdParams := btcdNetworks["regtest"].params
+	w := NewWallet(btcdParams, seed)
+	mining := w.NewScript(kind)
+	bo.MiningAddr = mining.Address.EncodeAddress()
+	b := StartBtcd(t, bo)
+	return &Regtest{Btcd: b, Wallet: w, MiningScript: mining, t: t}
+}
+
+// Mine generates n blocks, lets the wallet learn their outputs, and returns
+// them.
+func (r *Regtest) Mine(n int) []*wire.MsgBlock {
+	r.t.Helper()
+	r.Btcd.Generate(n)
+	return r.Sync()
+}
+
+// Sync brings the wallet to btcd's best chain and returns the blocks it
+// connected. Blocks that are no longer on the best chain are disconnected
+// first; after such a reorganisation the wallet's unconfirmed set is
+// reloaded from btcd's mempool, where btcd returns the transactions of
+// disconnected blocks.
+func (r *Regtest) Sync() []*wire.MsgBlock {
+	r.t.Helper()
+	c := r.Btcd.Client
+	_, best, err := c.GetBestBlock()
+	if err != nil {
+		r.t.Fatalf("testenv: getbestblock: %v", err)
+	}
+	w := r.Wallet
+	disconnected := 0
+	for h := w.Height(); h > 0; h = w.Height() {
+		if h <= best && r.blockHash(h) == w.TipHash() {
+			break
+		}
+		if _, err := w.DisconnectBlock(); err != nil {
+			r.t.Fatal(err)
+		}
+		disconnected++
+	}
+	var blocks []*wire.MsgBlock
+	for h := w.Height() + 1; h <= best; h++ {
+		hash := r.blockHash(h)
+		block, err := c.GetBlock(&hash)
+		if err != nil {
+			r.t.Fatalf("testenv: getblock %s: %v", hash, err)
+		}
+		if err := w.ConnectBlock(block); err != nil {
+			r.t.Fatal(err)
+		}
+		blocks = append(blocks, block)
+	}
+	if disconnected > 0 {
+		r.reloadMempool()
+	}
+	return blocks
+}
+
+// blockHash returns the hash of btcd's best-chain block at height.
+func (r *Regtest) blockHash(height int32) chainhash.Hash {
+	r.t.Helper()
+	h, err := r.Btcd.Client.GetBlockHash(int64(height))
+	if err != nil {
+		r.t.Fatalf("testenv: getblockhash %d: %v", height, err)
+	}
+	return *h
+}
+
+// reloadMempool replaces the wallet's unconfirmed set with btcd's mempool.
+func (r *Regtest) reloadMempool() {
+	r.t.Helper()
+	c := r.Btcd.Client
+	txids, err := c.GetRawMempool()
+	if err != nil {
+		r.t.Fatalf("testenv: getrawmempool: %v", err)
+	}
+	r.Wallet.ResetMempool()
+	for _, txid := range txids {
+		tx, err := c.GetRawTransaction(txid)
+		if err != nil {
+			r.t.Fatalf("testenv: getrawtransaction %s: %v", txid, err)
+		}
+		r.Wallet.AddTx(tx.MsgTx())
+	}
+}
+
+// TryBroadcast submits the transaction to btcd and, once accepted, records
+// it in the wallet. It returns btcd's error for a rejected transaction.
+func (r *Regtest) TryBroadcast(tx *wire.MsgTx) (chainhash.Hash, error) {
+	txid, err := r.Btcd.Client.SendRawTransaction(tx, true)
+	if err != nil {
+		return chainhash.Hash{}, err
+	}
+	r.Wallet.AddTx(tx)
+	return *txid, nil
+}
+
+// Broadcast submits the transaction to btcd and records it in the wallet.
+func (r *Regtest) Broadcast(tx *wire.MsgTx) chainhash.Hash {
+	r.t.Helper()
+	txid, err := r.TryBroadcast(tx)
+	if err != nil {
+		r.t.Fatalf("testenv: sendrawtransaction %s: %v", tx.TxHash(), err)
+	}
+	return txid
+}
+
+// Send builds, signs and broadcasts a transaction from the wallet.
+func (r *Regtest) Send(req TxRequest) *wire.MsgTx {
+	r.t.Helper()
+	tx, _, err := r.Wallet.BuildTx(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.Broadcast(tx)
+	return tx
+}
+
+// Pay sends a transaction paying the outputs from the wallet's spendable
+// outputs, with change to a new P2WPKH script, at DefaultFeeRate.
+func (r *Regtest) Pay(outputs ...*wire.TxOut) *wire.MsgTx {
+	r.t.Helper()
+	return r.Send(TxRequest{Outputs: outputs})
+}
+
+// Invalidate marks a block invalid in btcd (invalidateblock), which makes
+// the chain before it the best chain again, and syncs the wallet.
+func (r *Regtest) Invalidate(hash chainhash.Hash) {
+	r.t.Helper()
+	if err := r.Btcd.Client.InvalidateBlock(&hash); err != nil {
+		r.t.Fatalf("testenv: invalidateblock %s: %v", hash, err)
+	}
+	r.Sync()
+}
+
+// Reorg replaces the top depth blocks of the best chain with n new ones
+// mined on the block below them, and returns the new blocks. btcd follows
+// the new branch whatever its length, because the old one is invalidated;
+// make n larger than depth for the shape of a real reorganisation. The
+// transactions of the replaced blocks go back to btcd's mempool, so the
+// new blocks confirm them again.
+func (r *Regtest) Reorg(depth, n int) []*wire.MsgBlock {
+	r.t.Helper()
+	tip := r.Wallet.Height()
+	if depth < 1 || int32(depth) > tip {
+		r.t.Fatalf("testenv: cannot reorganise %d blocks of a chain of height %d", depth, tip)
+	}
+	r.Invalidate(r.blockHash(tip - int32(depth) + 1))
+	return r.Mine(n)
+}
+
+// Restart restarts btcd (see Btcd.Restart: the best chain is kept, the
+// mempool is not) and brings the wallet back in step, forgetting its
+// unconfirmed transactions.
+func (r *Regtest) Restart() {
+	r.t.Helper()
+	r.Btcd.Restart()
+	r.Wallet.ResetMempool()
+	r.Sync()
+}

@@ -1,0 +1,194 @@
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Pinned versions of the real components the harness runs. Changing one
+// installs the new version next to the old one on the next run.
+const (
+	// BtcdVersion is the btcd release the tests run against.
+	BtcdVersion = "v0.26.2"
+	// MinioVersion is the MinIO server module version the tests run
+	// against (MinIO publishes no semantic versions to the module proxy).
+	MinioVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
+)
+
+// ToolsDir is the directory, relative to the repository root, that holds
+// the installed tools, one subdirectory per name and version:
+// .tools/btcd-v0.26.2/btcd.
+const ToolsDir = ".tools"
+
+// tool is one installable binary.
+type tool struct {
+	name    string // binary name, and the key of EnsureTool
+	pkg     string // package path given to go install
+	version string
+}
+
+var knownTools = map[string]tool{
+	"btcd":  {name: "btcd", pkg: "github.com/btcsuite/btcd", version: BtcdVersion},
+	"minio": {name: "minio", pkg: "github.com/minio/minio", version: MinioVersion},
+}
+
+// ToolNames returns the names EnsureTool accepts, sorted.
+func ToolNames() []string {
+	names := make([]string, 0, len(knownTools))
+	for n := range knownTools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// EnsureTool returns the path of the pinned binary called name ("btcd" or
+// "minio"), installing it first with `go install` when it is missing.
+//
+// Binaries live in <root>/.tools/<name>-<version>/<name>, where <root> is
+// the repository root (the nearest directory above the working directory
+// that holds go.mod). Installs are serialised across processes with a file
+// lock, so parallel test binaries install a tool once, and each install is
+// built in a temporary directory that is renamed into place only when
+// complete: an interrupted install leaves nothing that looks installed.
+func EnsureTool(name string) (string, error) {
+	path, _, err := ensureTool(name)
+	return path, err
+}
+
+// ensureTool is EnsureTool that also reports whether it had to install.
+func ensureTool(name string) (path string, installed bool, err error) {
+	tl, ok := knownTools[name]
+	if !ok {
+		return "", false, fmt.Errorf("testenv: unknown tool %q (known: %s)", name, strings.Join(ToolNames(), ", "))
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", false, err
+	}
+	return installTool(filepath.Join(root, ToolsDir), tl, goInstall)
+}
+
+// installTool returns the path of tl's binary under tools, running install
+// (which must leave the binary in the directory it is given) when missing.
+func installTool(tools string, tl tool, install func(tl tool, dir string) error) (path string, installed bool, err error) {
+	dirName := tl.name + "-" + tl.version
+	final := filepath.Join(tools, dirName)
+	bin := filepath.Join(final, tl.name)
+	if isExecutable(bin) {
+		return bin, false, nil
+	}
+
+	if err := os.MkdirAll(tools, 0o755); err != nil {
+		return "", false, fmt.Errorf("testenv: create %s: %w", tools, err)
+	}
+	unlock, err := lockFile(filepath.Join(tools, "."+dirName+".lock"))
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+
+	// Another process may have finished the install while we waited.
+	if isExecutable(bin) {
+		return bin, false, nil
+	}
+	// Whatever is left from an interrupted install is ours to remove now
+	// that we hold the lock.
+	stale, _ := filepath.Glob(filepath.Join(tools, "."+dirName+".tmp-*"))
+	for _, s := range stale {
+		_ = os.RemoveAll(s)
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return "", false, fmt.Errorf("testenv: remove incomplete %s: %w", final, err)
+	}
+
+	tmp, err := os.MkdirTemp(tools, "."+dirName+".tmp-")
+	if err != nil {
+		return "", false, fmt.Errorf("testenv: install %s: %w", tl.name, err)
+	}
+	defer os.RemoveAll(tmp) // a no-op after the rename
+	if err := install(tl, tmp); err != nil {
+		return "", false, err
+	}
+	if !isExecutable(filepath.Join(tmp, tl.name)) {
+		return "", false, fmt.Errorf("testenv: installing %s@%s produced no %s binary", tl.pkg, tl.version, tl.name)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", false, fmt.Errorf("testenv: install %s: %w", tl.name, err)
+	}
+	return bin, true, nil
+}
+
+// goInstall runs `go install pkg@version` with GOBIN set to dir.
+func goInstall(tl tool, dir string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("testenv: install %s: go command not found: %w", tl.name, err)
+	}
+	cmd := exec.Command(goBin, "install", tl.pkg+"@"+tl.version)
+	// Run outside the module so its go.mod and any go.work play no part.
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOWORK=off", "GOFLAGS=")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("testenv: go install %s@%s: %w\n%s", tl.pkg, tl.version, err, tailLines(out.String(), 40))
+	}
+	return nil
+}
+
+// RepoRoot returns the repository root: the nearest directory at or above
+// the working directory that contains a go.mod file.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("testenv: find repository root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("testenv: no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// lockFile takes an exclusive flock on path, creating it, and returns the
+// function that releases it. The lock also excludes other goroutines of this
+// process, because each call opens its own file description.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: open lock %s: %w", path, err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("testenv: lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
