@@ -1,0 +1,154 @@
+package store
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func TestCheckpoint(t *testing.T) {
+	for _, opts := range []Options{{}, {DisableWAL: true}} {
+		t.Run("wal="+strconv.FormatBool(!opts.DisableWAL), func(t *testing.T) {
+			src := openT(t, filepath.Join(t.TempDir(), "src"), opts)
+			for i := range 500 {
+				put(t, src, "synced/"+strconv.Itoa(i), strings.Repeat("v", i))
+			}
+			// Some rows on disk, some only in the memtable and committed
+			// without sync.
+			if err := src.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			b := src.NewBatch()
+			for i := range 500 {
+				if err := b.Set([]byte("unsynced/"+strconv.Itoa(i)), []byte("u")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			want := dump(t, src)
+
+			dest := filepath.Join(t.TempDir(), "cp")
+			if err := src.Checkpoint(dest); err != nil {
+				t.Fatal(err)
+			}
+			// The source goes on accepting writes the checkpoint must not see.
+			put(t, src, "after", "1", "synced/1", "changed")
+			if err := src.Checkpoint(dest); !errors.Is(err, fs.ErrExist) {
+				t.Errorf("checkpoint into an existing directory: %v, want fs.ErrExist", err)
+			}
+
+			files, err := ListFiles(dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkListing(t, dest, files)
+
+			cp := openT(t, dest, Options{ReadOnly: true})
+			if got := dump(t, cp); !slices.Equal(got, want) {
+				t.Errorf("checkpoint holds %d keys, want %d (first diff at %s)", len(got), len(want), firstDiff(got, want))
+			}
+			wantValue(t, cp, "after", notFound)
+			wantValue(t, src, "after", "1")
+			wantValue(t, src, "synced/1", "changed")
+			if got := cp.FormatVersion(); got != FormatVersion {
+				t.Errorf("checkpoint format %d, want %d", got, FormatVersion)
+			}
+
+			if err := cp.Checkpoint(filepath.Join(t.TempDir(), "cp2")); !errors.Is(err, ErrReadOnly) {
+				t.Errorf("checkpoint of a read-only DB: %v, want ErrReadOnly", err)
+			}
+		})
+	}
+}
+
+// TestCheckpointInMemory checks Checkpoint on a non-OS filesystem.
+func TestCheckpointInMemory(t *testing.T) {
+	mem := vfs.NewMem()
+	db := openT(t, "db", Options{fs: mem})
+	put(t, db, "a", "1")
+	if err := db.Checkpoint("cp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint("cp"); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second checkpoint: %v, want fs.ErrExist", err)
+	}
+	put(t, db, "b", "2")
+	cp := openT(t, "cp", Options{fs: mem})
+	if got, want := dump(t, cp), []string{"a=1"}; !slices.Equal(got, want) {
+		t.Errorf("checkpoint = %q, want %q", got, want)
+	}
+}
+
+// checkListing checks ListFiles' answer against the directory itself.
+func checkListing(t *testing.T, dir string, files []FileInfo) {
+	t.Helper()
+	if !slices.IsSortedFunc(files, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Errorf("ListFiles not sorted: %v", files)
+	}
+	var ssts int
+	var manifest bool
+	for _, f := range files {
+		st, err := os.Stat(filepath.Join(dir, f.Name))
+		if err != nil || st.Size() != f.Size {
+			t.Errorf("%s: listed size %d, stat %v %v", f.Name, f.Size, st, err)
+		}
+		ssts += boolInt(strings.HasSuffix(f.Name, ".sst"))
+		manifest = manifest || strings.HasPrefix(f.Name, "MANIFEST-")
+	}
+	if ssts == 0 || !manifest {
+		t.Errorf("checkpoint lacks SST files or a MANIFEST: %v", files)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(files) {
+		t.Errorf("ListFiles gave %d files, directory has %d entries", len(files), len(entries))
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func firstDiff(a, b []string) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return strconv.Quote(a[i]) + " vs " + strconv.Quote(b[i])
+		}
+	}
+	return "the end"
+}
+
+func TestListFilesErrors(t *testing.T) {
+	if _, err := ListFiles(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing dir: %v, want fs.ErrNotExist", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "b"), []byte("xy"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ListFiles(dir)
+	if err != nil || !slices.Equal(files, []FileInfo{{"a", 1}, {"b", 2}}) {
+		t.Errorf("ListFiles = %v, %v", files, err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ListFiles(dir); err == nil {
+		t.Error("a subdirectory was not reported")
+	}
+}

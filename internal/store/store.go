@@ -1,0 +1,384 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Sentinel errors. Callers branch on them with errors.Is; the errors this
+// package returns for other failures wrap Pebble's or the OS's error with
+// the operation and its inputs.
+var (
+	// ErrNotFound is returned by Get when the key is absent, and by Last
+	// when no key has the prefix.
+	ErrNotFound = errors.New("store: not found")
+
+	// ErrClosed is returned by the methods of a DB, Snapshot, Batch or
+	// Iterator used after its Close (or after its DB's Close).
+	ErrClosed = errors.New("store: closed")
+
+	// ErrReadOnly is returned by Commit, Flush, Compact and Checkpoint on a
+	// DB opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("store: read-only")
+
+	// ErrNotIndexed is returned by the reads of a batch made with NewBatch;
+	// only batches from NewIndexedBatch can be read.
+	ErrNotIndexed = errors.New("store: batch is not indexed")
+
+	// ErrBatchDone is returned by a write to, or a Commit of, a batch that
+	// was already committed or closed, and by the reads of a committed
+	// batch.
+	ErrBatchDone = errors.New("store: batch already committed or closed")
+
+	// ErrStop may be returned by the callback of Scan or ScanRange to end the
+	// scan early; the scan then returns nil.
+	ErrStop = errors.New("store: stop scan")
+)
+
+// FormatVersion is the Pebble format major version that new databases are
+// created with and older ones are ratcheted to on a read-write Open.
+// Snapshot manifests record it: a node must not restore a snapshot whose
+// format is newer than the one its own build writes.
+//
+// NOTE: it is pinned on purpose rather than following Pebble's newest
+// format, so that upgrading the Pebble dependency never silently rewrites
+// on-disk data; raising it is a deliberate change that also bumps snapshots.
+const FormatVersion = uint64(formatMajorVersion)
+
+const formatMajorVersion = pebble.FormatValueSeparation
+
+// Defaults for the zero values of Options.
+const (
+	// DefaultCacheSize is the block cache size used when Options.CacheSize
+	// is zero.
+	DefaultCacheSize = 256 << 20
+
+	// DefaultMemTableSize is the memtable size used when
+	// Options.MemTableSize is zero.
+	DefaultMemTableSize = 64 << 20
+)
+
+// maxMemTableSize is Pebble's limit on one memtable.
+const maxMemTableSize = 4<<30 - 1
+
+// Options configures Open. The zero value opens (creating if needed) a
+// read-write DB on disk with the WAL on and the default sizes.
+type Options struct {
+	// CacheSize is the block cache size in bytes; zero means
+	// DefaultCacheSize.
+	CacheSize int64
+
+	// MemTableSize is the size in bytes of one memtable, the unit of a
+	// flush; zero means DefaultMemTableSize. Up to four may be queued
+	// before writes wait for flushes.
+	MemTableSize int64
+
+	// DisableWAL turns the write-ahead log off, for a bulk initial sync.
+	// Commits are then atomic but not durable: a crash loses everything
+	// since the last Flush (or Checkpoint, or Close), and Commit ignores its
+	// sync argument. Callers that rely on durability must Flush.
+	DisableWAL bool
+
+	// ReadOnly opens an existing DB without writing to it: no compactions,
+	// no flush, and writes return ErrReadOnly. Open fails if the DB does not
+	// exist.
+	ReadOnly bool
+
+	// InMemory keeps the whole DB in memory (Pebble's vfs.NewMem), for fast
+	// unit tests. The data is gone when the DB is closed; dir only names it.
+	InMemory bool
+
+	// Logger receives Pebble's log lines and event summaries; nil discards
+	// them.
+	Logger *slog.Logger
+
+	// fs, when set by this package's tests, replaces the filesystem (for
+	// instance with vfs.NewCrashableMem to simulate power loss).
+	fs vfs.FS
+}
+
+// DB is an open Pebble database. Its methods are safe for concurrent use,
+// except Close, which must not run concurrently with anything else.
+type DB struct {
+	db         *pebble.DB
+	fs         vfs.FS
+	dir        string
+	log        *slog.Logger
+	readOnly   bool
+	disableWAL bool
+	closed     atomic.Bool
+	stalls     atomic.Int64
+}
+
+var _ Reader = (*DB)(nil)
+
+// Open opens the DB in dir, creating it (and dir) unless opts.ReadOnly.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.CacheSize < 0 || opts.MemTableSize < 0 || opts.MemTableSize > maxMemTableSize {
+		return nil, fmt.Errorf("open store %s: cache size %d or memtable size %d out of range",
+			dir, opts.CacheSize, opts.MemTableSize)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &DB{
+		dir:        dir,
+		log:        log,
+		readOnly:   opts.ReadOnly,
+		disableWAL: opts.DisableWAL,
+	}
+	po := d.pebbleOptions(opts)
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	d.db = pdb
+	d.fs = po.FS
+	if d.fs == nil {
+		// Pebble wraps the OS filesystem with disk-health checks only when
+		// it picks the filesystem itself; our own Stat calls use it bare.
+		d.fs = vfs.Default
+	}
+	log.Debug("store opened", slog.String("dir", dir), slog.Bool("read_only", opts.ReadOnly),
+		slog.Bool("wal", !opts.DisableWAL), slog.Uint64("format", uint64(pdb.FormatMajorVersion())))
+	return d, nil
+}
+
+// pebbleOptions translates opts into Pebble's options, with the tuning
+// described in the package comment.
+func (d *DB) pebbleOptions(opts Options) *pebble.Options {
+	cacheSize := opts.CacheSize
+	if cacheSize == 0 {
+		cacheSize = DefaultCacheSize
+	}
+	memTableSize := opts.MemTableSize
+	if memTableSize == 0 {
+		memTableSize = DefaultMemTableSize
+	}
+	maxCompactions := max(2, runtime.GOMAXPROCS(0)/2)
+	po := &pebble.Options{
+		CacheSize:                   cacheSize,
+		MemTableSize:                uint64(memTableSize),
+		MemTableStopWritesThreshold: 4,
+		DisableWAL:                  opts.DisableWAL,
+		ReadOnly:                    opts.ReadOnly,
+		ErrorIfNotExists:            opts.ReadOnly,
+		FormatMajorVersion:          formatMajorVersion,
+
+		// An append-heavy bulk load produces L0 files faster than one
+		// compaction drains them. Start compacting L0 at the usual read
+		// amplification, but let it grow far before stopping writes: a
+		// temporarily higher read amplification is cheaper than a stalled
+		// sync. Larger base level and files mean fewer, bigger compactions.
+		L0CompactionThreshold: 4,
+		L0StopWritesThreshold: 1000,
+		LBaseMaxBytes:         256 << 20,
+		CompactionConcurrencyRange: func() (int, int) {
+			return 1, maxCompactions
+		},
+
+		Logger:        pebbleLogger{d.log},
+		EventListener: d.eventListener(),
+	}
+	// TargetFileSizes[i>0] default to doubling from L0's.
+	po.TargetFileSizes[0] = 4 << 20
+	for i := range po.Levels {
+		// Bloom filters make Gets of absent keys (new outpoints, unknown
+		// txids) skip most tables.
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	switch {
+	case opts.fs != nil:
+		po.FS = opts.fs
+	case opts.InMemory:
+		po.FS = vfs.NewMem()
+	}
+	return po
+}
+
+// Dir is the directory the DB was opened in.
+func (d *DB) Dir() string { return d.dir }
+
+// FormatVersion is the Pebble format major version of the open DB. It
+// equals the FormatVersion constant unless the DB was written by a newer
+// build, or opened read-only before being ratcheted.
+func (d *DB) FormatVersion() uint64 {
+	if d.closed.Load() {
+		return 0
+	}
+	return uint64(d.db.FormatMajorVersion())
+}
+
+// Get returns a copy of the value stored under key, or ErrNotFound.
+func (d *DB) Get(key []byte) ([]byte, error) {
+	if d.closed.Load() {
+		return nil, ErrClosed
+	}
+	return get(d.db, key)
+}
+
+// NewIter returns an unpositioned iterator over the keys within opts'
+// bounds (all keys when opts is nil). The iterator sees the DB as of this
+// call; it must be closed.
+func (d *DB) NewIter(opts *IterOptions) (*Iterator, error) {
+	if d.closed.Load() {
+		return nil, ErrClosed
+	}
+	return newIter(d.db, opts)
+}
+
+// Scan calls fn for each key with the given prefix, in ascending order, on
+// a consistent view of the DB as of the call. See Reader.
+func (d *DB) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return ScanRange(d, prefix, PrefixEnd(prefix), fn)
+}
+
+// NewSnapshot returns a consistent point-in-time view of the DB: writes
+// committed after this call are invisible to it. It must be closed, before
+// the DB. On a closed DB, every read of the snapshot returns ErrClosed.
+func (d *DB) NewSnapshot() *Snapshot {
+	if d.closed.Load() {
+		return &Snapshot{}
+	}
+	return &Snapshot{s: d.db.NewSnapshot()}
+}
+
+// NewBatch returns an empty write-only batch.
+func (d *DB) NewBatch() *Batch {
+	if d.closed.Load() {
+		return &Batch{db: d, state: batchClosed}
+	}
+	return &Batch{db: d, b: d.db.NewBatch()}
+}
+
+// NewIndexedBatch returns an empty batch whose reads (Get, NewIter, Scan)
+// see its own uncommitted writes layered over the DB's current state. It
+// costs more per write than NewBatch; use it when the writer reads back
+// what it wrote, as the bulk sync does within one batch of blocks.
+func (d *DB) NewIndexedBatch() *Batch {
+	if d.closed.Load() {
+		return &Batch{db: d, state: batchClosed}
+	}
+	return &Batch{db: d, b: d.db.NewIndexedBatch()}
+}
+
+// Flush writes the memtables to SST files and waits for that. With
+// Options.DisableWAL it is what makes committed batches durable.
+func (d *DB) Flush() error {
+	switch {
+	case d.closed.Load():
+		return ErrClosed
+	case d.readOnly:
+		return ErrReadOnly
+	}
+	if err := d.db.Flush(); err != nil {
+		return fmt.Errorf("flush store %s: %w", d.dir, err)
+	}
+	return nil
+}
+
+// Compact flushes and then compacts the whole key space into as few levels
+// as possible. It is slow; it exists for tests and tools (and for a tidy
+// LSM before a first snapshot). It does nothing on an empty DB.
+func (d *DB) Compact(ctx context.Context) error {
+	switch {
+	case d.closed.Load():
+		return ErrClosed
+	case d.readOnly:
+		return ErrReadOnly
+	}
+	if err := d.db.Flush(); err != nil {
+		return fmt.Errorf("compact store %s: flush: %w", d.dir, err)
+	}
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("compact store %s: %w", d.dir, err)
+	}
+	var first, last []byte
+	if it.First() {
+		first = append(first, it.Key()...)
+		if it.Last() {
+			last = append(last, it.Key()...)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("compact store %s: find bounds: %w", d.dir, err)
+	}
+	if first == nil {
+		return nil
+	}
+	// Compact's end bound is exclusive: the smallest key after last.
+	if err := d.db.Compact(ctx, first, append(last, 0), true); err != nil {
+		return fmt.Errorf("compact store %s: %w", d.dir, err)
+	}
+	return nil
+}
+
+// Checkpoint writes a consistent copy of the DB's committed state into
+// destDir, which must not exist (the error then wraps fs.ErrExist). It
+// flushes first, so the copy is made of SST files (hard-linked to the DB's
+// own where the filesystem allows) plus a near-empty WAL, and with
+// Options.DisableWAL nothing committed is left out. The copy opens as a DB.
+// Writes committed after Checkpoint returns are not in it. A read-only DB
+// cannot be checkpointed (ErrReadOnly).
+//
+// NOTE: with Options.DisableWAL a batch committed while Checkpoint runs
+// may be missing from the copy, as it would be after a crash; checkpoint
+// while no writer is committing, as the builder does at a consistent tip.
+func (d *DB) Checkpoint(destDir string) error {
+	switch {
+	case d.closed.Load():
+		return ErrClosed
+	case d.readOnly:
+		// Pebble writes no OPTIONS file for a read-only DB, and a
+		// checkpoint needs one.
+		return ErrReadOnly
+	}
+	_, err := d.fs.Stat(destDir)
+	switch {
+	case err == nil:
+		return fmt.Errorf("checkpoint store %s to %s: %w", d.dir, destDir, fs.ErrExist)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("checkpoint store %s to %s: %w", d.dir, destDir, err)
+	}
+	if err := d.db.Flush(); err != nil {
+		return fmt.Errorf("checkpoint store %s to %s: flush: %w", d.dir, destDir, err)
+	}
+	// WithFlushedWAL syncs the WAL too, for batches committed with
+	// sync=false.
+	if err := d.db.Checkpoint(destDir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("checkpoint store %s to %s: %w", d.dir, destDir, err)
+	}
+	d.log.Debug("store checkpointed", slog.String("dir", d.dir), slog.String("dest", destDir))
+	return nil
+}
+
+// Close closes the DB, first flushing it when the WAL is disabled so that a
+// clean shutdown loses nothing. Iterators, snapshots and batches must be
+// closed before. Only the first call does anything; it returns Pebble's
+// error (for instance about leaked iterators), later calls return nil.
+func (d *DB) Close() error {
+	if !d.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	var flushErr error
+	if d.disableWAL && !d.readOnly {
+		if err := d.db.Flush(); err != nil {
+			flushErr = fmt.Errorf("close store %s: flush: %w", d.dir, err)
+		}
+	}
+	if err := d.db.Close(); err != nil {
+		return errors.Join(flushErr, fmt.Errorf("close store %s: %w", d.dir, err))
+	}
+	return flushErr
+}
