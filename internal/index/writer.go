@@ -1,0 +1,321 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+
+	"amber/internal/chain"
+	"amber/internal/store"
+)
+
+// ErrPrevMismatch means a block does not extend the writer's tip: the
+// caller has found a reorg and should disconnect blocks.
+var ErrPrevMismatch = errors.New("index: block does not extend the tip")
+
+// Writer applies blocks to the index in one batch. The batch holds rows,
+// undo records and the tip together, so committing it moves the index from
+// one consistent tip to another. Only one Writer exists at a time.
+type Writer struct {
+	ix     *Index
+	b      *store.Batch
+	tip    Tip
+	counts []uint64
+	done   bool
+}
+
+// NewWriter starts a batch on top of the committed tip. It fails while
+// another Writer is open.
+func (ix *Index) NewWriter() (*Writer, error) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.writing {
+		return nil, errors.New("index: a writer is already open")
+	}
+	ix.writing = true
+	n := len(ix.txCounts)
+	return &Writer{ix: ix, b: ix.db.NewIndexedBatch(), tip: ix.tip, counts: ix.txCounts[:n:n]}, nil
+}
+
+// Tip is the tip as of the blocks applied so far in this batch.
+func (w *Writer) Tip() Tip { return w.tip }
+
+// Size is the batch's size in bytes, for callers that commit by budget.
+func (w *Writer) Size() int { return w.b.Size() }
+
+// Commit writes the batch atomically and publishes the new tip to readers.
+// sync makes it durable before returning. The Writer is finished after.
+func (w *Writer) Commit(sync bool) error {
+	if w.done {
+		return errors.New("index: writer already finished")
+	}
+	w.done = true
+	defer w.release()
+	if err := w.b.Set(metaKey("tip"), w.tip.marshal()); err != nil {
+		return fmt.Errorf("index: write tip: %w", err)
+	}
+	if err := w.b.Commit(sync); err != nil {
+		return fmt.Errorf("index: commit through height %d: %w", w.tip.Height, err)
+	}
+	w.ix.mu.Lock()
+	w.ix.tip, w.ix.txCounts = w.tip, w.counts
+	w.ix.mu.Unlock()
+	return nil
+}
+
+// Close discards an uncommitted batch.
+func (w *Writer) Close() {
+	if !w.done {
+		w.done = true
+		w.release()
+	}
+}
+
+func (w *Writer) release() {
+	w.b.Close()
+	w.ix.mu.Lock()
+	w.ix.writing = false
+	w.ix.mu.Unlock()
+}
+
+// Connect indexes blk as the block after the writer's tip. Block 0 is
+// recorded (header, counts) but its coinbase is not indexed: it cannot be
+// spent.
+func (w *Writer) Connect(blk *chain.Block) error {
+	height := w.tip.Height + 1
+	if height == 0 {
+		if blk.Hash != w.ix.net.Genesis {
+			return fmt.Errorf("index: block 0 is %s, want the %s genesis %s", blk.Hash, w.ix.net, w.ix.net.Genesis)
+		}
+	} else if blk.Header.PrevBlock != w.tip.Hash {
+		return fmt.Errorf("%w: block %s at height %d has prev %s, tip is %s", ErrPrevMismatch, blk.Hash, height, blk.Header.PrevBlock, w.tip.Hash)
+	}
+	h := uint32(height)
+	undo := &undoRecord{}
+	txNum := w.tip.TxCount
+	if height > 0 {
+		for i := range blk.Txs {
+			if err := w.connectTx(&blk.Txs[i], txNum, undo); err != nil {
+				return fmt.Errorf("index: block %d tx %d (%s): %w", height, i, blk.Txs[i].TxID, err)
+			}
+			txNum++
+		}
+	}
+	var count [txNumLen]byte
+	putTxNum(count[:], txNum)
+	if err := w.set(headerKey(h), blk.RawHeader[:]); err != nil {
+		return err
+	}
+	if err := w.set(txCountKey(h), count[:]); err != nil {
+		return err
+	}
+	if err := w.set(undoKey(h), undo.marshal()); err != nil {
+		return err
+	}
+	if old := int64(h) - int64(w.ix.opts.ReorgLimit); old >= 0 {
+		if err := w.b.Delete(undoKey(uint32(old))); err != nil {
+			return fmt.Errorf("index: prune undo %d: %w", old, err)
+		}
+	}
+	w.tip = Tip{Height: height, Hash: blk.Hash, TxCount: txNum}
+	w.counts = append(w.counts, txNum)
+	return nil
+}
+
+func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
+	txid := (*[32]byte)(&tx.TxID)
+	if err := w.set(txidKey(txNum), tx.TxID[:]); err != nil {
+		return err
+	}
+	if err := w.set(txLookupKey(txid, txNum), nil); err != nil {
+		return err
+	}
+	var spender [txNumLen]byte
+	putTxNum(spender[:], txNum)
+	for _, in := range tx.Inputs {
+		if in.Coinbase {
+			continue
+		}
+		prev := (*[32]byte)(&in.Prev.Hash)
+		fund, hx, err := w.lookupOutpoint(prev, in.Prev.Index)
+		if err != nil {
+			return err
+		}
+		uk := utxoKey(hx, fund, in.Prev.Index)
+		v, err := w.b.Get(uk)
+		if err != nil {
+			return fmt.Errorf("read utxo of %s:%d: %w", in.Prev.Hash, in.Prev.Index, err)
+		}
+		s := spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: binary.BigEndian.Uint64(v), spender: txNum}
+		copy(s.txid8[:], prev[:shortLen])
+		undo.spent = append(undo.spent, s)
+		if err := w.del(uk); err != nil {
+			return err
+		}
+		if err := w.del(outLookupKey(prev, in.Prev.Index, fund)); err != nil {
+			return err
+		}
+		if err := w.set(spendKey(prev, in.Prev.Index, fund), spender[:]); err != nil {
+			return err
+		}
+		if err := w.set(historyKey(hx, txNum), nil); err != nil {
+			return err
+		}
+	}
+	for vout, out := range tx.Outputs {
+		if !chain.IsIndexed(out.PkScript) {
+			continue
+		}
+		hx := chain.HashXOf(out.PkScript)
+		v := uint32(vout)
+		if err := w.set(utxoKey(hx, txNum, v), putUint64(uint64(out.Value))); err != nil {
+			return err
+		}
+		if err := w.set(outLookupKey(txid, v, txNum), hx[:]); err != nil {
+			return err
+		}
+		if err := w.set(historyKey(hx, txNum), nil); err != nil {
+			return err
+		}
+		undo.created = append(undo.created, newOut{hashX: hx, txNum: txNum, vout: v})
+	}
+	return nil
+}
+
+// lookupOutpoint finds the funding tx_num and script of an unspent
+// outpoint, confirming candidates by their full txid.
+func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.HashX, error) {
+	prefix := outLookupKey(txid, vout, 0)[:1+shortLen+voutLen]
+	var (
+		found bool
+		fund  uint64
+		hx    chain.HashX
+	)
+	err := w.b.Scan(prefix, func(k, v []byte) error {
+		n := getTxNum(k[len(prefix):])
+		full, err := w.b.Get(txidKey(n))
+		if err != nil {
+			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
+		}
+		if bytes.Equal(full, txid[:]) {
+			found, fund = true, n
+			copy(hx[:], v)
+			return store.ErrStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrStop) {
+		return 0, hx, err
+	}
+	if !found {
+		return 0, hx, fmt.Errorf("spends %s:%d, which is not an unspent output in the index", chainhash.Hash(*txid), vout)
+	}
+	return fund, hx, nil
+}
+
+// Disconnect takes the tip block back out using its undo record, leaving
+// the index as it was before the block was connected.
+func (w *Writer) Disconnect() error {
+	height := w.tip.Height
+	if height <= 0 {
+		return errors.New("index: cannot disconnect the genesis block")
+	}
+	h := uint32(height)
+	raw, err := w.b.Get(undoKey(h))
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: no undo record for block %d (kept for %d blocks)", ErrReorgTooDeep, height, w.ix.opts.ReorgLimit)
+	}
+	if err != nil {
+		return fmt.Errorf("index: read undo %d: %w", height, err)
+	}
+	undo, err := unmarshalUndo(raw)
+	if err != nil {
+		return fmt.Errorf("index: block %d: %w", height, err)
+	}
+	first := w.counts[height-1]
+	last := w.counts[height]
+	// Outputs the block created: remove their rows (any spent ones were
+	// spent in this block and are restored and removed below).
+	for _, c := range undo.created {
+		txid, err := w.b.Get(txidKey(c.txNum))
+		if err != nil {
+			return fmt.Errorf("index: read txid %d: %w", c.txNum, err)
+		}
+		if err := w.del(utxoKey(c.hashX, c.txNum, c.vout)); err != nil {
+			return err
+		}
+		if err := w.del(outLookupKey((*[32]byte)(txid), c.vout, c.txNum)); err != nil {
+			return err
+		}
+		if err := w.del(historyKey(c.hashX, c.txNum)); err != nil {
+			return err
+		}
+	}
+	// Outputs it spent, newest first so an output created and spent inside
+	// the block ends up deleted.
+	for i := len(undo.spent) - 1; i >= 0; i-- {
+		s := undo.spent[i]
+		var txid [32]byte
+		full, err := w.b.Get(txidKey(s.fundTxNum))
+		if err != nil {
+			return fmt.Errorf("index: read txid %d: %w", s.fundTxNum, err)
+		}
+		copy(txid[:], full)
+		if err := w.del(historyKey(s.hashX, s.spender)); err != nil {
+			return err
+		}
+		if err := w.del(spendKey(&txid, s.vout, s.fundTxNum)); err != nil {
+			return err
+		}
+		if s.fundTxNum >= first {
+			continue // created in this block: stays deleted
+		}
+		if err := w.set(utxoKey(s.hashX, s.fundTxNum, s.vout), putUint64(s.value)); err != nil {
+			return err
+		}
+		if err := w.set(outLookupKey(&txid, s.vout, s.fundTxNum), s.hashX[:]); err != nil {
+			return err
+		}
+	}
+	for n := first; n < last; n++ {
+		txid, err := w.b.Get(txidKey(n))
+		if err != nil {
+			return fmt.Errorf("index: read txid %d: %w", n, err)
+		}
+		if err := w.del(txLookupKey((*[32]byte)(txid), n)); err != nil {
+			return err
+		}
+		if err := w.del(txidKey(n)); err != nil {
+			return err
+		}
+	}
+	for _, k := range [][]byte{headerKey(h), txCountKey(h), undoKey(h)} {
+		if err := w.del(k); err != nil {
+			return err
+		}
+	}
+	prevHeader, err := w.b.Get(headerKey(h - 1))
+	if err != nil {
+		return fmt.Errorf("index: read header %d: %w", h-1, err)
+	}
+	w.counts = w.counts[:height:height]
+	w.tip = Tip{Height: height - 1, Hash: chain.HeaderHash(prevHeader), TxCount: first}
+	return nil
+}
+
+func (w *Writer) set(k, v []byte) error {
+	if err := w.b.Set(k, v); err != nil {
+		return fmt.Errorf("index: write %x: %w", k[:1], err)
+	}
+	return nil
+}
+
+func (w *Writer) del(k []byte) error {
+	if err := w.b.Delete(k); err != nil {
+		return fmt.Errorf("index: delete %x: %w", k[:1], err)
+	}
+	return nil
+}
