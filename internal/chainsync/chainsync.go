@@ -1,0 +1,349 @@
+// Package chainsync brings the index to the daemon's tip and keeps it
+// there: a fetch → parse → apply pipeline with blocks prefetched ahead of
+// one writer, large batches during initial sync and a commit per block at
+// the tip, and reorgs handled by disconnecting back to the fork with the
+// index's undo records.
+package chainsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"golang.org/x/sync/errgroup"
+
+	"amber/internal/chain"
+	"amber/internal/index"
+)
+
+// Source is where blocks come from: the daemon, or a file of raw blocks.
+type Source interface {
+	// BestBlock returns the height and hash of the source's tip.
+	BestBlock(ctx context.Context) (int32, chainhash.Hash, error)
+	// BlockHashes returns the hashes of count blocks from start.
+	BlockHashes(ctx context.Context, start int32, count int) ([]chainhash.Hash, error)
+	// RawBlocks returns the serialized blocks with the given hashes.
+	RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error)
+}
+
+// Options tune a Syncer.
+type Options struct {
+	// BatchBytes is the batch size at which bulk sync commits.
+	BatchBytes int
+	// TipDistance: blocks closer than this to the source's tip are
+	// committed one by one, durably.
+	TipDistance int32
+	// FetchChunk is how many blocks one fetch request asks for.
+	FetchChunk int
+	// Prefetch is how many chunks may wait ahead of the writer.
+	Prefetch int
+	// Workers parse blocks in parallel.
+	Workers int
+	// Logger receives progress and reorg lines.
+	Logger *slog.Logger
+	// Progress, when set, is called after every commit.
+	Progress func(Progress)
+	// OnCommit, when set, is called after every commit with the new tip.
+	OnCommit func(index.Tip)
+}
+
+// Progress describes how far a Syncer has come; counts are totals over
+// the Syncer's life.
+type Progress struct {
+	Height    int32
+	Target    int32
+	Blocks    int // blocks applied by this sync
+	Txs       uint64
+	Elapsed   time.Duration
+	Reorgs    int
+	Committed bool
+}
+
+// Syncer moves an index to the source's tip.
+type Syncer struct {
+	ix     *index.Index
+	src    Source
+	opts    Options
+	logger  *slog.Logger
+	prog    Progress // touched only by the goroutine running a sync
+	started time.Time
+}
+
+// New returns a Syncer; zero options get defaults suited to 2 to 8 cores.
+func New(ix *index.Index, src Source, opts Options) *Syncer {
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 64 << 20
+	}
+	if opts.TipDistance <= 0 {
+		opts.TipDistance = 6
+	}
+	if opts.FetchChunk <= 0 {
+		opts.FetchChunk = 50
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 4
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{ix: ix, src: src, opts: opts, logger: opts.Logger, started: time.Now()}
+}
+
+// chunk is a run of consecutive parsed blocks, in order.
+type chunk struct {
+	start  int32
+	blocks []*chain.Block
+	err    error
+}
+
+// SyncToTip applies blocks until the index is at the source's tip, and
+// returns that tip. On ctx cancellation it commits what it has applied and
+// returns ctx's error.
+func (s *Syncer) SyncToTip(ctx context.Context) (index.Tip, error) {
+	started := s.started
+	prog := &s.prog
+	for {
+		target, _, err := s.src.BestBlock(ctx)
+		if err != nil {
+			return s.ix.Tip(), fmt.Errorf("chainsync: read source tip: %w", err)
+		}
+		tip := s.ix.Tip()
+		if tip.Height >= target {
+			// Same height may still be a different block.
+			reorged, err := s.checkTipOnChain(ctx, prog)
+			if err != nil {
+				return s.ix.Tip(), err
+			}
+			if !reorged {
+				return s.ix.Tip(), nil
+			}
+			continue
+		}
+		prog.Target = target
+		err = s.run(ctx, tip.Height+1, target, prog, started)
+		if errors.Is(err, index.ErrPrevMismatch) {
+			if err := s.reorg(ctx, prog); err != nil {
+				return s.ix.Tip(), err
+			}
+			continue
+		}
+		if err != nil {
+			return s.ix.Tip(), err
+		}
+	}
+}
+
+// run fetches and applies blocks from..to, committing by batch size and
+// per block near the target.
+func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, started time.Time) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	chunks := make(chan chunk, s.opts.Prefetch)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(chunks)
+		for start := from; start <= to; start += int32(s.opts.FetchChunk) {
+			n := min(int32(s.opts.FetchChunk), to-start+1)
+			c := s.fetch(gctx, start, int(n))
+			select {
+			case chunks <- c:
+			case <-gctx.Done():
+				return nil
+			}
+			if c.err != nil {
+				return nil
+			}
+		}
+		return nil
+	})
+
+	var (
+		applyErr error
+		broken   bool // the batch holds part of a block: discard it
+	)
+	w, err := s.ix.NewWriter()
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
+	commit := func(sync bool) error {
+		err := w.Commit(sync)
+		prog.Height = w.Tip().Height
+		prog.Elapsed = time.Since(started)
+		prog.Committed = true
+		if err == nil {
+			if s.opts.OnCommit != nil {
+				s.opts.OnCommit(w.Tip())
+			}
+			if s.opts.Progress != nil {
+				s.opts.Progress(*prog)
+			}
+		}
+		return err
+	}
+loop:
+	for c := range chunks {
+		if c.err != nil {
+			applyErr = c.err
+			break
+		}
+		for _, b := range c.blocks {
+			if err := w.Connect(b); err != nil {
+				applyErr = err
+				broken = !errors.Is(err, index.ErrPrevMismatch)
+				break loop
+			}
+			prog.Blocks++
+			prog.Txs += uint64(len(b.Txs))
+			h := w.Tip().Height
+			if to-h < s.opts.TipDistance || w.Size() >= s.opts.BatchBytes {
+				if err := commit(to-h < s.opts.TipDistance); err != nil {
+					applyErr = err
+					break loop
+				}
+				if w, err = s.ix.NewWriter(); err != nil {
+					return err
+				}
+			} else if s.opts.Progress != nil && prog.Blocks%100 == 0 {
+				p := *prog
+				p.Height, p.Elapsed, p.Committed = h, time.Since(started), false
+				s.opts.Progress(p)
+			}
+		}
+		if parent.Err() != nil {
+			break
+		}
+	}
+	cancel()
+	for range chunks {
+	}
+	_ = g.Wait()
+	// Whatever was applied cleanly is committed, also on cancellation and
+	// before handling a reorg; a batch holding part of a block is dropped.
+	if broken {
+		w.Close()
+	} else if err := commit(true); err != nil && applyErr == nil {
+		applyErr = err
+	}
+	if applyErr == nil && parent.Err() != nil {
+		applyErr = parent.Err()
+	}
+	return applyErr
+}
+
+// fetch gets and parses count blocks from start, parsing in parallel.
+func (s *Syncer) fetch(ctx context.Context, start int32, count int) chunk {
+	c := chunk{start: start}
+	hashes, err := s.src.BlockHashes(ctx, start, count)
+	if err != nil {
+		c.err = fmt.Errorf("chainsync: block hashes %d+%d: %w", start, count, err)
+		return c
+	}
+	raws, err := s.src.RawBlocks(ctx, hashes)
+	if err != nil {
+		c.err = fmt.Errorf("chainsync: blocks %d+%d: %w", start, count, err)
+		return c
+	}
+	c.blocks = make([]*chain.Block, len(raws))
+	g := errgroup.Group{}
+	g.SetLimit(s.opts.Workers)
+	for i, raw := range raws {
+		g.Go(func() error {
+			b, err := s.ix.Network().ParseBlock(raw)
+			if err != nil {
+				return fmt.Errorf("chainsync: parse block %d: %w", start+int32(i), err)
+			}
+			if b.Hash != hashes[i] {
+				return fmt.Errorf("chainsync: block %d: source sent %s for %s", start+int32(i), b.Hash, hashes[i])
+			}
+			c.blocks[i] = b
+			return nil
+		})
+	}
+	c.err = g.Wait()
+	return c
+}
+
+// checkTipOnChain reports whether our tip is still in the source's chain,
+// and reorgs when it is not.
+func (s *Syncer) checkTipOnChain(ctx context.Context, prog *Progress) (bool, error) {
+	tip := s.ix.Tip()
+	if tip.Height < 0 {
+		return false, nil
+	}
+	hs, err := s.src.BlockHashes(ctx, tip.Height, 1)
+	if err != nil {
+		return false, fmt.Errorf("chainsync: hash at %d: %w", tip.Height, err)
+	}
+	if hs[0] == tip.Hash {
+		return false, nil
+	}
+	return true, s.reorg(ctx, prog)
+}
+
+// reorg disconnects blocks until the index's tip is on the source's chain.
+func (s *Syncer) reorg(ctx context.Context, prog *Progress) error {
+	w, err := s.ix.NewWriter()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	old := w.Tip()
+	for {
+		t := w.Tip()
+		hs, err := s.src.BlockHashes(ctx, t.Height, 1)
+		if err != nil {
+			return fmt.Errorf("chainsync: hash at %d during reorg: %w", t.Height, err)
+		}
+		if hs[0] == t.Hash {
+			break
+		}
+		if err := w.Disconnect(); err != nil {
+			return fmt.Errorf("chainsync: reorg from %d (%s): %w", old.Height, old.Hash, err)
+		}
+	}
+	fork := w.Tip()
+	if err := w.Commit(true); err != nil {
+		return err
+	}
+	prog.Reorgs++
+	s.logger.Warn("chain reorganised", "height", old.Height, "block", old.Hash.String(),
+		"fork_height", fork.Height, "depth", old.Height-fork.Height)
+	return nil
+}
+
+// Follow keeps the index at the source's tip, polling every interval, until
+// ctx ends. onTip is called after each change of tip.
+func (s *Syncer) Follow(ctx context.Context, interval time.Duration, onTip func(index.Tip)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := s.ix.Tip()
+	for {
+		tip, err := s.SyncToTip(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if tip != last {
+			last = tip
+			if onTip != nil {
+				onTip(tip)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
