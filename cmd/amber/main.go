@@ -15,6 +15,9 @@ import (
 	"runtime"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
+	"amber/builder"
 	"amber/internal/config"
 	"amber/internal/telemetry"
 	"amber/internal/version"
@@ -39,11 +42,11 @@ func main() {
 type command struct {
 	name  config.Command
 	short string
-	run   func(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error
+	run   func(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) error
 }
 
 var commands = []command{
-	{config.Build, "sync the index from the daemon and publish snapshots", notBuilt},
+	{config.Build, "sync the index from the daemon and publish snapshots", runBuild},
 	{config.Serve, "serve the Electrum protocol to wallets", notBuilt},
 	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots", notBuilt},
 	{config.RPC, "send an admin command to a running server", notBuilt},
@@ -53,7 +56,7 @@ var commands = []command{
 // errNotBuilt marks a subcommand that this release does not have yet.
 var errNotBuilt = errors.New("not implemented in this release yet")
 
-func notBuilt(context.Context, *config.Config, *slog.Logger, io.Writer) error {
+func notBuilt(context.Context, *config.Config, *slog.Logger, io.Writer, io.Writer) error {
 	return errNotBuilt
 }
 
@@ -90,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		var level slog.LevelVar
 		level.Set(cfg.LogLevel)
 		logger := telemetry.NewLogger(stderr, &level, cfg.LogFormat)
-		if err := c.run(ctx, cfg, logger, stdout); err != nil {
+		if err := c.run(ctx, cfg, logger, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "amber %s: %v\n", name, err)
 			return exitFail
 		}
@@ -98,6 +101,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stderr, "amber: unknown command %q; run amber --help for the list\n", name)
 	return exitUsage
+}
+
+// runBuild runs the builder and, beside it, the metrics and health
+// listener. Shutdown order: the builder commits and closes the index, then
+// the HTTP listener stops.
+func runBuild(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, stderr io.Writer) error {
+	reg := telemetry.NewRegistry()
+	health := telemetry.NewHealth("syncing")
+	b := builder.New(cfg, logger, stderr, reg, health)
+	g, gctx := errgroup.WithContext(ctx)
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopHTTP()
+	if cfg.HTTPAddr != "" {
+		srv := telemetry.NewHTTPServer(cfg.HTTPAddr, reg, health, logger)
+		g.Go(func() error { return srv.Run(httpCtx) })
+	}
+	g.Go(func() error {
+		defer stopHTTP()
+		return b.Run(gctx)
+	})
+	return g.Wait()
 }
 
 func usage(w io.Writer) {

@@ -65,8 +65,8 @@ type Progress struct {
 
 // Syncer moves an index to the source's tip.
 type Syncer struct {
-	ix     *index.Index
-	src    Source
+	ix      *index.Index
+	src     Source
 	opts    Options
 	logger  *slog.Logger
 	prog    Progress // touched only by the goroutine running a sync

@@ -107,9 +107,13 @@ var options = []option{
 		usage: "PEM private key for ssl:// and wss://",
 		parse: func(c *Config, v string) error { c.SSLKeyFile = v; return nil }},
 	{env: "HTTP_ADDR", def: "127.0.0.1:8080", group: "Listeners", cmds: httpCmds,
-		usage: "host:port for /metrics, /healthz, /readyz and the status page; empty disables",
+		usage: "host:port for /metrics, /healthz, /readyz and the status page; off disables",
 		parse: func(c *Config, v string) error {
-			if v != "" {
+			if strings.EqualFold(v, "off") || v == "" {
+				c.HTTPAddr = ""
+				return nil
+			}
+			{
 				if _, _, err := splitHostPort(v); err != nil {
 					return fmt.Errorf("%v; want host:port such as 127.0.0.1:8080", err)
 				}
