@@ -1,0 +1,202 @@
+// Package builder is the builder job: it syncs the chain from the daemon
+// into the Pebble index and keeps it at the tip. Publishing snapshots of
+// the index is added on top of the same loop.
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"amber/internal/chainsync"
+	"amber/internal/config"
+	"amber/internal/daemon"
+	"amber/internal/index"
+	"amber/internal/store"
+	"amber/internal/telemetry"
+)
+
+// Builder syncs the index from the daemon.
+type Builder struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	progress io.Writer // where the progress line is drawn, if a terminal
+	reg      *prometheus.Registry
+	health   *telemetry.Health
+}
+
+// New returns a Builder. progress is the writer whose terminal (if it is
+// one) shows a live progress line; otherwise progress is logged.
+func New(cfg *config.Config, logger *slog.Logger, progress io.Writer, reg *prometheus.Registry, health *telemetry.Health) *Builder {
+	return &Builder{cfg: cfg, logger: logger, progress: progress, reg: reg, health: health}
+}
+
+// Run syncs to the daemon's tip, then follows it until ctx ends (or
+// returns at the tip with BUILD_ONCE). The index is committed and closed
+// before Run returns, so SIGINT or SIGTERM lose nothing.
+func (b *Builder) Run(ctx context.Context) (err error) {
+	cfg := b.cfg
+	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: b.logger})
+	if err != nil {
+		return err
+	}
+	// Check the daemon before creating anything on disk.
+	if err := checkDaemonNetwork(ctx, dc, cfg); err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.DBDirectory, store.Options{
+		CacheSize: int64(cfg.CacheMB) << 20 / 2,
+		Logger:    b.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("builder: open %s: %w", cfg.DBDirectory, err)
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("builder: close %s: %w", cfg.DBDirectory, cerr)
+		}
+	}()
+	ix, err := index.Open(db, cfg.Network, index.Options{ReorgLimit: cfg.ReorgLimit, Logger: b.logger})
+	if err != nil {
+		return err
+	}
+	m := newMetrics(b.reg)
+	tip := ix.Tip()
+	m.height.Set(float64(tip.Height))
+	b.logger.Info("index opened", "dir", cfg.DBDirectory, "height", tip.Height, "block", tip.Hash.String(), "network", cfg.Network.String())
+
+	meter := telemetry.NewMeter("sync", "blocks", b.progress, b.logger)
+	var lastBlocks int
+	var lastTxs uint64
+	syncer := chainsync.New(ix, Source{dc}, chainsync.Options{
+		Logger:     b.logger,
+		BatchBytes: cfg.CacheMB << 20 / 4,
+		Progress: func(p chainsync.Progress) {
+			meter.Update(int64(p.Height), int64(p.Target), false, "txs", int64(p.Txs))
+			m.blocks.Add(float64(p.Blocks - lastBlocks))
+			m.txs.Add(float64(p.Txs - lastTxs))
+			lastBlocks, lastTxs = p.Blocks, p.Txs
+		},
+		OnCommit: func(t index.Tip) { m.height.Set(float64(t.Height)) },
+	})
+	started := time.Now()
+	tip, err = syncer.SyncToTip(ctx)
+	if errors.Is(err, context.Canceled) {
+		b.logger.Info("sync interrupted; index committed", "height", tip.Height, "block", tip.Hash.String())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	meter.Update(int64(tip.Height), int64(tip.Height), true, "txs", int64(lastTxs))
+	b.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(started).Round(time.Millisecond).String())
+	b.health.SetReady(true, "")
+	if cfg.Verify {
+		if err := verify(ctx, ix, dc, b.logger); err != nil {
+			return err
+		}
+	}
+	if cfg.Once {
+		return nil
+	}
+	return syncer.Follow(ctx, cfg.DaemonPollInterval, func(t index.Tip) {
+		b.logger.Info("new tip", "height", t.Height, "block", t.Hash.String())
+	})
+}
+
+// checkDaemonNetwork refuses a daemon on another network than NET, which
+// would otherwise fail later with a confusing genesis error.
+func checkDaemonNetwork(ctx context.Context, dc *daemon.Client, cfg *config.Config) error {
+	h, err := dc.BlockHash(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("builder: ask daemon %s for its genesis block: %w", dc.URL(), err)
+	}
+	if h != cfg.Network.Genesis {
+		return fmt.Errorf("builder: daemon %s has genesis %s, but NET=%s has %s; point DAEMON_URL at a %s node or fix NET",
+			dc.URL(), h, cfg.Network.Name, cfg.Network.Genesis, cfg.Network.Name)
+	}
+	return nil
+}
+
+// verify compares the index's UTXO set figures with the daemon's.
+func verify(ctx context.Context, ix *index.Index, dc *daemon.Client, logger *slog.Logger) error {
+	n, total, err := ix.UTXOStats()
+	if err != nil {
+		return err
+	}
+	tip := ix.Tip()
+	logger.Info("index utxo set", "height", tip.Height, "txouts", n, "total_sat", total)
+	var info struct {
+		Height      int32   `json:"height"`
+		Txouts      uint64  `json:"txouts"`
+		TotalAmount float64 `json:"total_amount"`
+	}
+	raw, err := dc.Call(ctx, "gettxoutsetinfo")
+	if errors.Is(err, daemon.ErrUnsupported) {
+		logger.Info("daemon has no gettxoutsetinfo; index figures not cross-checked")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("builder: gettxoutsetinfo: %w", err)
+	}
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return fmt.Errorf("builder: decode gettxoutsetinfo: %w", err)
+	}
+	sat := uint64(info.TotalAmount*1e8 + 0.5)
+	if info.Height != tip.Height {
+		logger.Warn("daemon moved on during verify; figures not comparable", "height", tip.Height, "daemon_height", info.Height)
+		return nil
+	}
+	if info.Txouts != n || sat != total {
+		return fmt.Errorf("builder: utxo set mismatch at height %d: index %d outputs / %d sat, daemon %d / %d", tip.Height, n, total, info.Txouts, sat)
+	}
+	logger.Info("utxo set matches daemon", "height", tip.Height, "txouts", n, "total_sat", total)
+	return nil
+}
+
+// Source adapts the daemon client to chainsync.Source.
+type Source struct{ C *daemon.Client }
+
+// BestBlock returns the daemon's tip.
+func (s Source) BestBlock(ctx context.Context) (int32, chainhash.Hash, error) {
+	info, err := s.C.BlockchainInfo(ctx)
+	if err != nil {
+		return 0, chainhash.Hash{}, err
+	}
+	return int32(info.Blocks), info.BestBlockHash, nil
+}
+
+// BlockHashes returns count hashes from start.
+func (s Source) BlockHashes(ctx context.Context, start int32, count int) ([]chainhash.Hash, error) {
+	return s.C.BlockHashes(ctx, int(start), count)
+}
+
+// RawBlocks returns the blocks with the given hashes.
+func (s Source) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error) {
+	return s.C.RawBlocks(ctx, hashes)
+}
+
+type metrics struct {
+	height prometheus.Gauge
+	blocks prometheus.Counter
+	txs    prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		height: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: telemetry.Namespace, Name: "index_height", Help: "Height of the last fully indexed block."}),
+		blocks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: telemetry.Namespace, Name: "sync_blocks_total", Help: "Blocks applied to the index."}),
+		txs:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: telemetry.Namespace, Name: "sync_transactions_total", Help: "Transactions applied to the index."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.height, m.blocks, m.txs)
+	}
+	return m
+}
