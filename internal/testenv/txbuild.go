@@ -129,7 +129,6 @@ func (w *Wallet) BuildTx(req TxRequest) (*wire.MsgTx, []*UTXO, error) {
 		// Without a change output the remainder, which pays at least the
 		// smaller transaction's fee, all goes to the fee.
 		if inSum >= outSum+estimateVSize(inputs, outs)*rate {
-			fee = inSum - outSum
 			break
 		}
 		if len(candidates) == 0 {
