@@ -233,3 +233,19 @@ func TestSourceErrorsKeepIndex(t *testing.T) {
 		t.Errorf("tip after a bad block = %d, want 50", h)
 	}
 }
+
+func TestMemorySource(t *testing.T) {
+	_, ix, net := newIndex(t)
+	blocks := makeChain(t, net, nil, 120, 'm')
+	src, err := NewMemorySource(blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tip, err := New(ix, src, Options{FetchChunk: 7}).SyncToTip(context.Background())
+	if err != nil || tip.Height != 120 || tip.Hash != chain.HeaderHash(blocks[120][:80]) {
+		t.Fatalf("tip %d %s err %v", tip.Height, tip.Hash, err)
+	}
+	if _, err := src.BlockHashes(context.Background(), 100, 30); err == nil {
+		t.Error("hashes past the end were served")
+	}
+}
