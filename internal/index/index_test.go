@@ -569,3 +569,31 @@ func TestUTXOStats(t *testing.T) {
 		t.Fatalf("UTXOStats = %d, %d (%v), want %d, %d", n, sum, err, wantN, wantSum)
 	}
 }
+
+func TestOutput(t *testing.T) {
+	net := regtest(t)
+	blocks := makeChain(net, 4, 150)
+	_, ix := openIndex(t, net, 100)
+	connectAll(t, ix, blocks, 1000)
+	want := naive.Build(blocks)
+	n := 0
+	for _, hx := range want.Scripts() {
+		for op, v := range want.UTXOs(hx) {
+			gotHX, gotV, ok, err := ix.Output(op.Hash, op.Index)
+			if err != nil || !ok || gotHX != hx || gotV != uint64(v) {
+				t.Fatalf("Output(%s) = %s %d %v %v, want %s %d", op, gotHX, gotV, ok, err, hx, v)
+			}
+			n++
+		}
+	}
+	// A spent output is not found.
+	for _, tx := range blocks[149].Txs[1:] {
+		prev := tx.Inputs[0].Prev
+		if _, _, ok, _ := ix.Output(prev.Hash, prev.Index); ok {
+			t.Errorf("spent output %s reported unspent", prev)
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d outputs checked", n)
+	}
+}

@@ -269,3 +269,38 @@ func Digest(r store.Reader) (string, error) {
 	}
 	return fmt.Sprintf("%x/%d", h.Sum(nil)[:12], rows), nil
 }
+
+// Output finds a confirmed unspent output: its script's hashX and value.
+// ok is false when the output does not exist or is spent in the best
+// chain. The mempool uses it to resolve what its transactions spend.
+func (ix *Index) Output(txid chainhash.Hash, vout uint32) (hx chain.HashX, value uint64, ok bool, err error) {
+	v := ix.view()
+	defer v.close()
+	key := (*[32]byte)(&txid)
+	prefix := outLookupKey(key, vout, 0)[:1+shortLen+voutLen]
+	var fund uint64
+	err = v.r.Scan(prefix, func(k, val []byte) error {
+		n := getTxNum(k[len(prefix):])
+		full, err := v.r.Get(txidKey(n))
+		if err != nil {
+			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
+		}
+		if bytes.Equal(full, txid[:]) {
+			ok, fund = true, n
+			copy(hx[:], val)
+			return store.ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		return hx, 0, false, fmt.Errorf("index: output %s:%d: %w", txid, vout, err)
+	}
+	if !ok {
+		return hx, 0, false, nil
+	}
+	b, err := v.r.Get(utxoKey(hx, fund, vout))
+	if err != nil {
+		return hx, 0, false, fmt.Errorf("index: utxo %s:%d: %w", txid, vout, err)
+	}
+	return hx, binary.BigEndian.Uint64(b), true, nil
+}
