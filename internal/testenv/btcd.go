@@ -294,6 +294,16 @@ func (b *Btcd) Kill() {
 	}
 }
 
+// Crash ends btcd with SIGKILL at once, without saving a regtest chain
+// first: for tests where the moment of death matters more than a later
+// Restart (which then starts from an empty regtest chain).
+func (b *Btcd) Crash() {
+	b.t.Helper()
+	if err := b.proc.kill(); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // Restart stops btcd if it is running and starts it again with the same
 // data directory, ports and credentials. The mempool starts empty: btcd
 // does not keep it across restarts.
