@@ -84,7 +84,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			m.txs.Add(float64(p.Txs - lastTxs))
 			lastBlocks, lastTxs = p.Blocks, p.Txs
 		},
-		OnCommit: func(t index.Tip) { m.height.Set(float64(t.Height)) },
+		OnCommit: func(t index.Tip, _ *index.Touched) { m.height.Set(float64(t.Height)) },
 	})
 	started := time.Now()
 	tip, err = syncer.SyncToTip(ctx)

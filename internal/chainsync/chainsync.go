@@ -47,8 +47,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, when set, is called after every commit.
 	Progress func(Progress)
-	// OnCommit, when set, is called after every commit with the new tip.
-	OnCommit func(index.Tip)
+	// OnCommit, when set, is called after every commit with the new tip
+	// and, with CollectTouched, what the committed blocks touched.
+	OnCommit func(index.Tip, *index.Touched)
+	// CollectTouched records the scripts and outpoints each commit
+	// touched, for notifications; bulk syncs leave it off.
+	CollectTouched bool
 }
 
 // Progress describes how far a Syncer has come; counts are totals over
@@ -168,7 +172,7 @@ func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, sta
 		applyErr error
 		broken   bool // the batch holds part of a block: discard it
 	)
-	w, err := s.ix.NewWriter()
+	w, err := s.newWriter()
 	if err != nil {
 		cancel()
 		_ = g.Wait()
@@ -181,7 +185,7 @@ func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, sta
 		prog.Committed = true
 		if err == nil {
 			if s.opts.OnCommit != nil {
-				s.opts.OnCommit(w.Tip())
+				s.opts.OnCommit(w.Tip(), w.Touched())
 			}
 			if s.opts.Progress != nil {
 				s.opts.Progress(*prog)
@@ -209,7 +213,7 @@ loop:
 					applyErr = err
 					break loop
 				}
-				if w, err = s.ix.NewWriter(); err != nil {
+				if w, err = s.newWriter(); err != nil {
 					return err
 				}
 			} else if s.opts.Progress != nil && prog.Blocks%100 == 0 {
@@ -237,6 +241,14 @@ loop:
 		applyErr = parent.Err()
 	}
 	return applyErr
+}
+
+func (s *Syncer) newWriter() (*index.Writer, error) {
+	w, err := s.ix.NewWriter()
+	if err == nil && s.opts.CollectTouched {
+		w.CollectTouched()
+	}
+	return w, err
 }
 
 // fetch gets and parses count blocks from start, parsing in parallel.
@@ -291,7 +303,7 @@ func (s *Syncer) checkTipOnChain(ctx context.Context, prog *Progress) (bool, err
 
 // reorg disconnects blocks until the index's tip is on the source's chain.
 func (s *Syncer) reorg(ctx context.Context, prog *Progress) error {
-	w, err := s.ix.NewWriter()
+	w, err := s.newWriter()
 	if err != nil {
 		return err
 	}
@@ -313,6 +325,9 @@ func (s *Syncer) reorg(ctx context.Context, prog *Progress) error {
 	fork := w.Tip()
 	if err := w.Commit(true); err != nil {
 		return err
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(fork, w.Touched())
 	}
 	prog.Reorgs++
 	s.logger.Warn("chain reorganised", "height", old.Height, "block", old.Hash.String(),

@@ -142,7 +142,7 @@ func TestSyncAndReorg(t *testing.T) {
 	src := &fakeSource{}
 	src.set(a)
 	var commits int
-	s := New(ix, src, Options{BatchBytes: 4 << 10, FetchChunk: 16, OnCommit: func(index.Tip) { commits++ }})
+	s := New(ix, src, Options{BatchBytes: 4 << 10, FetchChunk: 16, OnCommit: func(index.Tip, *index.Touched) { commits++ }})
 	tip, err := s.SyncToTip(context.Background())
 	if err != nil || tip.Height != 500 || tip.Hash != chain.HeaderHash(a[500][:80]) {
 		t.Fatalf("sync: tip %d err %v", tip.Height, err)
@@ -247,5 +247,36 @@ func TestMemorySource(t *testing.T) {
 	}
 	if _, err := src.BlockHashes(context.Background(), 100, 30); err == nil {
 		t.Error("hashes past the end were served")
+	}
+}
+
+// TestCollectTouched: in follow mode every commit, the reorg's included,
+// says which scripts it touched.
+func TestCollectTouched(t *testing.T) {
+	_, ix, net := newIndex(t)
+	a := makeChain(t, net, nil, 30, 'a')
+	src := &fakeSource{}
+	src.set(a)
+	seen := map[chain.HashX]bool{}
+	s := New(ix, src, Options{CollectTouched: true, OnCommit: func(_ index.Tip, tc *index.Touched) {
+		for hx := range tc.Scripts {
+			seen[hx] = true
+		}
+	}})
+	if _, err := s.SyncToTip(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Coinbases pay 7 scripts tagged 'a'.
+	if len(seen) != 7 {
+		t.Fatalf("%d scripts touched, want 7", len(seen))
+	}
+	clear(seen)
+	src.set(makeChain(t, net, a[:25], 10, 'b'))
+	if _, err := s.SyncToTip(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The reorg removes 'a' coinbases of 25..30 and adds 7 'b' scripts.
+	if !seen[chain.HashXOf([]byte{0x51, 'a', 25 % 7})] || !seen[chain.HashXOf([]byte{0x51, 'b', 30 % 7})] {
+		t.Errorf("reorg touched %d scripts, missing the disconnected or the new ones", len(seen))
 	}
 }

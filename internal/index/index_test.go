@@ -597,3 +597,54 @@ func TestOutput(t *testing.T) {
 		t.Fatalf("only %d outputs checked", n)
 	}
 }
+
+// TestTouched: the scripts a Writer reports touched are exactly those whose
+// history gained (or, disconnecting, lost) an entry.
+func TestTouched(t *testing.T) {
+	net := regtest(t)
+	blocks := makeChain(net, 8, 130)
+	_, ix := openIndex(t, net, 100)
+	connectAll(t, ix, blocks[:120], 1000)
+	want := map[chain.HashX]bool{}
+	o := naive.Build(blocks)
+	for _, hx := range o.Scripts() {
+		for _, it := range o.History(hx) {
+			if it.Height >= 120 {
+				want[hx] = true
+			}
+		}
+	}
+	check := func(what string, got *Touched) {
+		if len(got.Scripts) != len(want) {
+			t.Errorf("%s: %d scripts touched, want %d", what, len(got.Scripts), len(want))
+		}
+		for hx := range want {
+			if _, ok := got.Scripts[hx]; !ok {
+				t.Errorf("%s: %s not reported", what, hx)
+			}
+		}
+		if len(got.Outpoints) == 0 {
+			t.Errorf("%s: no outpoints", what)
+		}
+	}
+	w, _ := ix.NewWriter()
+	w.CollectTouched()
+	for _, b := range blocks[120:] {
+		if err := w.Connect(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("connect", w.Touched())
+	if err := w.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	w, _ = ix.NewWriter()
+	defer w.Close()
+	w.CollectTouched()
+	for range 10 {
+		if err := w.Disconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("disconnect", w.Touched())
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
 	"amber/internal/store"
@@ -20,11 +21,36 @@ var ErrPrevMismatch = errors.New("index: block does not extend the tip")
 // undo records and the tip together, so committing it moves the index from
 // one consistent tip to another. Only one Writer exists at a time.
 type Writer struct {
-	ix     *Index
-	b      *store.Batch
-	tip    Tip
-	counts []uint64
-	done   bool
+	ix      *Index
+	b       *store.Batch
+	tip     Tip
+	counts  []uint64
+	done    bool
+	touched *Touched // nil unless CollectTouched was called
+}
+
+// Touched lists what the blocks applied by a Writer changed: the scripts
+// whose history changed and the outpoints created or spent. The server
+// notifies subscribers of exactly these.
+type Touched struct {
+	Scripts   map[chain.HashX]struct{}
+	Outpoints map[wire.OutPoint]struct{}
+}
+
+// CollectTouched makes the Writer record what it touches; a bulk sync
+// leaves it off to save memory.
+func (w *Writer) CollectTouched() {
+	w.touched = &Touched{Scripts: map[chain.HashX]struct{}{}, Outpoints: map[wire.OutPoint]struct{}{}}
+}
+
+// Touched returns what was collected, or nil.
+func (w *Writer) Touched() *Touched { return w.touched }
+
+func (w *Writer) touch(hx chain.HashX, op wire.OutPoint) {
+	if w.touched != nil {
+		w.touched.Scripts[hx] = struct{}{}
+		w.touched.Outpoints[op] = struct{}{}
+	}
 }
 
 // NewWriter starts a batch on top of the committed tip. It fails while
@@ -164,6 +190,7 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 		if err := w.set(historyKey(hx, txNum), nil); err != nil {
 			return err
 		}
+		w.touch(hx, in.Prev)
 	}
 	for vout, out := range tx.Outputs {
 		if !chain.IsIndexed(out.PkScript) {
@@ -181,6 +208,7 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 			return err
 		}
 		undo.created = append(undo.created, newOut{hashX: hx, txNum: txNum, vout: v})
+		w.touch(hx, wire.OutPoint{Hash: tx.TxID, Index: v})
 	}
 	return nil
 }
@@ -253,6 +281,7 @@ func (w *Writer) Disconnect() error {
 		if err := w.del(historyKey(c.hashX, c.txNum)); err != nil {
 			return err
 		}
+		w.touch(c.hashX, wire.OutPoint{Hash: chainhash.Hash(txid), Index: c.vout})
 	}
 	// Outputs it spent, newest first so an output created and spent inside
 	// the block ends up deleted.
@@ -270,6 +299,7 @@ func (w *Writer) Disconnect() error {
 		if err := w.del(spendKey(&txid, s.vout, s.fundTxNum)); err != nil {
 			return err
 		}
+		w.touch(s.hashX, wire.OutPoint{Hash: chainhash.Hash(txid), Index: s.vout})
 		if s.fundTxNum >= first {
 			continue // created in this block: stays deleted
 		}
