@@ -48,7 +48,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		return err
 	}
 	// Check the daemon before creating anything on disk.
-	if err := checkDaemonNetwork(ctx, dc, cfg); err != nil {
+	if err := dc.CheckNetwork(ctx, cfg.Network); err != nil {
 		return err
 	}
 	db, err := store.Open(cfg.DBDirectory, store.Options{
@@ -109,20 +109,6 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	return syncer.Follow(ctx, cfg.DaemonPollInterval, func(t index.Tip) {
 		b.logger.Info("new tip", "height", t.Height, "block", t.Hash.String())
 	})
-}
-
-// checkDaemonNetwork refuses a daemon on another network than NET, which
-// would otherwise fail later with a confusing genesis error.
-func checkDaemonNetwork(ctx context.Context, dc *daemon.Client, cfg *config.Config) error {
-	h, err := dc.BlockHash(ctx, 0)
-	if err != nil {
-		return fmt.Errorf("builder: ask daemon %s for its genesis block: %w", dc.URL(), err)
-	}
-	if h != cfg.Network.Genesis {
-		return fmt.Errorf("builder: daemon %s has genesis %s, but NET=%s has %s; point DAEMON_URL at a %s node or fix NET",
-			dc.URL(), h, cfg.Network.Name, cfg.Network.Genesis, cfg.Network.Name)
-	}
-	return nil
 }
 
 // verify compares the index's UTXO set figures with the daemon's.

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
+
+	"amber/internal/chain"
 )
 
 // Call makes one JSON-RPC call with positional params and returns the raw
@@ -558,4 +560,18 @@ func decodeHex(raw json.RawMessage) ([]byte, error) {
 		return nil, fmt.Errorf("decode hex result: %w", err)
 	}
 	return b, nil
+}
+
+// CheckNetwork refuses a daemon whose genesis block is not net's, before
+// a caller writes anything on the strength of its answers.
+func (c *Client) CheckNetwork(ctx context.Context, net *chain.Network) error {
+	h, err := c.BlockHash(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("daemon: ask %s for its genesis block: %w", c.URL(), err)
+	}
+	if h != net.Genesis {
+		return fmt.Errorf("daemon: %s has genesis %s, but NET=%s has %s; point DAEMON_URL at a %s node or fix NET",
+			c.URL(), h, net.Name, net.Genesis, net.Name)
+	}
+	return nil
 }
