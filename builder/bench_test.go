@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"amber/builder"
 	"amber/internal/chain"
 	"amber/internal/chainsync"
 	"amber/internal/config"
@@ -62,7 +61,7 @@ func BenchmarkSync(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		btcdT += timeSync(b, net, builder.Source{C: dc})
+		btcdT += timeSync(b, net, chainsync.DaemonSource{C: dc})
 	}
 	n := float64(iters)
 	rate := func(d time.Duration) float64 { return blocks * n / d.Seconds() }

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"amber/internal/chainsync"
@@ -75,7 +74,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	meter := telemetry.NewMeter("sync", "blocks", b.progress, b.logger)
 	var lastBlocks int
 	var lastTxs uint64
-	syncer := chainsync.New(ix, Source{dc}, chainsync.Options{
+	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Logger:     b.logger,
 		BatchBytes: cfg.CacheMB << 20 / 4,
 		Progress: func(p chainsync.Progress) {
@@ -145,28 +144,6 @@ func verify(ctx context.Context, ix *index.Index, dc *daemon.Client, logger *slo
 	}
 	logger.Info("utxo set matches daemon", "height", tip.Height, "txouts", n, "total_sat", total)
 	return nil
-}
-
-// Source adapts the daemon client to chainsync.Source.
-type Source struct{ C *daemon.Client }
-
-// BestBlock returns the daemon's tip.
-func (s Source) BestBlock(ctx context.Context) (int32, chainhash.Hash, error) {
-	info, err := s.C.BlockchainInfo(ctx)
-	if err != nil {
-		return 0, chainhash.Hash{}, err
-	}
-	return int32(info.Blocks), info.BestBlockHash, nil
-}
-
-// BlockHashes returns count hashes from start.
-func (s Source) BlockHashes(ctx context.Context, start int32, count int) ([]chainhash.Hash, error) {
-	return s.C.BlockHashes(ctx, int(start), count)
-}
-
-// RawBlocks returns the blocks with the given hashes.
-func (s Source) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error) {
-	return s.C.RawBlocks(ctx, hashes)
 }
 
 type metrics struct {

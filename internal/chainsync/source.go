@@ -7,6 +7,7 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/chain"
+	"amber/internal/daemon"
 )
 
 // MemorySource serves a chain of raw blocks held in memory, genesis first:
@@ -61,4 +62,28 @@ func (s *MemorySource) RawBlocks(_ context.Context, hashes []chainhash.Hash) ([]
 		out[i] = s.blocks[n]
 	}
 	return out, nil
+}
+
+// DaemonSource serves blocks from the daemon.
+type DaemonSource struct{ C *daemon.Client }
+
+var _ Source = DaemonSource{}
+
+// BestBlock returns the daemon's tip.
+func (s DaemonSource) BestBlock(ctx context.Context) (int32, chainhash.Hash, error) {
+	info, err := s.C.BlockchainInfo(ctx)
+	if err != nil {
+		return 0, chainhash.Hash{}, err
+	}
+	return int32(info.Blocks), info.BestBlockHash, nil
+}
+
+// BlockHashes returns count hashes from start.
+func (s DaemonSource) BlockHashes(ctx context.Context, start int32, count int) ([]chainhash.Hash, error) {
+	return s.C.BlockHashes(ctx, int(start), count)
+}
+
+// RawBlocks returns the blocks with the given hashes.
+func (s DaemonSource) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error) {
+	return s.C.RawBlocks(ctx, hashes)
 }
