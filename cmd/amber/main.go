@@ -15,12 +15,14 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"amber/builder"
 	"amber/internal/config"
 	"amber/internal/telemetry"
 	"amber/internal/version"
+	"amber/server"
 )
 
 // Exit codes.
@@ -47,7 +49,7 @@ type command struct {
 
 var commands = []command{
 	{config.Build, "sync the index from the daemon and publish snapshots", runBuild},
-	{config.Serve, "serve the Electrum protocol to wallets", notBuilt},
+	{config.Serve, "serve the Electrum protocol to wallets", runServe},
 	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots", notBuilt},
 	{config.RPC, "send an admin command to a running server", notBuilt},
 	{config.Demo, "run a local regtest chain, builder, snapshot and server", notBuilt},
@@ -103,13 +105,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return exitUsage
 }
 
-// runBuild runs the builder and, beside it, the metrics and health
-// listener. Shutdown order: the builder commits and closes the index, then
-// the HTTP listener stops.
+// runBuild runs the builder beside the metrics and health listener.
 func runBuild(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, stderr io.Writer) error {
 	reg := telemetry.NewRegistry()
 	health := telemetry.NewHealth("syncing")
-	b := builder.New(cfg, logger, stderr, reg, health)
+	return withHTTP(ctx, cfg, logger, reg, health, builder.New(cfg, logger, stderr, reg, health).Run)
+}
+
+// runServe runs a server node beside the metrics and health listener.
+func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, _ io.Writer) error {
+	if len(cfg.Services) == 0 {
+		logger.Warn("SERVICES is empty: no listeners, no wallet can connect")
+	}
+	reg := telemetry.NewRegistry()
+	health := telemetry.NewHealth("starting")
+	return withHTTP(ctx, cfg, logger, reg, health, server.New(cfg, logger, reg, health).Run)
+}
+
+// withHTTP runs a component with the HTTP listener (when HTTP_ADDR is
+// set) beside it. Shutdown order: the component finishes (commits, closes
+// the index), then the listener stops, so probes see the end.
+func withHTTP(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg *prometheus.Registry, health *telemetry.Health, run func(context.Context) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopHTTP()
@@ -119,7 +135,7 @@ func runBuild(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, s
 	}
 	g.Go(func() error {
 		defer stopHTTP()
-		return b.Run(gctx)
+		return run(gctx)
 	})
 	return g.Wait()
 }

@@ -147,7 +147,7 @@ func ParseServices(v string, report bool) ([]Service, error) {
 		if report {
 			key = s.String()
 		}
-		if seen[key] {
+		if seen[key] && s.Port != 0 { // port 0 picks a free port each time
 			return nil, fmt.Errorf("%s given twice", key)
 		}
 		seen[key] = true

@@ -1,0 +1,452 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+	"github.com/coder/websocket"
+
+	"amber/internal/chain"
+	"amber/internal/config"
+	"amber/internal/merkle"
+	"amber/internal/telemetry"
+	"amber/internal/testenv"
+	"amber/internal/testenv/naive"
+	"amber/server"
+)
+
+// node starts btcd with a little activity and an amber server on it,
+// listening on tcp and ws on loopback.
+type node struct {
+	r      *testenv.Regtest
+	srv    *server.Server
+	tcp    string
+	ws     string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startNode(t *testing.T) *node {
+	t.Helper()
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	r.Mine(105)
+	// Payments of every kind, some reused, one chain of two unconfirmed.
+	var outs []*wire.TxOut
+	for _, k := range testenv.AllKinds() {
+		outs = append(outs, r.Wallet.NewScript(k).TxOut(70_000))
+	}
+	r.Pay(outs...)
+	r.Mine(1)
+	env := map[string]string{
+		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.Btcd.URL(),
+		"SERVICES": "tcp://127.0.0.1:0,ws://127.0.0.1:0", "DAEMON_POLL_INTERVAL": "100ms",
+		"PEER_DISCOVERY": "off",
+	}
+	cfg, err := config.Load(config.Serve, nil, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(cfg, telemetry.Discard(), telemetry.NewRegistry(), telemetry.NewHealth("starting"))
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{r: r, srv: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-n.done:
+		t.Fatalf("server stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server not ready in 60 s")
+	}
+	addrs := srv.Addrs()
+	if len(addrs) != 2 {
+		t.Fatalf("listening on %v", addrs)
+	}
+	n.tcp, n.ws = addrs[0], addrs[1]
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-n.done:
+			if err != nil {
+				t.Errorf("server returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	return n
+}
+
+// client is a minimal Electrum client over TCP or WebSocket, independent
+// of the server's code.
+type client struct {
+	t       *testing.T
+	send    func([]byte) error
+	mu      sync.Mutex
+	replies map[string]chan json.RawMessage
+	notes   chan map[string]json.RawMessage
+	nextID  int
+	closeFn func()
+}
+
+func dialTCP(t *testing.T, addr string) *client {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, func(b []byte) error { _, err := conn.Write(append(b, '\n')); return err }, func() { conn.Close() })
+	go func() {
+		sc := bufio.NewScanner(conn)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			c.dispatch(append([]byte(nil), sc.Bytes()...))
+		}
+	}()
+	return c
+}
+
+func dialWS(t *testing.T, addr string) *client {
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(16 << 20)
+	c := newClient(t, func(b []byte) error { return ws.Write(ctx, websocket.MessageText, b) }, func() { ws.CloseNow() })
+	go func() {
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			c.dispatch(b)
+		}
+	}()
+	return c
+}
+
+func newClient(t *testing.T, send func([]byte) error, closeFn func()) *client {
+	c := &client{t: t, send: send, replies: map[string]chan json.RawMessage{}, notes: make(chan map[string]json.RawMessage, 100), closeFn: closeFn}
+	t.Cleanup(closeFn)
+	return c
+}
+
+func (c *client) dispatch(b []byte) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	if _, ok := m["method"]; ok {
+		c.notes <- m
+		return
+	}
+	c.mu.Lock()
+	ch := c.replies[string(m["id"])]
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- b
+	}
+}
+
+// call sends a request and returns its result, or fails the test on an
+// error reply unless wantErr.
+func (c *client) raw(method string, params ...any) (result json.RawMessage, rpcErr map[string]any) {
+	c.t.Helper()
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	ch := make(chan json.RawMessage, 1)
+	c.replies[fmt.Sprint(id)] = ch
+	c.mu.Unlock()
+	if params == nil {
+		params = []any{}
+	}
+	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+	if err := c.send(req); err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case b := <-ch:
+		var m map[string]json.RawMessage
+		json.Unmarshal(b, &m)
+		if e, ok := m["error"]; ok {
+			json.Unmarshal(e, &rpcErr)
+			return nil, rpcErr
+		}
+		return m["result"], nil
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("no reply to %s", method)
+	}
+	return nil, nil
+}
+
+func (c *client) call(method string, params ...any) json.RawMessage {
+	c.t.Helper()
+	res, e := c.raw(method, params...)
+	if e != nil {
+		c.t.Fatalf("%s: error %v", method, e)
+	}
+	return res
+}
+
+func (c *client) note(want string, within time.Duration) []json.RawMessage {
+	c.t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case m := <-c.notes:
+			var method string
+			json.Unmarshal(m["method"], &method)
+			if method == want {
+				var params []json.RawMessage
+				json.Unmarshal(m["params"], &params)
+				return params
+			}
+		case <-deadline:
+			c.t.Fatalf("no %s notification within %v", want, within)
+		}
+	}
+}
+
+func scripthash(script []byte) string { return chain.ScriptHashOf(script).Hex() }
+
+// chainFromBtcd reads btcd's best chain as parsed blocks.
+func chainFromBtcd(t *testing.T, b *testenv.Btcd) []*chain.Block {
+	t.Helper()
+	var out []*chain.Block
+	for h := int32(0); h <= b.Height(); h++ {
+		raw, _ := b.Call("getblockhash", h)
+		var hash string
+		json.Unmarshal(raw, &hash)
+		raw, _ = b.Call("getblock", hash, 0)
+		var hx string
+		json.Unmarshal(raw, &hx)
+		bin, _ := hex.DecodeString(hx)
+		blk, err := chain.ParseBlock(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, blk)
+	}
+	return out
+}
+
+func TestProtocolAgainstChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd")
+	}
+	n := startNode(t)
+	for _, tr := range []struct {
+		name string
+		dial func(*testing.T, string) *client
+		addr string
+	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}} {
+		t.Run(tr.name, func(t *testing.T) {
+			c := tr.dial(t, tr.addr)
+			var ver []string
+			json.Unmarshal(c.call("server.version", "test/1.0", []string{"1.4", "1.6"}), &ver)
+			if len(ver) != 2 || ver[1] != "1.6" || !strings.HasPrefix(ver[0], "Amber") {
+				t.Fatalf("server.version = %v", ver)
+			}
+			var feat map[string]any
+			json.Unmarshal(c.call("server.features"), &feat)
+			if feat["genesis_hash"] != n.r.Btcd.Params.GenesisHash.String() || feat["hash_function"] != "sha256" {
+				t.Errorf("features %v", feat)
+			}
+			blocks := chainFromBtcd(t, n.r.Btcd)
+			tip := int32(len(blocks) - 1)
+			var hs struct {
+				Hex    string `json:"hex"`
+				Height int32  `json:"height"`
+			}
+			json.Unmarshal(c.call("blockchain.headers.subscribe"), &hs)
+			if hs.Height != tip || hs.Hex != hex.EncodeToString(blocks[tip].RawHeader[:]) {
+				t.Errorf("headers.subscribe %+v, tip %d", hs, tip)
+			}
+			var hdrs struct {
+				Count   int      `json:"count"`
+				Max     int      `json:"max"`
+				Headers []string `json:"headers"`
+			}
+			json.Unmarshal(c.call("blockchain.block.headers", 0, 5000), &hdrs)
+			if hdrs.Count != int(tip)+1 || hdrs.Max != 2016 || hdrs.Headers[7] != hex.EncodeToString(blocks[7].RawHeader[:]) {
+				t.Errorf("block.headers count %d max %d", hdrs.Count, hdrs.Max)
+			}
+			// Checkpoint proof of header 10 against cp 50, verified by hand.
+			var proof struct {
+				Header string   `json:"header"`
+				Branch []string `json:"branch"`
+				Root   string   `json:"root"`
+			}
+			json.Unmarshal(c.call("blockchain.block.header", 10, 50), &proof)
+			var leaves []chainhash.Hash
+			for _, b := range blocks[:51] {
+				leaves = append(leaves, b.Hash)
+			}
+			root, _ := merkle.Root(leaves)
+			if proof.Root != root.String() || proof.Header != hex.EncodeToString(blocks[10].RawHeader[:]) {
+				t.Errorf("checkpoint proof root %s, want %s", proof.Root, root)
+			}
+
+			// Every script with history: history, balance and unspent
+			// outputs against a naive recomputation from btcd's blocks.
+			want := naive.Build(blocks)
+			scripts := map[chain.HashX][]byte{}
+			for _, b := range blocks[1:] {
+				for _, tx := range b.Txs {
+					for _, o := range tx.Outputs {
+						if chain.IsIndexed(o.PkScript) {
+							scripts[chain.HashXOf(o.PkScript)] = o.PkScript
+						}
+					}
+				}
+			}
+			for hx, script := range scripts {
+				var hist []struct {
+					TxHash string `json:"tx_hash"`
+					Height int32  `json:"height"`
+				}
+				json.Unmarshal(c.call("blockchain.scripthash.get_history", scripthash(script)), &hist)
+				wh := want.History(hx)
+				if len(hist) != len(wh) {
+					t.Fatalf("script %x: %d history items, want %d", script, len(hist), len(wh))
+				}
+				for i := range hist {
+					if hist[i].TxHash != wh[i].TxID.String() || hist[i].Height != wh[i].Height {
+						t.Fatalf("script %x item %d differs", script, i)
+					}
+				}
+				var bal struct {
+					Confirmed   int64 `json:"confirmed"`
+					Unconfirmed int64 `json:"unconfirmed"`
+				}
+				json.Unmarshal(c.call("blockchain.scripthash.get_balance", scripthash(script)), &bal)
+				if bal.Confirmed != want.Balance(hx) || bal.Unconfirmed != 0 {
+					t.Errorf("script %x balance %+v, want %d", script, bal, want.Balance(hx))
+				}
+				var utxos []map[string]any
+				json.Unmarshal(c.call("blockchain.scripthash.listunspent", scripthash(script)), &utxos)
+				if len(utxos) != len(want.UTXOs(hx)) {
+					t.Errorf("script %x: %d utxos, want %d", script, len(utxos), len(want.UTXOs(hx)))
+				}
+			}
+
+			// Merkle proofs of the last block's transactions verify
+			// against its header, and transaction.get returns the bytes.
+			last := blocks[tip]
+			for i, tx := range last.Txs {
+				var m struct {
+					BlockHeight int32    `json:"block_height"`
+					Merkle      []string `json:"merkle"`
+					Pos         int      `json:"pos"`
+				}
+				json.Unmarshal(c.call("blockchain.transaction.get_merkle", tx.TxID.String(), tip), &m)
+				var branch []chainhash.Hash
+				for _, s := range m.Merkle {
+					h, _ := chainhash.NewHashFromStr(s)
+					branch = append(branch, *h)
+				}
+				if m.Pos != i || merkle.RootFromBranch(tx.TxID, branch, i) != last.Header.MerkleRoot {
+					t.Errorf("merkle proof of %s does not verify", tx.TxID)
+				}
+				var id string
+				json.Unmarshal(c.call("blockchain.transaction.id_from_pos", tip, i), &id)
+				if id != tx.TxID.String() {
+					t.Errorf("id_from_pos %d = %s", i, id)
+				}
+				var rawHex string
+				json.Unmarshal(c.call("blockchain.transaction.get", tx.TxID.String()), &rawHex)
+				var buf bytes.Buffer
+				tx.Msg.Serialize(&buf)
+				if rawHex != hex.EncodeToString(buf.Bytes()) {
+					t.Errorf("transaction.get %s differs", tx.TxID)
+				}
+			}
+
+			// Bad input gets errors and the session stays usable.
+			if _, e := c.raw("blockchain.scripthash.get_history", "zz"); e == nil || e["code"].(float64) != 1 {
+				t.Errorf("bad scripthash: %v", e)
+			}
+			if _, e := c.raw("no.such.method"); e == nil || e["code"].(float64) != -32601 {
+				t.Errorf("unknown method: %v", e)
+			}
+			if _, e := c.raw("blockchain.block.header", 1_000_000); e == nil || !strings.Contains(fmt.Sprint(e["message"]), "1,000,000 out of range") {
+				t.Errorf("header out of range: %v", e)
+			}
+			c.call("server.ping")
+		})
+	}
+}
+
+// TestNotifications: a payment to a subscribed script is notified from
+// the mempool, again when mined, with the new header.
+func TestNotifications(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd")
+	}
+	n := startNode(t)
+	for _, tr := range []struct {
+		name string
+		dial func(*testing.T, string) *client
+		addr string
+	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}} {
+		t.Run(tr.name, func(t *testing.T) {
+			c := tr.dial(t, tr.addr)
+			c.call("server.version", "test", "1.4")
+			c.call("blockchain.headers.subscribe")
+			target := n.r.Wallet.NewScript(testenv.P2TR)
+			sh := scripthash(target.PkScript)
+			if st := c.call("blockchain.scripthash.subscribe", sh); string(st) != "null" {
+				t.Fatalf("fresh script status %s", st)
+			}
+			tx := n.r.Pay(target.TxOut(55_555))
+			params := c.note("blockchain.scripthash.subscribe", 20*time.Second)
+			var gotSH, status string
+			json.Unmarshal(params[0], &gotSH)
+			json.Unmarshal(params[1], &status)
+			var mp []struct {
+				TxHash string `json:"tx_hash"`
+				Height int32  `json:"height"`
+				Fee    int64  `json:"fee"`
+			}
+			json.Unmarshal(c.call("blockchain.scripthash.get_mempool", sh), &mp)
+			if gotSH != sh || len(mp) != 1 || mp[0].TxHash != tx.TxHash().String() || mp[0].Height != 0 || mp[0].Fee <= 0 {
+				t.Fatalf("mempool notification %s %s, get_mempool %+v", gotSH, status, mp)
+			}
+			var bal map[string]int64
+			json.Unmarshal(c.call("blockchain.scripthash.get_balance", sh), &bal)
+			if bal["confirmed"] != 0 || bal["unconfirmed"] != 55_555 {
+				t.Errorf("balance while unconfirmed %v", bal)
+			}
+			n.r.Mine(1)
+			hdr := c.note("blockchain.headers.subscribe", 20*time.Second)
+			var h struct {
+				Height int32 `json:"height"`
+			}
+			json.Unmarshal(hdr[0], &h)
+			if h.Height != n.r.Btcd.Height() {
+				t.Errorf("header notification height %d, btcd %d", h.Height, n.r.Btcd.Height())
+			}
+			params = c.note("blockchain.scripthash.subscribe", 20*time.Second)
+			var status2 string
+			json.Unmarshal(params[1], &status2)
+			if status2 == status {
+				t.Error("status did not change on confirmation")
+			}
+			json.Unmarshal(c.call("blockchain.scripthash.get_balance", sh), &bal)
+			if bal["confirmed"] != 55_555 || bal["unconfirmed"] != 0 {
+				t.Errorf("balance after the block %v", bal)
+			}
+		})
+	}
+}

@@ -1,0 +1,526 @@
+package session
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/btcsuite/btcd/wire/v2"
+
+	"amber/internal/chain"
+	"amber/internal/config"
+	"amber/server/rpc"
+)
+
+// Protocol versions that change method sets or results.
+var (
+	V14  = rpc.MustParseVersion("1.4")
+	V142 = rpc.MustParseVersion("1.4.2")
+	V16  = rpc.MustParseVersion("1.6")
+	V17  = rpc.MustParseVersion("1.7")
+	// ProtocolMin and ProtocolMax bound what this server negotiates.
+	ProtocolMin = V14
+	ProtocolMax = rpc.MustParseVersion("1.7.0")
+)
+
+func older(v, than rpc.Version) bool { return v.Compare(than) < 0 }
+
+// ServerInfo is what server.* methods report about this server.
+type ServerInfo struct {
+	Software        string // "Amber 0.1.0"
+	ProtocolMin     string
+	ProtocolMax     string
+	DonationAddress string
+	BannerFile      string
+	ReportServices  []config.Service
+	Genesis         string
+}
+
+// Session is the per-connection state methods see.
+type Session struct {
+	Backend *Backend
+	Info    *ServerInfo
+	Subs    *Subs
+	Proto   rpc.Version
+}
+
+// Method is one entry of the method table.
+type Method = rpc.Method[*Session]
+
+// NewTable returns the method table of protocol 1.4 to 1.7 (except
+// server.version, which the connection handles itself).
+func NewTable() (*rpc.Table[*Session], error) {
+	return rpc.NewTable(methods()...)
+}
+
+func methods() []Method {
+	return []Method{
+		{Name: "server.banner", MinVersion: V14, Handler: banner},
+		{Name: "server.donation_address", MinVersion: V14, Handler: func(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+			return s.Info.DonationAddress, nil
+		}},
+		{Name: "server.features", MinVersion: V14, Handler: features},
+		{Name: "server.peers.subscribe", MinVersion: V14, Handler: func(context.Context, *Session, []json.RawMessage) (any, error) {
+			return []any{}, nil
+		}},
+		{Name: "server.add_peer", Params: []string{"features"}, Required: 1, MinVersion: V14, Handler: func(context.Context, *Session, []json.RawMessage) (any, error) {
+			return false, nil
+		}},
+		{Name: "server.ping", Params: []string{"pong_len", "data"}, MinVersion: V14, IgnoreExtra: true, Handler: ping},
+
+		{Name: "blockchain.block.header", Params: []string{"height", "cp_height"}, Required: 1, MinVersion: V14, Handler: blockHeader},
+		{Name: "blockchain.block.headers", Params: []string{"start_height", "count", "cp_height"}, Required: 2, MinVersion: V14, Handler: blockHeaders},
+		{Name: "blockchain.headers.subscribe", MinVersion: V14, Handler: headersSubscribe},
+		{Name: "blockchain.estimatefee", Params: []string{"number", "mode"}, Required: 1, MinVersion: V14, Handler: estimateFee},
+		{Name: "blockchain.relayfee", MinVersion: V14, RemovedIn: V16, Handler: func(ctx context.Context, s *Session, _ []json.RawMessage) (any, error) {
+			v, err := s.Backend.Daemon.RelayFee(ctx)
+			if err != nil {
+				return nil, daemonError(err)
+			}
+			return v, nil
+		}},
+		{Name: "mempool.get_fee_histogram", MinVersion: V14, Handler: func(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+			h := s.Backend.Mempool.FeeHistogram()
+			out := make([][2]any, len(h))
+			for i, e := range h {
+				out[i] = [2]any{e.Rate, e.VSize}
+			}
+			return out, nil
+		}},
+		{Name: "mempool.get_info", MinVersion: V16, Handler: func(ctx context.Context, s *Session, _ []json.RawMessage) (any, error) {
+			mi, err := s.Backend.Daemon.MempoolInfo(ctx)
+			if err != nil {
+				return nil, daemonError(err)
+			}
+			return map[string]float64{"mempoolminfee": mi.MempoolMinFee, "minrelaytxfee": mi.MinRelayTxFee, "incrementalrelayfee": mi.IncrementalRelayFee}, nil
+		}},
+
+		{Name: "blockchain.scripthash.get_balance", Params: []string{"scripthash"}, Required: 1, MinVersion: V14, RemovedIn: V17, Handler: byScripthash(getBalance)},
+		{Name: "blockchain.scripthash.get_history", Params: []string{"scripthash"}, Required: 1, MinVersion: V14, RemovedIn: V17, Handler: byScripthash(getHistory(false))},
+		{Name: "blockchain.scripthash.get_mempool", Params: []string{"scripthash"}, Required: 1, MinVersion: V14, RemovedIn: V17, Handler: byScripthash(getMempool(false))},
+		{Name: "blockchain.scripthash.listunspent", Params: []string{"scripthash"}, Required: 1, MinVersion: V14, RemovedIn: V17, Handler: byScripthash(listUnspent(false))},
+		{Name: "blockchain.scripthash.subscribe", Params: []string{"scripthash"}, Required: 1, MinVersion: V14, RemovedIn: V17, Handler: byScripthash(subscribe("blockchain.scripthash.subscribe"))},
+		{Name: "blockchain.scripthash.unsubscribe", Params: []string{"scripthash"}, Required: 1, MinVersion: V142, RemovedIn: V17, Handler: byScripthash(unsubscribe)},
+
+		{Name: "blockchain.scriptpubkey.get_balance", Params: []string{"spk"}, Required: 1, MinVersion: V17, Handler: bySPK(getBalance)},
+		{Name: "blockchain.scriptpubkey.get_history", Params: []string{"spk"}, Required: 1, MinVersion: V17, Handler: bySPK(getHistory(true))},
+		{Name: "blockchain.scriptpubkey.get_mempool", Params: []string{"spk"}, Required: 1, MinVersion: V17, Handler: bySPK(getMempool(true))},
+		{Name: "blockchain.scriptpubkey.listunspent", Params: []string{"spk"}, Required: 1, MinVersion: V17, Handler: bySPK(listUnspent(true))},
+		{Name: "blockchain.scriptpubkey.subscribe", Params: []string{"spk"}, Required: 1, MinVersion: V17, Handler: bySPK(subscribe("blockchain.scriptpubkey.subscribe"))},
+		{Name: "blockchain.scriptpubkey.unsubscribe", Params: []string{"spk"}, Required: 1, MinVersion: V17, Handler: bySPK(unsubscribe)},
+
+		{Name: "blockchain.outpoint.subscribe", Params: []string{"tx_hash", "txout_idx", "spk_hint"}, Required: 3, MinVersion: V17, Handler: outpointMethod(true)},
+		{Name: "blockchain.outpoint.get_status", Params: []string{"tx_hash", "txout_idx", "spk_hint"}, Required: 3, MinVersion: V17, Handler: outpointMethod(false)},
+		{Name: "blockchain.outpoint.unsubscribe", Params: []string{"tx_hash", "txout_idx"}, Required: 2, MinVersion: V17, Handler: outpointUnsubscribe},
+
+		{Name: "blockchain.transaction.broadcast", Params: []string{"raw_tx"}, Required: 1, MinVersion: V14, Handler: broadcast},
+		{Name: "blockchain.transaction.broadcast_package", Params: []string{"raw_txs", "verbose"}, Required: 1, MinVersion: V16, Handler: broadcastPackage},
+		{Name: "blockchain.transaction.get", Params: []string{"tx_hash", "verbose"}, Required: 1, MinVersion: V14, Handler: txGet},
+		{Name: "blockchain.transaction.get_merkle", Params: []string{"tx_hash", "height"}, Required: 2, MinVersion: V14, Handler: txGetMerkle},
+		{Name: "blockchain.transaction.id_from_pos", Params: []string{"height", "tx_pos", "merkle"}, Required: 2, MinVersion: V14, Handler: txIDFromPos},
+	}
+}
+
+func banner(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+	def := "You are connected to an " + s.Info.Software + " server."
+	if s.Info.BannerFile == "" {
+		return def, nil
+	}
+	b, err := os.ReadFile(s.Info.BannerFile)
+	if err != nil {
+		return def, nil
+	}
+	text := string(b)
+	ver := strings.TrimPrefix(s.Info.Software, "Amber ")
+	r := strings.NewReplacer("$SERVER_VERSION", ver, "$SERVER_SUBVERSION", s.Info.Software, "$DONATION_ADDRESS", s.Info.DonationAddress,
+		"$DAEMON_VERSION", "", "$DAEMON_SUBVERSION", "")
+	return r.Replace(text), nil
+}
+
+func features(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+	hosts := map[string]map[string]int{}
+	services := []string{}
+	for _, svc := range s.Info.ReportServices {
+		if hosts[svc.Host] == nil {
+			hosts[svc.Host] = map[string]int{}
+		}
+		hosts[svc.Host][svc.Proto+"_port"] = svc.Port
+		services = append(services, svc.String())
+	}
+	f := map[string]any{
+		"hosts":          hosts,
+		"pruning":        nil,
+		"server_version": s.Info.Software,
+		"protocol_min":   s.Info.ProtocolMin,
+		"protocol_max":   s.Info.ProtocolMax,
+		"genesis_hash":   s.Info.Genesis,
+		"services":       services,
+	}
+	if older(s.Proto, V17) {
+		f["hash_function"] = "sha256"
+	}
+	return f, nil
+}
+
+func ping(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+	if older(s.Proto, V17) {
+		return nil, nil
+	}
+	n, err := optNonNegInt(args[0], 0)
+	if err != nil {
+		return nil, err
+	}
+	if args[1] != nil {
+		var d string
+		if json.Unmarshal(args[1], &d) != nil || !isHex(d) {
+			return nil, badRequest("%s should be a hex string", shown(args[1]))
+		}
+	}
+	if n > 1_000_000 {
+		return nil, badRequest("pong_len value too high")
+	}
+	return map[string]string{"data": strings.Repeat("0", int(n))}, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func blockHeader(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+	height, err := nonNegInt(args[0])
+	if err != nil {
+		return nil, err
+	}
+	cp, err := optNonNegInt(args[1], 0)
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := s.Backend.HeaderHex(int32(height))
+	if err != nil {
+		return nil, err
+	}
+	if cp == 0 {
+		return hdr, nil
+	}
+	branch, root, err := s.Backend.CheckpointProof(int32(height), int32(cp))
+	if err != nil {
+		return nil, err
+	}
+	return orderedMap{{"header", hdr}, {"branch", branch}, {"root", root}}, nil
+}
+
+// MaxHeaders is the most headers one blockchain.block.headers returns.
+const MaxHeaders = 2016
+
+func blockHeaders(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+	start, err := nonNegInt(args[0])
+	if err != nil {
+		return nil, err
+	}
+	count, err := nonNegInt(args[1])
+	if err != nil {
+		return nil, err
+	}
+	cp, err := optNonNegInt(args[2], 0)
+	if err != nil {
+		return nil, err
+	}
+	tip := int64(s.Backend.Index.Tip().Height)
+	count = max(0, min(count, MaxHeaders, tip-start+1))
+	var hexes []string
+	for h := start; h < start+count; h++ {
+		x, err := s.Backend.HeaderHex(int32(h))
+		if err != nil {
+			return nil, err
+		}
+		hexes = append(hexes, x)
+	}
+	var out orderedMap
+	if older(s.Proto, V16) {
+		out = orderedMap{{"hex", strings.Join(hexes, "")}, {"count", count}, {"max", MaxHeaders}}
+	} else {
+		if hexes == nil {
+			hexes = []string{}
+		}
+		out = orderedMap{{"count", count}, {"max", MaxHeaders}, {"headers", hexes}}
+	}
+	if count > 0 && cp > 0 {
+		branch, root, err := s.Backend.CheckpointProof(int32(start+count-1), int32(cp))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kv{"root", root}, kv{"branch", branch})
+	}
+	return out, nil
+}
+
+func headersSubscribe(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+	tip := s.Backend.Index.Tip()
+	raw, err := s.Backend.Index.Header(tip.Height)
+	if err != nil {
+		return nil, err
+	}
+	s.Subs.SubscribeHeaders()
+	return NewHeaderNotice(raw, tip.Height), nil
+}
+
+func estimateFee(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+	n, err := nonNegInt(args[0])
+	if err != nil {
+		return nil, err
+	}
+	mode := ""
+	if args[1] != nil {
+		_ = json.Unmarshal(args[1], &mode) // non-strings count as absent
+	}
+	return s.Backend.EstimateFee(ctx, n, mode)
+}
+
+// scriptHandler answers a method for a script given as hashX with the
+// string to echo in notifications.
+type scriptHandler func(ctx context.Context, s *Session, hx chain.HashX, echo string) (any, error)
+
+func byScripthash(h scriptHandler) rpc.Handler[*Session] {
+	return func(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+		sh, echo, err := scriptHashArg(args[0])
+		if err != nil {
+			return nil, err
+		}
+		return h(ctx, s, sh.HashX(), echo)
+	}
+}
+
+func bySPK(h scriptHandler) rpc.Handler[*Session] {
+	return func(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+		_, spk, err := hexString(args[0])
+		if err != nil {
+			return nil, err
+		}
+		sh := chain.ScriptHashOf(spk)
+		return h(ctx, s, sh.HashX(), sh.Hex())
+	}
+}
+
+func getBalance(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
+	return s.Backend.GetBalance(hx)
+}
+
+// historyItem is one get_history entry; Fee only for mempool entries.
+type historyItem struct {
+	TxHash string `json:"tx_hash"`
+	Height int32  `json:"height"`
+	Fee    *int64 `json:"fee,omitempty"`
+}
+
+func toItems(h []HistoryEntry) []historyItem {
+	out := make([]historyItem, len(h))
+	for i, e := range h {
+		out[i] = historyItem{TxHash: e.TxID.String(), Height: e.Height}
+		if e.Height <= 0 {
+			fee := e.Fee
+			out[i].Fee = &fee
+		}
+	}
+	return out
+}
+
+func getHistory(wrap bool) scriptHandler {
+	return func(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
+		h, err := s.Backend.History(hx)
+		if err != nil {
+			return nil, err
+		}
+		if wrap {
+			return map[string]any{"history": toItems(h)}, nil
+		}
+		return toItems(h), nil
+	}
+}
+
+func getMempool(wrap bool) scriptHandler {
+	return func(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
+		var h []HistoryEntry
+		if s.Backend.Mempool != nil {
+			for _, e := range s.Backend.Mempool.History(hx) {
+				h = append(h, HistoryEntry{TxID: e.TxID, Height: e.Height, Fee: e.Fee})
+			}
+		}
+		if wrap {
+			return map[string]any{"history": toItems(h)}, nil
+		}
+		return toItems(h), nil
+	}
+}
+
+func listUnspent(wrap bool) scriptHandler {
+	return func(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
+		u, err := s.Backend.ListUnspent(hx)
+		if err != nil {
+			return nil, err
+		}
+		if wrap {
+			return map[string]any{"utxos": u}, nil
+		}
+		return u, nil
+	}
+}
+
+func subscribe(method string) scriptHandler {
+	return func(_ context.Context, s *Session, hx chain.HashX, echo string) (any, error) {
+		return s.Subs.SubscribeScript(s.Backend, hx, method, echo)
+	}
+}
+
+func unsubscribe(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
+	return s.Subs.UnsubscribeScript(hx), nil
+}
+
+func outpointArgs(args []json.RawMessage) (wire.OutPoint, error) {
+	id, err := txidArg(args[0])
+	if err != nil {
+		return wire.OutPoint{}, err
+	}
+	n, err := nonNegInt(args[1])
+	if err != nil {
+		return wire.OutPoint{}, err
+	}
+	return wire.OutPoint{Hash: id, Index: uint32(n)}, nil
+}
+
+func outpointMethod(sub bool) rpc.Handler[*Session] {
+	return func(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+		op, err := outpointArgs(args)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := hexString(args[2]); err != nil {
+			return nil, err
+		}
+		if sub {
+			return s.Subs.SubscribeOutpoint(s.Backend, op)
+		}
+		st, _, err := s.Backend.OutpointStatus(op)
+		return st, err
+	}
+}
+
+func outpointUnsubscribe(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+	op, err := outpointArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	return s.Subs.UnsubscribeOutpoint(op), nil
+}
+
+func broadcast(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+	raw, _, err := hexString(args[0])
+	if err != nil {
+		return nil, err
+	}
+	return s.Backend.Broadcast(ctx, raw)
+}
+
+func broadcastPackage(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+	var raws []string
+	if json.Unmarshal(args[0], &raws) != nil || len(raws) == 0 {
+		return nil, badRequest("raw_txs should be a non-empty list of hex strings")
+	}
+	for _, r := range raws {
+		if _, err := hex.DecodeString(r); err != nil {
+			return nil, badRequest("%s should be a hex string", r)
+		}
+	}
+	verbose, err := boolArg(args[1], "verbose")
+	if err != nil {
+		return nil, err
+	}
+	return s.Backend.BroadcastPackage(ctx, raws, verbose)
+}
+
+func txGet(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+	id, err := txidArg(args[0])
+	if err != nil {
+		return nil, err
+	}
+	verbose, err := boolArg(args[1], "verbose")
+	if err != nil {
+		return nil, err
+	}
+	return s.Backend.GetTransaction(ctx, id, verbose)
+}
+
+func txGetMerkle(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+	id, err := txidArg(args[0])
+	if err != nil {
+		return nil, err
+	}
+	h, err := nonNegInt(args[1])
+	if err != nil {
+		return nil, err
+	}
+	branch, pos, err := s.Backend.TxMerkle(id, int32(h))
+	if err != nil {
+		return nil, err
+	}
+	return orderedMap{{"block_height", h}, {"merkle", branch}, {"pos", pos}}, nil
+}
+
+func txIDFromPos(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
+	h, err := nonNegInt(args[0])
+	if err != nil {
+		return nil, err
+	}
+	pos, err := nonNegInt(args[1])
+	if err != nil {
+		return nil, err
+	}
+	wantMerkle, err := boolArg(args[2], "merkle")
+	if err != nil {
+		return nil, err
+	}
+	id, branch, err := s.Backend.IDFromPos(int32(h), int(pos), wantMerkle)
+	if err != nil {
+		return nil, err
+	}
+	if !wantMerkle {
+		return id.String(), nil
+	}
+	return orderedMap{{"tx_hash", id.String()}, {"merkle", branch}}, nil
+}
+
+// kv and orderedMap keep JSON member order where ElectrumX's is
+// documented.
+type kv struct {
+	k string
+	v any
+}
+
+type orderedMap []kv
+
+// MarshalJSON writes the members in order.
+func (m orderedMap) MarshalJSON() ([]byte, error) {
+	buf := []byte{'{'}
+	for i, e := range m {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = strconv.AppendQuote(buf, e.k)
+		buf = append(buf, ':')
+		v, err := json.Marshal(e.v)
+		if err != nil {
+			return nil, fmt.Errorf("session: encode %s: %w", e.k, err)
+		}
+		buf = append(buf, v...)
+	}
+	return append(buf, '}'), nil
+}
