@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -294,7 +293,7 @@ func TestBuildSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(amberBin, "build")
 	cmd.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+dir, "DAEMON_URL="+r.Btcd.URL(), "HTTP_ADDR=off", "DAEMON_POLL_INTERVAL=50ms")
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -318,22 +317,4 @@ func TestBuildSIGTERM(t *testing.T) {
 	if got := ix.Tip().Height; got != 302 {
 		t.Errorf("tip after following and SIGTERM = %d, want 302", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a child process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

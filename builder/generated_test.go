@@ -138,7 +138,7 @@ func TestBuildFailover(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(amberBin, "build", "--once")
 	cmd.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+dir, "DAEMON_URL="+first.URL()+","+second.URL(), "HTTP_ADDR=off", "CACHE_MB=16", "LOG_LEVEL=debug")
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

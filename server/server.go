@@ -109,6 +109,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 
 	backend := session.NewBackend(ix, mp, dc, cfg.MaxSend)
+	f.mu.Lock()
+	f.backend = backend
+	f.mu.Unlock()
 	table, err := session.NewTable()
 	if err != nil {
 		return err
@@ -201,6 +204,7 @@ type follower struct {
 	ix      *index.Index
 	mu      sync.Mutex
 	pending session.Change
+	backend *session.Backend // set once serving; its caches follow commits
 }
 
 func newChange() session.Change {
@@ -214,6 +218,9 @@ func (f *follower) committed(_ index.Tip, t *index.Touched) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.backend != nil {
+		f.backend.BlocksTouched(t.Scripts)
+	}
 	for hx := range t.Scripts {
 		f.pending.Scripts[hx] = struct{}{}
 	}

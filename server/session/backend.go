@@ -65,33 +65,57 @@ type Backend struct {
 	feeMu    sync.Mutex
 	feeTip   chainhash.Hash
 	feeCache map[string]float64
+
+	history *historyCache
 }
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, feeCache: map[string]float64{}}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
 }
 
 // History is the script's confirmed history followed by its mempool
 // entries, as get_history and the status see it.
 func (b *Backend) History(hx chain.HashX) ([]HistoryEntry, error) {
-	items, more, err := b.Index.History(hx, b.HistoryLimit-1)
+	confirmed, err := b.confirmedHistory(hx)
 	if err != nil {
 		return nil, err
 	}
-	if more {
-		return nil, rpc.ErrHistoryTooLong()
-	}
-	out := make([]HistoryEntry, 0, len(items))
-	for _, it := range items {
-		out = append(out, HistoryEntry{TxID: it.TxID, Height: it.Height})
-	}
+	out := append(make([]HistoryEntry, 0, len(confirmed)+1), confirmed...)
 	if b.Mempool != nil {
 		for _, e := range b.Mempool.History(hx) {
 			out = append(out, HistoryEntry{TxID: e.TxID, Height: e.Height, Fee: e.Fee})
 		}
 	}
 	return out, nil
+}
+
+// confirmedHistory reads a script's confirmed history through the cache.
+func (b *Backend) confirmedHistory(hx chain.HashX) ([]HistoryEntry, error) {
+	if hist, err, ok, _ := b.history.get(hx); ok {
+		return hist, err
+	}
+	_, _, _, gen := b.history.get(hx)
+	items, more, err := b.Index.History(hx, b.HistoryLimit-1)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		b.history.put(hx, nil, rpc.ErrHistoryTooLong(), gen)
+		return nil, rpc.ErrHistoryTooLong()
+	}
+	hist := make([]HistoryEntry, 0, len(items))
+	for _, it := range items {
+		hist = append(hist, HistoryEntry{TxID: it.TxID, Height: it.Height})
+	}
+	b.history.put(hx, hist, nil, gen)
+	return hist, nil
+}
+
+// BlocksTouched drops cached history of the scripts blocks changed; call
+// it after the commit and before notifying.
+func (b *Backend) BlocksTouched(scripts map[chain.HashX]struct{}) {
+	b.history.invalidate(scripts)
 }
 
 // ScriptStatus is the status of a script (spec §5.3), with whether it
