@@ -108,7 +108,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		s.logger.Warn("first mempool refresh failed; retrying while serving", "err", err)
 	}
 
-	backend := session.NewBackend(ix, mp, dc, cfg.MaxSend)
+	backend := session.NewBackend(ix, session.Synced(mp, ix), dc, cfg.MaxSend)
 	f.mu.Lock()
 	f.backend = backend
 	f.mu.Unlock()
