@@ -92,10 +92,10 @@ func (b *Backend) History(hx chain.HashX) ([]HistoryEntry, error) {
 
 // confirmedHistory reads a script's confirmed history through the cache.
 func (b *Backend) confirmedHistory(hx chain.HashX) ([]HistoryEntry, error) {
-	if hist, err, ok, _ := b.history.get(hx); ok {
+	hist, ok, gen, err := b.history.get(hx)
+	if ok {
 		return hist, err
 	}
-	_, _, _, gen := b.history.get(hx)
 	items, more, err := b.Index.History(hx, b.HistoryLimit-1)
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (b *Backend) confirmedHistory(hx chain.HashX) ([]HistoryEntry, error) {
 		b.history.put(hx, nil, rpc.ErrHistoryTooLong(), gen)
 		return nil, rpc.ErrHistoryTooLong()
 	}
-	hist := make([]HistoryEntry, 0, len(items))
+	hist = make([]HistoryEntry, 0, len(items))
 	for _, it := range items {
 		hist = append(hist, HistoryEntry{TxID: it.TxID, Height: it.Height})
 	}

@@ -30,15 +30,15 @@ func newHistoryCache(max int) *historyCache {
 }
 
 // get returns a cached history and the generation to pass to put.
-func (c *historyCache) get(hx chain.HashX) (hist []HistoryEntry, err error, ok bool, gen uint64) {
+func (c *historyCache) get(hx chain.HashX) (hist []HistoryEntry, ok bool, gen uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.items[hx]
 	if !ok {
-		return nil, nil, false, c.gen
+		return nil, false, c.gen, nil
 	}
 	c.order.MoveToFront(it.elem)
-	return it.hist, it.err, true, c.gen
+	return it.hist, true, c.gen, it.err
 }
 
 func (c *historyCache) put(hx chain.HashX, hist []HistoryEntry, err error, gen uint64) {
