@@ -131,6 +131,37 @@ type Change struct {
 	Header    *HeaderNotice
 	Scripts   map[chain.HashX]struct{}
 	Outpoints map[wire.OutPoint]struct{}
+
+	memo *statusMemo // shared by the sessions of one round
+}
+
+// statusMemo computes each script's status once per notification round,
+// however many sessions subscribe to it.
+type statusMemo struct {
+	mu sync.Mutex
+	m  map[chain.HashX]*memoEntry
+}
+
+type memoEntry struct {
+	once   sync.Once
+	status string
+	ok, mp bool
+	err    error
+}
+
+func (m *statusMemo) status(b *Backend, hx chain.HashX) (string, bool, bool, error) {
+	if m == nil {
+		return b.ScriptStatus(hx)
+	}
+	m.mu.Lock()
+	e, ok := m.m[hx]
+	if !ok {
+		e = &memoEntry{}
+		m.m[hx] = e
+	}
+	m.mu.Unlock()
+	e.once.Do(func() { e.status, e.ok, e.mp, e.err = b.ScriptStatus(hx) })
+	return e.status, e.ok, e.mp, e.err
 }
 
 // HeaderNotice is the payload of a headers notification: exactly the two
@@ -168,7 +199,7 @@ func (s *Subs) Apply(b *Backend, c Change, log *slog.Logger) {
 		if !touched && !(sub.mempool && anything) {
 			continue
 		}
-		status, ok, mp, err := b.ScriptStatus(hx)
+		status, ok, mp, err := c.memo.status(b, hx)
 		if err != nil {
 			log.Debug("dropping subscription", "scripthash", sub.echo, "err", err)
 			s.mu.Lock()
@@ -235,6 +266,7 @@ func (h *Hub) Len() int {
 
 // Broadcast applies a change to every session, several at a time.
 func (h *Hub) Broadcast(b *Backend, c Change, log *slog.Logger) {
+	c.memo = &statusMemo{m: map[chain.HashX]*memoEntry{}}
 	h.mu.Lock()
 	all := make([]*Subs, 0, len(h.subs))
 	for s := range h.subs {
