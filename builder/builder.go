@@ -18,7 +18,6 @@ import (
 	"amber/internal/config"
 	"amber/internal/daemon"
 	"amber/internal/index"
-	"amber/internal/store"
 	"amber/internal/telemetry"
 )
 
@@ -50,22 +49,16 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	if err := dc.CheckNetwork(ctx, cfg.Network); err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.DBDirectory, store.Options{
-		CacheSize: int64(cfg.CacheMB) << 20 / 2,
-		Logger:    b.logger,
-	})
+	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
+		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: b.logger})
 	if err != nil {
-		return fmt.Errorf("builder: open %s: %w", cfg.DBDirectory, err)
+		return err
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("builder: close %s: %w", cfg.DBDirectory, cerr)
 		}
 	}()
-	ix, err := index.Open(db, cfg.Network, index.Options{ReorgLimit: cfg.ReorgLimit, Logger: b.logger})
-	if err != nil {
-		return err
-	}
 	m := newMetrics(b.reg)
 	tip := ix.Tip()
 	m.height.Set(float64(tip.Height))

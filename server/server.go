@@ -24,7 +24,6 @@ import (
 	"amber/internal/config"
 	"amber/internal/daemon"
 	"amber/internal/index"
-	"amber/internal/store"
 	"amber/internal/telemetry"
 	"amber/internal/version"
 	"amber/server/mempool"
@@ -71,19 +70,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err := dc.CheckNetwork(ctx, cfg.Network); err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.DBDirectory, store.Options{CacheSize: int64(cfg.CacheMB) << 20 / 2, Logger: s.logger})
+	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
+		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: s.logger})
 	if err != nil {
-		return fmt.Errorf("server: open %s: %w", cfg.DBDirectory, err)
+		return err
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("server: close %s: %w", cfg.DBDirectory, cerr)
 		}
 	}()
-	ix, err := index.Open(db, cfg.Network, index.Options{ReorgLimit: cfg.ReorgLimit, Logger: s.logger})
-	if err != nil {
-		return err
-	}
 
 	f := &follower{logger: s.logger, ix: ix, pending: newChange()}
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{

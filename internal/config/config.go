@@ -229,8 +229,12 @@ func (c *Config) validate(cmd Command, raw map[string]string) error {
 // WriteUsage writes the options of cmd as a table: flag, environment
 // variable, default and meaning.
 func WriteUsage(w io.Writer, cmd Command) {
-	opts := optionsFor(cmd)
 	fmt.Fprintf(w, "Usage: amber %s [flags]%s\n\n%s\n\nEvery flag falls back to its environment variable, then to the default.\n\nFlags:\n", cmd, commandArgs[cmd], commandHelp[cmd])
+	writeOptions(w, optionsFor(cmd), false)
+}
+
+// writeOptions prints options grouped, with their commands when asked.
+func writeOptions(w io.Writer, opts []option, withCmds bool) {
 	group := ""
 	for _, o := range opts {
 		if o.group != group {
@@ -244,7 +248,15 @@ func WriteUsage(w io.Writer, cmd Command) {
 		if def == "" {
 			def = "(none)"
 		}
-		fmt.Fprintf(w, "    --%-24s %-28s default %s\n", o.flag(), "$"+o.env, def)
+		cmds := ""
+		if withCmds {
+			names := make([]string, len(o.cmds))
+			for i, c := range o.cmds {
+				names[i] = string(c)
+			}
+			cmds = "  [" + strings.Join(names, " ") + "]"
+		}
+		fmt.Fprintf(w, "    --%-24s %-28s default %s%s\n", o.flag(), "$"+o.env, def, cmds)
 		fmt.Fprintf(w, "        %s\n", o.usage)
 	}
 }
@@ -266,26 +278,7 @@ var commandArgs = map[Command]string{
 // that read it: the table behind `amber --help`.
 func WriteAllUsage(w io.Writer) {
 	fmt.Fprintf(w, "Options (flag, environment variable, default, commands):\n")
-	group := ""
-	for _, o := range options {
-		if o.group != group {
-			group = o.group
-			fmt.Fprintf(w, "\n  %s\n", group)
-		}
-		def := o.def
-		if def == "" {
-			def = o.defNote
-		}
-		if def == "" {
-			def = "(none)"
-		}
-		cmds := make([]string, len(o.cmds))
-		for i, c := range o.cmds {
-			cmds[i] = string(c)
-		}
-		fmt.Fprintf(w, "    --%-24s %-28s default %s  [%s]\n", o.flag(), "$"+o.env, def, strings.Join(cmds, " "))
-		fmt.Fprintf(w, "        %s\n", o.usage)
-	}
+	writeOptions(w, options, true)
 }
 
 // EnvNames lists every environment variable any command reads, sorted.

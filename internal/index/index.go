@@ -207,3 +207,18 @@ func (ix *Index) BlockTxRange(height int32) (first uint64, count int, ok bool) {
 	}
 	return first, int(ix.txCounts[height] - first), true
 }
+
+// OpenDir opens (or creates) the store in dir with a block cache of
+// cacheBytes and the index in it. The caller closes the returned store.
+func OpenDir(dir string, cacheBytes int64, net *chain.Network, opts Options) (*store.DB, *Index, error) {
+	db, err := store.Open(dir, store.Options{CacheSize: cacheBytes, Logger: opts.Logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("index: open %s: %w", dir, err)
+	}
+	ix, err := Open(db, net, opts)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, ix, nil
+}

@@ -89,7 +89,7 @@ func installTool(tools string, tl tool, install func(tl tool, dir string) error)
 	if err := os.MkdirAll(tools, 0o755); err != nil {
 		return "", false, fmt.Errorf("testenv: create %s: %w", tools, err)
 	}
-	unlock, err := lockFile(filepath.Join(tools, "."+dirName+".lock"))
+	unlock, err := LockFile(filepath.Join(tools, "."+dirName+".lock"))
 	if err != nil {
 		return "", false, err
 	}
@@ -164,10 +164,11 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// lockFile takes an exclusive flock on path, creating it, and returns the
-// function that releases it. The lock also excludes other goroutines of this
+// LockFile takes an exclusive flock on path, creating it, and returns the
+// function that releases it: how concurrently running test binaries build
+// a shared artefact once. The lock also excludes other goroutines of this
 // process, because each call opens its own file description.
-func lockFile(path string) (unlock func(), err error) {
+func LockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: open lock %s: %w", path, err)

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -266,7 +265,7 @@ func LoadDir(dir string, spec Spec, logf func(format string, args ...any)) (*Cha
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chaingen: create %s: %w", dir, err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, "."+name+".lock"))
+	unlock, err := testenv.LockFile(filepath.Join(dir, "."+name+".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -322,30 +321,6 @@ func readMatching(path string, spec Spec) (*Chain, error) {
 		return nil, fmt.Errorf("chaingen: read %s: %w: it holds spec %+v, want %+v", path, ErrStale, c.Spec, spec)
 	}
 	return c, nil
-}
-
-// lockFile takes an exclusive flock on path, creating it, and returns the
-// function that releases it. Each call opens its own file description, so
-// the lock also excludes other goroutines of this process.
-func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("chaingen: open lock %s: %w", path, err)
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("chaingen: lock %s: %w", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // since returns the time since start, rounded for logs.
