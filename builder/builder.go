@@ -67,7 +67,12 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	meter := telemetry.NewMeter("sync", "blocks", b.progress, b.logger)
 	var lastBlocks int
 	var lastTxs uint64
+	var wake <-chan struct{}
+	if cfg.ZMQHashBlock != "" {
+		wake = daemon.WatchBlocks(ctx, cfg.ZMQHashBlock, b.logger)
+	}
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
+		Wake:       wake,
 		Logger:     b.logger,
 		BatchBytes: cfg.CacheMB << 20 / 4,
 		Progress: func(p chainsync.Progress) {

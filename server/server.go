@@ -166,8 +166,12 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	g.Go(func() error { return s.reloadOnHUP(gctx, ts) })
+	var wake <-chan struct{}
+	if cfg.ZMQHashBlock != "" {
+		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
+	}
 	g.Go(func() error {
-		return f.run(gctx, cfg.DaemonPollInterval, syncer, mp, func(c session.Change) {
+		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
 		})
 	})
@@ -228,7 +232,7 @@ func (f *follower) committed(_ index.Tip, t *index.Touched) {
 // run polls the daemon every interval: blocks first, then the mempool,
 // then one round of notifications covering both, so a transaction moving
 // from the mempool into a block is never seen missing from both.
-func (f *follower) run(ctx context.Context, interval time.Duration, syncer *chainsync.Syncer, mp *mempool.Mempool, notify func(session.Change)) error {
+func (f *follower) run(ctx context.Context, interval time.Duration, wake <-chan struct{}, syncer *chainsync.Syncer, mp *mempool.Mempool, notify func(session.Change)) error {
 	last := f.ix.Tip()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -237,6 +241,7 @@ func (f *follower) run(ctx context.Context, interval time.Duration, syncer *chai
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-wake:
 		}
 		tip, err := syncer.SyncToTip(ctx)
 		if ctx.Err() != nil {

@@ -50,6 +50,9 @@ type Options struct {
 	// OnCommit, when set, is called after every commit with the new tip
 	// and, with CollectTouched, what the committed blocks touched.
 	OnCommit func(index.Tip, *index.Touched)
+	// Wake, when set, makes Follow poll at once (a ZMQ block
+	// announcement) instead of waiting for the next tick.
+	Wake <-chan struct{}
 	// CollectTouched records the scripts and outpoints each commit
 	// touched, for notifications; bulk syncs leave it off.
 	CollectTouched bool
@@ -359,6 +362,7 @@ func (s *Syncer) Follow(ctx context.Context, interval time.Duration, onTip func(
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-s.opts.Wake:
 		}
 	}
 }

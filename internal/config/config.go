@@ -63,6 +63,7 @@ type Config struct {
 	// Daemon.
 	DaemonURLs         []DaemonURL
 	DaemonPollInterval time.Duration
+	ZMQHashBlock       string
 
 	// Builder.
 	Once   bool

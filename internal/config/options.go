@@ -67,6 +67,16 @@ var options = []option{
 		usage: "how often to ask the daemon for a new tip and mempool",
 		parse: durationField(func(c *Config) *time.Duration { return &c.DaemonPollInterval }, time.Millisecond)},
 
+	{env: "ZMQ_HASHBLOCK", group: "Daemon", cmds: syncCmds,
+		usage: "bitcoind zmqpubhashblock endpoint (tcp://host:port): react to new blocks at once; polling stays the fallback",
+		parse: func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "tcp://") && !strings.HasPrefix(v, "ipc://") {
+				return errors.New("want tcp://host:port or ipc:///path, as bitcoind's zmqpubhashblock")
+			}
+			c.ZMQHashBlock = v
+			return nil
+		}},
+
 	{env: "BUILD_ONCE", flagAs: "once", boolean: true, def: "off", group: "Builder", cmds: []Command{Build},
 		usage: "sync to the daemon's tip (and publish), then exit instead of following the tip",
 		parse: boolField(func(c *Config) *bool { return &c.Once })},
