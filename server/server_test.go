@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -26,40 +28,75 @@ import (
 	"amber/server"
 )
 
-// node starts btcd with a little activity and an amber server on it,
-// listening on tcp and ws on loopback.
+// node is btcd with a little activity and an amber server on it,
+// listening on loopback.
 type node struct {
-	r      *testenv.Regtest
-	srv    *server.Server
-	tcp    string
-	ws     string
+	r   *testenv.Regtest
+	srv *server.Server
+	// Bound listener addresses: tcp and ws always, ssl and wss with
+	// nodeOptions.tls, tcp6 ([::1]) with nodeOptions.ipv6.
+	tcp, ws, ssl, wss, tcp6 string
+	// certs trusts the ssl and wss listeners' self-signed certificate.
+	certs  *x509.CertPool
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startNode(t *testing.T) *node {
-	t.Helper()
-	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+// nodeOptions configures startNode.
+type nodeOptions struct {
+	// env adds configuration values or overrides the defaults.
+	env map[string]string
+	// tls adds ssl and wss listeners serving a new self-signed
+	// certificate for 127.0.0.1, ::1 and localhost.
+	tls bool
+	// ipv6 adds a tcp listener on [::1].
+	ipv6 bool
+	// prepare makes the chain before the server starts; nil means 105
+	// blocks and one payment to a new script of every kind, mined.
+	prepare func(r *testenv.Regtest)
+}
+
+// defaultActivity mines 105 blocks, pays a new script of every kind in
+// one transaction and mines it.
+func defaultActivity(r *testenv.Regtest) {
 	r.Mine(105)
-	// Payments of every kind, some reused, one chain of two unconfirmed.
 	var outs []*wire.TxOut
 	for _, k := range testenv.AllKinds() {
 		outs = append(outs, r.Wallet.NewScript(k).TxOut(70_000))
 	}
 	r.Pay(outs...)
 	r.Mine(1)
+}
+
+func startNode(t *testing.T, opts nodeOptions) *node {
+	t.Helper()
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	if opts.prepare == nil {
+		opts.prepare = defaultActivity
+	}
+	opts.prepare(r)
+	services := []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0"}
 	env := map[string]string{
 		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.Btcd.URL(),
-		"SERVICES": "tcp://127.0.0.1:0,ws://127.0.0.1:0", "DAEMON_POLL_INTERVAL": "100ms",
-		"PEER_DISCOVERY": "off",
+		"DAEMON_POLL_INTERVAL": "100ms", "PEER_DISCOVERY": "off",
 	}
+	n := &node{r: r, done: make(chan error, 1)}
+	if opts.tls {
+		services = append(services, "ssl://127.0.0.1:0", "wss://127.0.0.1:0")
+		env["SSL_CERTFILE"], env["SSL_KEYFILE"], n.certs = selfSignedCert(t)
+	}
+	if opts.ipv6 {
+		services = append(services, "tcp://[::1]:0")
+	}
+	env["SERVICES"] = strings.Join(services, ",")
+	maps.Copy(env, opts.env)
 	cfg, err := config.Load(config.Serve, nil, func(k string) string { return env[k] }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(cfg, telemetry.Discard(), telemetry.NewRegistry(), telemetry.NewHealth("starting"))
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{r: r, srv: srv, cancel: cancel, done: make(chan error, 1)}
+	n.srv, n.cancel = srv, cancel
 	go func() { n.done <- srv.Run(ctx) }()
 	select {
 	case <-srv.Ready():
@@ -69,10 +106,17 @@ func startNode(t *testing.T) *node {
 		t.Fatal("server not ready in 60 s")
 	}
 	addrs := srv.Addrs()
-	if len(addrs) != 2 {
-		t.Fatalf("listening on %v", addrs)
+	if len(addrs) != len(services) {
+		t.Fatalf("listening on %v, want %d listeners", addrs, len(services))
 	}
 	n.tcp, n.ws = addrs[0], addrs[1]
+	addrs = addrs[2:]
+	if opts.tls {
+		n.ssl, n.wss, addrs = addrs[0], addrs[1], addrs[2:]
+	}
+	if opts.ipv6 {
+		n.tcp6 = addrs[0]
+	}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -97,6 +141,25 @@ type client struct {
 	notes   chan map[string]json.RawMessage
 	nextID  int
 	closeFn func()
+	// backlog holds notifications read while waiting for others, oldest
+	// first; only the test's goroutine uses it.
+	backlog []notification
+}
+
+// notification is a notification the server sent.
+type notification struct {
+	method string
+	params []json.RawMessage
+}
+
+func (n notification) String() string {
+	var b strings.Builder
+	b.WriteString(n.method)
+	for _, p := range n.params {
+		b.WriteByte(' ')
+		b.Write(p)
+	}
+	return b.String()
 }
 
 func dialTCP(t *testing.T, addr string) *client {
@@ -104,6 +167,11 @@ func dialTCP(t *testing.T, addr string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return lineClient(t, conn)
+}
+
+// lineClient speaks newline-framed JSON-RPC over conn (tcp or ssl).
+func lineClient(t *testing.T, conn net.Conn) *client {
 	c := newClient(t, func(b []byte) error { _, err := conn.Write(append(b, '\n')); return err }, func() { conn.Close() })
 	go func() {
 		sc := bufio.NewScanner(conn)
@@ -116,8 +184,13 @@ func dialTCP(t *testing.T, addr string) *client {
 }
 
 func dialWS(t *testing.T, addr string) *client {
+	return dialWebSocket(t, "ws://"+addr+"/", nil)
+}
+
+// dialWebSocket connects to a ws:// or wss:// URL; opts may be nil.
+func dialWebSocket(t *testing.T, url string, opts *websocket.DialOptions) *client {
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	ws, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +241,13 @@ func (c *client) raw(method string, params ...any) (result json.RawMessage, rpcE
 	ch := make(chan json.RawMessage, 1)
 	c.replies[fmt.Sprint(id)] = ch
 	c.mu.Unlock()
-	if params == nil {
-		params = []any{}
+	var p any = params
+	if len(params) == 0 {
+		p = []any{}
+	} else if nm, ok := params[0].(named); len(params) == 1 && ok {
+		p = nm
 	}
-	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": p})
 	if err := c.send(req); err != nil {
 		c.t.Fatal(err)
 	}
@@ -199,21 +275,40 @@ func (c *client) call(method string, params ...any) json.RawMessage {
 	return res
 }
 
+// note returns the params of the oldest notification of method want not
+// taken yet, waiting for one if need be.
 func (c *client) note(want string, within time.Duration) []json.RawMessage {
 	c.t.Helper()
+	n, ok := c.awaitNote(within, func(n notification) bool { return n.method == want })
+	if !ok {
+		c.t.Fatalf("no %s notification within %v", want, within)
+	}
+	return n.params
+}
+
+// awaitNote takes the oldest notification, received already or within
+// the time given, that match accepts; the others stay for later calls.
+func (c *client) awaitNote(within time.Duration, match func(notification) bool) (notification, bool) {
+	c.t.Helper()
+	for i, n := range c.backlog {
+		if match(n) {
+			c.backlog = append(c.backlog[:i], c.backlog[i+1:]...)
+			return n, true
+		}
+	}
 	deadline := time.After(within)
 	for {
 		select {
 		case m := <-c.notes:
-			var method string
-			json.Unmarshal(m["method"], &method)
-			if method == want {
-				var params []json.RawMessage
-				json.Unmarshal(m["params"], &params)
-				return params
+			var n notification
+			json.Unmarshal(m["method"], &n.method)
+			json.Unmarshal(m["params"], &n.params)
+			if match(n) {
+				return n, true
 			}
+			c.backlog = append(c.backlog, n)
 		case <-deadline:
-			c.t.Fatalf("no %s notification within %v", want, within)
+			return notification{}, false
 		}
 	}
 }
@@ -245,7 +340,7 @@ func TestProtocolAgainstChain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd")
 	}
-	n := startNode(t)
+	n := startNode(t, nodeOptions{})
 	for _, tr := range []struct {
 		name string
 		dial func(*testing.T, string) *client
@@ -301,17 +396,7 @@ func TestProtocolAgainstChain(t *testing.T) {
 			// Every script with history: history, balance and unspent
 			// outputs against a naive recomputation from btcd's blocks.
 			want := naive.Build(blocks)
-			scripts := map[chain.HashX][]byte{}
-			for _, b := range blocks[1:] {
-				for _, tx := range b.Txs {
-					for _, o := range tx.Outputs {
-						if chain.IsIndexed(o.PkScript) {
-							scripts[chain.HashXOf(o.PkScript)] = o.PkScript
-						}
-					}
-				}
-			}
-			for hx, script := range scripts {
+			for hx, script := range indexedScripts(blocks) {
 				var hist []struct {
 					TxHash string `json:"tx_hash"`
 					Height int32  `json:"height"`
@@ -394,7 +479,7 @@ func TestNotifications(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd")
 	}
-	n := startNode(t)
+	n := startNode(t, nodeOptions{})
 	for _, tr := range []struct {
 		name string
 		dial func(*testing.T, string) *client

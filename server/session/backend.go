@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
@@ -34,6 +35,7 @@ type Mempool interface {
 	Lookup(txid chainhash.Hash) (mempool.Entry, bool)
 	Tx(txid chainhash.Hash) ([]byte, bool)
 	FeeHistogram() []mempool.FeeBucket
+	Recent(n int) []mempool.Entry
 }
 
 var _ Mempool = (*mempool.Mempool)(nil)
@@ -61,6 +63,9 @@ type Backend struct {
 	// HistoryLimit caps confirmed history entries served for one script:
 	// (MAX_SEND - 100) / 99, spec §5.5.
 	HistoryLimit int
+	// MaxSend is MAX_SEND, the largest response; it also caps server.ping's
+	// pong_len (spec §4.7).
+	MaxSend int
 
 	feeMu    sync.Mutex
 	feeTip   chainhash.Hash
@@ -71,7 +76,7 @@ type Backend struct {
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
 }
 
 // History is the script's confirmed history followed by its mempool
@@ -328,6 +333,61 @@ func (b *Backend) BroadcastPackage(ctx context.Context, raws []string, verbose b
 	return out, nil
 }
 
+// maxRawTxFeeRate is the fee rate cap, in BTC/kvB, that
+// transaction.testmempoolaccept passes to the daemon: Bitcoin Core's
+// default, given explicitly because btcd requires the argument.
+const maxRawTxFeeRate = 0.10
+
+// TestMempoolAccept answers transaction.testmempoolaccept (1.7): for each
+// transaction its txid and wtxid, whether the daemon would accept it when
+// it says, and the first non-empty of the daemon's reasons.
+func (b *Backend) TestMempoolAccept(ctx context.Context, raws []string) (any, error) {
+	raw, err := b.Daemon.Call(ctx, "testmempoolaccept", raws, maxRawTxFeeRate)
+	if err != nil {
+		return nil, daemonError(err)
+	}
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("session: decode testmempoolaccept result: %w", err)
+	}
+	out := make([]orderedMap, 0, len(items))
+	for _, it := range items {
+		m := orderedMap{{"txid", it["txid"]}, {"wtxid", it["wtxid"]}}
+		if a, ok := it["allowed"]; ok {
+			m = append(m, kv{"allowed", a})
+		}
+		for _, k := range []string{"package-error", "reject-details", "reject-reason"} {
+			var reason string
+			if json.Unmarshal(it[k], &reason) == nil && reason != "" {
+				m = append(m, kv{"reason", reason})
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// RecentTx is one mempool.recent entry.
+type RecentTx struct {
+	TxID  string `json:"txid"`
+	Fee   int64  `json:"fee"`
+	VSize int64  `json:"vsize"`
+}
+
+// Recent answers mempool.recent (1.7): the ten transactions that most
+// recently entered the mempool, newest first.
+func (b *Backend) Recent() []RecentTx {
+	out := []RecentTx{}
+	if b.Mempool == nil {
+		return out
+	}
+	for _, e := range b.Mempool.Recent(10) {
+		out = append(out, RecentTx{TxID: e.TxID.String(), Fee: e.Fee, VSize: e.VSize})
+	}
+	return out
+}
+
 // EstimateFee answers blockchain.estimatefee: bucketed target (spec §4.11),
 // cached until the tip changes.
 func (b *Backend) EstimateFee(ctx context.Context, number int64, mode string) (any, error) {
@@ -390,7 +450,11 @@ func (b *Backend) OutpointStatus(op wire.OutPoint) (map[string]any, bool, error)
 	}
 	if funded {
 		// The output index must exist in the funding transaction.
-		if !b.outputExists(op, fundHeight) {
+		exists, err := b.outputExists(op)
+		if err != nil {
+			return nil, false, err
+		}
+		if !exists {
 			return st, false, nil
 		}
 		st["funder_height"] = fundHeight
@@ -422,19 +486,34 @@ func (b *Backend) OutpointStatus(op wire.OutPoint) (map[string]any, bool, error)
 	return st, mempoolInvolved, nil
 }
 
+// outputCheckTimeout bounds the daemon request outputExists makes.
+const outputCheckTimeout = 10 * time.Second
+
 // outputExists checks that a confirmed tx has output op.Index: an unspent
-// or spent output of it is recorded in the index.
-func (b *Backend) outputExists(op wire.OutPoint, height int32) bool {
+// or spent output of it is recorded in the index; an unindexed one
+// (OP_RETURN) is looked up in the transaction, which the daemon has, as
+// ElectrumX does.
+func (b *Backend) outputExists(op wire.OutPoint) (bool, error) {
 	if _, _, ok, _ := b.Index.Output(op.Hash, op.Index); ok {
-		return true
+		return true, nil
 	}
-	_, _, spend, _ := b.Index.Spender(op.Hash, op.Index)
-	if spend != nil {
-		return true
+	if _, _, spend, _ := b.Index.Spender(op.Hash, op.Index); spend != nil {
+		return true, nil
 	}
-	// An unindexed (OP_RETURN) output still exists: check the count from
-	// the block's tx when needed. Without the raw tx, say it does not.
-	return false
+	if b.Daemon == nil {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), outputCheckTimeout)
+	defer cancel()
+	raw, err := b.Daemon.RawTransaction(ctx, op.Hash)
+	if err != nil {
+		return false, fmt.Errorf("session: fetch %s to check output %d: %w", op.Hash, op.Index, err)
+	}
+	tx, err := chain.ParseTx(raw)
+	if err != nil {
+		return false, fmt.Errorf("session: parse %s: %w", op.Hash, err)
+	}
+	return int64(op.Index) < int64(len(tx.TxOut)), nil
 }
 
 // daemonError wraps a daemon failure as error code 2.

@@ -122,6 +122,10 @@ func methods() []Method {
 		{Name: "blockchain.transaction.get", Params: []string{"tx_hash", "verbose"}, Required: 1, MinVersion: V14, Handler: txGet},
 		{Name: "blockchain.transaction.get_merkle", Params: []string{"tx_hash", "height"}, Required: 2, MinVersion: V14, Handler: txGetMerkle},
 		{Name: "blockchain.transaction.id_from_pos", Params: []string{"height", "tx_pos", "merkle"}, Required: 2, MinVersion: V14, Handler: txIDFromPos},
+		{Name: "blockchain.transaction.testmempoolaccept", Params: []string{"raw_txs"}, Required: 1, MinVersion: V17, Handler: testMempoolAccept},
+		{Name: "mempool.recent", MinVersion: V17, Handler: func(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+			return s.Backend.Recent(), nil
+		}},
 	}
 }
 
@@ -180,7 +184,7 @@ func ping(_ context.Context, s *Session, args []json.RawMessage) (any, error) {
 			return nil, badRequest("%s should be a hex string", shown(args[1]))
 		}
 	}
-	if n > 1_000_000 {
+	if n > int64(s.Backend.MaxSend) {
 		return nil, badRequest("pong_len value too high")
 	}
 	return map[string]string{"data": strings.Repeat("0", int(n))}, nil
@@ -430,9 +434,10 @@ func broadcast(ctx context.Context, s *Session, args []json.RawMessage) (any, er
 	return s.Backend.Broadcast(ctx, raw)
 }
 
-func broadcastPackage(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+// rawTxsArg reads a non-empty list of hex transactions.
+func rawTxsArg(raw json.RawMessage) ([]string, error) {
 	var raws []string
-	if json.Unmarshal(args[0], &raws) != nil || len(raws) == 0 {
+	if json.Unmarshal(raw, &raws) != nil || len(raws) == 0 {
 		return nil, badRequest("raw_txs should be a non-empty list of hex strings")
 	}
 	for _, r := range raws {
@@ -440,11 +445,27 @@ func broadcastPackage(ctx context.Context, s *Session, args []json.RawMessage) (
 			return nil, badRequest("%s should be a hex string", r)
 		}
 	}
+	return raws, nil
+}
+
+func broadcastPackage(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+	raws, err := rawTxsArg(args[0])
+	if err != nil {
+		return nil, err
+	}
 	verbose, err := boolArg(args[1], "verbose")
 	if err != nil {
 		return nil, err
 	}
 	return s.Backend.BroadcastPackage(ctx, raws, verbose)
+}
+
+func testMempoolAccept(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+	raws, err := rawTxsArg(args[0])
+	if err != nil {
+		return nil, err
+	}
+	return s.Backend.TestMempoolAccept(ctx, raws)
 }
 
 func txGet(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {

@@ -69,3 +69,10 @@ func (s synced) Lookup(txid chainhash.Hash) (mempool.Entry, bool) {
 func (s synced) Tx(txid chainhash.Hash) ([]byte, bool) { return s.mp.Tx(txid) }
 
 func (s synced) FeeHistogram() []mempool.FeeBucket { return s.mp.FeeHistogram() }
+
+func (s synced) Recent(n int) []mempool.Entry {
+	if !s.ok() {
+		return nil
+	}
+	return s.mp.Recent(n)
+}
