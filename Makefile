@@ -54,9 +54,11 @@ test-short: ## unit tests only, no real components
 	$(GO) test -short ./...
 
 .PHONY: bench
-bench: tools ## run the benchmarks and write bench/results.txt
+bench: tools ## run the benchmarks and write bench/results.txt (sync rates on the generated chain, parsing, store, rpc)
 	@mkdir -p bench
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench/results.txt
+	@{ echo "# make bench, $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
+	  $(GO) test -run '^$$' -bench BenchmarkSync -benchtime 1x ./builder/ && \
+	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/; } | tee bench/results.txt
 
 .PHONY: demo
 demo: tools ## run a local regtest chain, builder, snapshot and server
