@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -340,12 +342,12 @@ func TestProtocolAgainstChain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd")
 	}
-	n := startNode(t, nodeOptions{})
+	n := startNode(t, nodeOptions{tls: true})
 	for _, tr := range []struct {
 		name string
 		dial func(*testing.T, string) *client
 		addr string
-	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}} {
+	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}, {"ssl", n.dialSSL, n.ssl}, {"wss", n.dialWSS, n.wss}} {
 		t.Run(tr.name, func(t *testing.T) {
 			c := tr.dial(t, tr.addr)
 			var ver []string
@@ -479,12 +481,12 @@ func TestNotifications(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd")
 	}
-	n := startNode(t, nodeOptions{})
+	n := startNode(t, nodeOptions{tls: true})
 	for _, tr := range []struct {
 		name string
 		dial func(*testing.T, string) *client
 		addr string
-	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}} {
+	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}, {"ssl", n.dialSSL, n.ssl}, {"wss", n.dialWSS, n.wss}} {
 		t.Run(tr.name, func(t *testing.T) {
 			c := tr.dial(t, tr.addr)
 			c.call("server.version", "test", "1.4")
@@ -534,4 +536,20 @@ func TestNotifications(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialSSL connects over TLS, trusting the node's self-signed certificate.
+func (n *node) dialSSL(t *testing.T, addr string) *client {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: n.certs, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lineClient(t, conn)
+}
+
+// dialWSS connects over secure WebSocket, trusting the node's certificate.
+func (n *node) dialWSS(t *testing.T, addr string) *client {
+	return dialWebSocket(t, "wss://"+addr+"/", &websocket.DialOptions{HTTPClient: &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.certs, ServerName: "127.0.0.1"}},
+	}})
 }
