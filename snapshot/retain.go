@@ -1,0 +1,190 @@
+package snapshot
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"amber/snapshot/objstore"
+)
+
+// maxManifestSize bounds what readManifest reads.
+const maxManifestSize = 64 << 20
+
+// manifestKeys lists the manifest keys in the bucket, newest (highest)
+// first; keys that do not parse as manifest keys are left out.
+func manifestKeys(ctx context.Context, b objstore.Bucket) ([]string, error) {
+	var keys []string
+	err := b.Iter(ctx, ManifestPrefix, func(name string) error {
+		if _, ok := keyHeight(name); ok {
+			keys = append(keys, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s in %s: %w", ManifestPrefix, b.Name(), err)
+	}
+	slices.SortStableFunc(keys, func(a, b string) int {
+		ha, _ := keyHeight(a)
+		hb, _ := keyHeight(b)
+		if c := cmp.Compare(hb, ha); c != 0 {
+			return c
+		}
+		return strings.Compare(b, a)
+	})
+	return keys, nil
+}
+
+// readObject reads a small object whole.
+func readObject(ctx context.Context, b objstore.Bucket, key string) ([]byte, error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(data) > maxManifestSize {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", key, maxManifestSize)
+	}
+	return data, nil
+}
+
+// readManifest reads and parses the manifest stored under key, checking
+// that it names itself.
+func readManifest(ctx context.Context, b objstore.Bucket, key string) (*Manifest, error) {
+	data, err := readObject(ctx, b, key)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", key, err)
+	}
+	if m.Key() != key {
+		return nil, fmt.Errorf("manifest %s: %w: describes %s", key, ErrInvalidManifest, m.Key())
+	}
+	return m, nil
+}
+
+// readLatest returns the manifest key LATEST names, or "" when there is no
+// LATEST.
+func readLatest(ctx context.Context, b objstore.Bucket) (string, error) {
+	data, err := readObject(ctx, b, LatestKey)
+	if objstore.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// Retain deletes old snapshots: it keeps the Keep newest valid manifests
+// (by height) and the one LATEST names, deletes every other manifest, and
+// then deletes objects under sst/ that no kept manifest references.
+//
+// NOTE: the Bucket interface gives no modification times, so the grace
+// period is counted from the first Retain of this Publisher that saw an
+// object unreferenced: an object is deleted only when a previous Retain
+// also saw it unreferenced, at least GCGrace ago. That protects the objects
+// of a publish running in another process, and always takes two runs.
+// Manifests that do not parse are left alone (and protect nothing).
+func (p *Publisher) Retain(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	log := p.logger()
+	keep := p.Keep
+	if keep <= 0 {
+		keep = defaultKeep
+	}
+	latest, err := readLatest(ctx, p.Bucket)
+	if err != nil {
+		return fmt.Errorf("retain: %w", err)
+	}
+	keys, err := manifestKeys(ctx, p.Bucket)
+	if err != nil {
+		return fmt.Errorf("retain: %w", err)
+	}
+	referenced := map[string]bool{}
+	var drop []string
+	kept := 0
+	for _, key := range keys {
+		m, err := readManifest(ctx, p.Bucket, key)
+		if err != nil {
+			if errors.Is(err, ErrInvalidManifest) {
+				log.Warn("retain: skipping broken manifest", slog.String("snapshot", key), slog.Any("err", err))
+				continue
+			}
+			return fmt.Errorf("retain: %w", err)
+		}
+		if kept < keep || key == latest {
+			kept++
+			for _, f := range m.Files {
+				referenced[f.Key] = true
+			}
+			continue
+		}
+		drop = append(drop, key)
+	}
+	if latest != "" && !slices.Contains(keys, latest) {
+		// LATEST names a manifest we could not list; deleting objects
+		// now could break it.
+		return fmt.Errorf("retain: %s names %s, which is not listed", LatestKey, latest)
+	}
+
+	// Manifests first, so no listed manifest ever lacks its objects.
+	for _, key := range drop {
+		if err := p.Bucket.Delete(ctx, key); err != nil {
+			return fmt.Errorf("retain: delete %s: %w", key, err)
+		}
+		log.Info("snapshot deleted", slog.String("snapshot", key))
+	}
+
+	now := p.clock()
+	seen := map[string]bool{}
+	var del []string
+	err = p.Bucket.Iter(ctx, ObjectPrefix, func(name string) error {
+		if referenced[name] {
+			return nil
+		}
+		seen[name] = true
+		first, ok := p.pending[name]
+		if !ok {
+			if p.pending == nil {
+				p.pending = map[string]time.Time{}
+			}
+			p.pending[name] = now
+			return nil
+		}
+		if now.Sub(first) >= p.GCGrace {
+			del = append(del, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("retain: list %s: %w", ObjectPrefix, err)
+	}
+	for name := range p.pending {
+		if !seen[name] {
+			delete(p.pending, name)
+		}
+	}
+	for _, name := range del {
+		if err := p.Bucket.Delete(ctx, name); err != nil {
+			return fmt.Errorf("retain: delete %s: %w", name, err)
+		}
+		delete(p.pending, name)
+	}
+	log.Info("snapshots retained", slog.Int("kept", kept), slog.Int("deleted", len(drop)),
+		slog.Int("objects_deleted", len(del)))
+	return nil
+}
