@@ -18,7 +18,10 @@ import (
 	"amber/internal/config"
 	"amber/internal/daemon"
 	"amber/internal/index"
+	"amber/internal/store"
 	"amber/internal/telemetry"
+	"amber/snapshot"
+	"amber/snapshot/objstore/open"
 )
 
 // Builder syncs the index from the daemon.
@@ -48,6 +51,25 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	// Check the daemon before creating anything on disk.
 	if err := dc.CheckNetwork(ctx, cfg.Network); err != nil {
 		return err
+	}
+	var pub *snapshot.Publisher
+	if cfg.SnapshotURL != "" {
+		bucket, err := open.Open(ctx, cfg.SnapshotURL, open.Options{})
+		if err != nil {
+			return fmt.Errorf("builder: SNAPSHOT_URL: %w", err)
+		}
+		defer bucket.Close()
+		// With no local DB, resume from the latest snapshot.
+		m, err := snapshot.Bootstrap(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress})
+		switch {
+		case errors.Is(err, snapshot.ErrNoSnapshot):
+			b.logger.Info("no snapshot to resume from; syncing from genesis", "snapshot", bucket.Name())
+		case err != nil:
+			return err
+		case m != nil:
+			b.logger.Info("resumed from snapshot", "snapshot", m.Key(), "height", m.Height)
+		}
+		pub = &snapshot.Publisher{Bucket: bucket, Logger: b.logger, Progress: b.progress}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
 		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: b.logger})
@@ -100,12 +122,51 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if pub != nil {
+		if err := b.publish(ctx, db, pub); err != nil {
+			return err
+		}
+	}
 	if cfg.Once {
 		return nil
+	}
+	if pub != nil {
+		go b.publishEvery(ctx, db, pub)
 	}
 	return syncer.Follow(ctx, cfg.DaemonPollInterval, func(t index.Tip) {
 		b.logger.Info("new tip", "height", t.Height, "block", t.Hash.String())
 	})
+}
+
+func (b *Builder) publish(ctx context.Context, db *store.DB, pub *snapshot.Publisher) error {
+	start := time.Now()
+	m, err := snapshot.PublishDB(ctx, db, b.cfg.Network, pub, b.progress)
+	if err != nil {
+		return fmt.Errorf("builder: publish snapshot: %w", err)
+	}
+	b.logger.Info("snapshot published", "snapshot", m.Key(), "height", m.Height, "files", len(m.Files), "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// publishEvery publishes a snapshot every SNAPSHOT_INTERVAL while the
+// builder follows the tip; a failed publish is logged and retried at the
+// next interval, since the previous snapshot stays valid.
+func (b *Builder) publishEvery(ctx context.Context, db *store.DB, pub *snapshot.Publisher) {
+	if b.cfg.SnapshotInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(b.cfg.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.publish(ctx, db, pub); err != nil && ctx.Err() == nil {
+				b.logger.Warn("snapshot not published; retrying at the next interval", "err", err)
+			}
+		}
+	}
 }
 
 // verify compares the index's UTXO set figures with the daemon's.

@@ -29,6 +29,8 @@ import (
 	"amber/server/mempool"
 	"amber/server/session"
 	"amber/server/transport"
+	"amber/snapshot"
+	"amber/snapshot/objstore/open"
 )
 
 // Server is one server node.
@@ -69,6 +71,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	if err := dc.CheckNetwork(ctx, cfg.Network); err != nil {
 		return err
+	}
+	if cfg.SnapshotURL != "" {
+		if err := s.bootstrap(ctx); err != nil {
+			return err
+		}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
 		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: s.logger})
@@ -176,6 +183,31 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		})
 	})
 	return g.Wait()
+}
+
+// bootstrap fills an empty DB_DIRECTORY from the latest snapshot; a node
+// with its own DB keeps it, and with no snapshot at all the node syncs
+// from genesis.
+func (s *Server) bootstrap(ctx context.Context) error {
+	s.health.SetReady(false, "restoring snapshot")
+	bucket, err := open.Open(ctx, s.cfg.SnapshotURL, open.Options{})
+	if err != nil {
+		return fmt.Errorf("server: SNAPSHOT_URL: %w", err)
+	}
+	defer bucket.Close()
+	start := time.Now()
+	m, err := snapshot.Bootstrap(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger})
+	switch {
+	case errors.Is(err, snapshot.ErrNoSnapshot):
+		s.logger.Warn("no usable snapshot; syncing from genesis", "snapshot", bucket.Name(), "err", err)
+	case err != nil:
+		return err
+	case m == nil:
+		s.logger.Info("keeping the local index", "dir", s.cfg.DBDirectory)
+	default:
+		s.logger.Info("restored snapshot", "snapshot", m.Key(), "height", m.Height, "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	return nil
 }
 
 // reloadOnHUP reloads the TLS certificate on SIGHUP.

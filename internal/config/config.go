@@ -75,7 +75,8 @@ type Config struct {
 	CacheMB     int
 
 	// Snapshots.
-	SnapshotURL string
+	SnapshotURL      string
+	SnapshotInterval time.Duration
 
 	// Listeners.
 	Services       []Service

@@ -104,6 +104,10 @@ var options = []option{
 		usage: "snapshot bucket: a local path, file:///dir, s3://bucket/prefix or minio://host:port/bucket/prefix",
 		parse: func(c *Config, v string) error { c.SnapshotURL = v; return validSnapshotURL(v) }},
 
+	{env: "SNAPSHOT_INTERVAL", def: "1h", group: "Snapshots", cmds: []Command{Build},
+		usage: "how often a following builder publishes a snapshot",
+		parse: durationField(func(c *Config) *time.Duration { return &c.SnapshotInterval }, time.Second)},
+
 	{env: "SERVICES", group: "Listeners", cmds: srvCmds,
 		usage: "comma-separated listeners: tcp://host:port, ssl://, ws://, wss://, rpc:// (admin, default localhost:8000)",
 		parse: func(c *Config, v string) (err error) { c.Services, err = ParseServices(v, false); return err }},

@@ -1,0 +1,84 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"amber/internal/chain"
+	"amber/internal/index"
+	"amber/internal/store"
+	"amber/snapshot/objstore"
+)
+
+// Bootstrap fills an empty (or missing) dbDir from the newest valid
+// snapshot in bucket and returns its manifest. A dbDir that already holds
+// a DB is kept as it is (nil manifest): a node with its own index does not
+// go back to an older snapshot. With no snapshot in the bucket it returns
+// an error matching ErrNoSnapshot, and the caller may sync from genesis.
+func Bootstrap(ctx context.Context, bucket objstore.Bucket, dbDir string, net *chain.Network, r *Restorer) (*Manifest, error) {
+	entries, err := os.ReadDir(dbDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("snapshot: read %s: %w", dbDir, err)
+	}
+	if len(entries) > 0 {
+		return nil, nil
+	}
+	r.Bucket = bucket
+	return r.Restore(ctx, dbDir, ExpectNetwork(net))
+}
+
+// PublishDB checkpoints an open DB next to its directory, publishes the
+// checkpoint and applies retention. The manifest records the tip stored in
+// the checkpoint itself, so it is consistent even while the DB moves on.
+func PublishDB(ctx context.Context, db *store.DB, net *chain.Network, p *Publisher, progress io.Writer) (*Manifest, error) {
+	dir := filepath.Clean(db.Dir()) + ".checkpoint"
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("snapshot: clear %s: %w", dir, err)
+	}
+	defer os.RemoveAll(dir)
+	if err := db.Checkpoint(dir); err != nil {
+		return nil, fmt.Errorf("snapshot: checkpoint %s: %w", dir, err)
+	}
+	tip, stats, err := checkpointTip(dir, net)
+	if err != nil {
+		return nil, err
+	}
+	if tip.Height < 0 {
+		return nil, errors.New("snapshot: nothing indexed yet; sync before publishing")
+	}
+	m, err := p.Publish(ctx, dir, Meta{
+		Network: net.Name, Genesis: net.Genesis.String(),
+		Height: int64(tip.Height), Block: tip.Hash.String(),
+		UTXOCount: &stats[0], UTXOTotal: &stats[1],
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Retain(ctx); err != nil {
+		p.logger().Warn("snapshot retention failed; old snapshots kept", "err", err)
+	}
+	return m, nil
+}
+
+// checkpointTip reads the tip and UTXO figures stored in a checkpoint.
+func checkpointTip(dir string, net *chain.Network) (index.Tip, [2]uint64, error) {
+	db, err := store.Open(dir, store.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return index.Tip{}, [2]uint64{}, fmt.Errorf("snapshot: open checkpoint %s: %w", dir, err)
+	}
+	defer db.Close()
+	ix, err := index.Open(db, net, index.Options{})
+	if err != nil {
+		return index.Tip{}, [2]uint64{}, err
+	}
+	n, total, err := ix.UTXOStats()
+	if err != nil {
+		return index.Tip{}, [2]uint64{}, err
+	}
+	return ix.Tip(), [2]uint64{n, total}, nil
+}
