@@ -60,7 +60,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		}
 		defer bucket.Close()
 		// With no local DB, resume from the latest snapshot.
-		m, err := snapshot.Bootstrap(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress})
+		m, err := snapshot.Bootstrap(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress, TrustedKeys: cfg.TrustedKeys})
 		switch {
 		case errors.Is(err, snapshot.ErrNoSnapshot):
 			b.logger.Info("no snapshot to resume from; syncing from genesis", "snapshot", bucket.Name())
@@ -70,6 +70,11 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			b.logger.Info("resumed from snapshot", "snapshot", m.Key(), "height", m.Height)
 		}
 		pub = &snapshot.Publisher{Bucket: bucket, Logger: b.logger, Progress: b.progress}
+		if cfg.SigningKeyFile != "" {
+			if pub.SigningKey, err = snapshot.LoadSigningKey(cfg.SigningKeyFile); err != nil {
+				return err
+			}
+		}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
 		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: b.logger})

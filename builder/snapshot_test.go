@@ -32,10 +32,37 @@ func TestSnapshotToServer(t *testing.T) {
 		"MINIO_ACCESS_KEY=" + m.AccessKey, "MINIO_SECRET_KEY=" + m.SecretKey,
 	}
 
+	// A signing key made by the CLI; servers trust its public key.
+	keyFile := t.TempDir() + "/signing.key"
+	out, err := exec.Command(amberBin, "snapshot", "keygen", keyFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	pubKey := strings.TrimSpace(string(out[strings.LastIndex(string(out), ": ")+2:]))
+
 	builderDB := t.TempDir()
-	out := mustBuild(t, builderDB, []string{b.URL()}, snapEnv...)
-	if !strings.Contains(out, "snapshot published") {
-		t.Fatalf("no snapshot published:\n%s", tail(out, 15))
+	log := mustBuild(t, builderDB, []string{b.URL()}, append(snapEnv, "SNAPSHOT_SIGNING_KEY_FILE="+keyFile)...)
+	if !strings.Contains(log, "snapshot published") {
+		t.Fatalf("no snapshot published:\n%s", tail(log, 15))
+	}
+	// The CLI lists it as signed and verifies every file in the bucket.
+	cli := func(args ...string) string {
+		cmd := exec.Command(amberBin, append([]string{"snapshot"}, args...)...)
+		cmd.Env = append(os.Environ(), append(snapEnv, "NET=regtest", "SNAPSHOT_TRUSTED_KEYS="+pubKey)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("amber snapshot %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if list := cli("list"); !strings.Contains(list, fmt.Sprintf("%d ", c.Height())) || !strings.Contains(list, "true") {
+		t.Errorf("snapshot list:\n%s", list)
+	}
+	if v := cli("verify", "latest"); !strings.Contains(v, "every sha256 matches") {
+		t.Errorf("snapshot verify: %s", v)
+	}
+	if out, err := exec.Command(amberBin, "snapshot", "list").CombinedOutput(); err == nil {
+		t.Errorf("snapshot list without SNAPSHOT_URL succeeded: %s", out)
 	}
 
 	serverDB := t.TempDir()
@@ -47,9 +74,9 @@ func TestSnapshotToServer(t *testing.T) {
 	ln.Close()
 	serve := exec.Command(amberBin, "serve")
 	serve.Env = append(os.Environ(), append(snapEnv, "NET=regtest", "DB_DIRECTORY="+serverDB, "DAEMON_URL="+b.URL(),
-		"SERVICES=tcp://"+addr, "HTTP_ADDR=off")...)
-	var log testenv.Buffer
-	serve.Stderr = &log
+		"SERVICES=tcp://"+addr, "HTTP_ADDR=off", "SNAPSHOT_TRUSTED_KEYS="+pubKey)...)
+	var slog testenv.Buffer
+	serve.Stderr = &slog
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +91,7 @@ func TestSnapshotToServer(t *testing.T) {
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("amber serve log:\n%s", tail(log.String(), 30))
+			t.Logf("amber serve log:\n%s", tail(slog.String(), 30))
 		}
 	})
 	var conn net.Conn
@@ -79,8 +106,8 @@ func TestSnapshotToServer(t *testing.T) {
 		}
 	}
 	defer conn.Close()
-	if !strings.Contains(log.String(), "restored snapshot") || !strings.Contains(log.String(), fmt.Sprintf("height=%d", c.Height())) {
-		t.Fatalf("server did not restore the snapshot at %d:\n%s", c.Height(), tail(log.String(), 20))
+	if !strings.Contains(slog.String(), "restored snapshot") || !strings.Contains(slog.String(), fmt.Sprintf("height=%d", c.Height())) {
+		t.Fatalf("server did not restore the snapshot at %d:\n%s", c.Height(), tail(slog.String(), 20))
 	}
 	fmt.Fprintf(conn, `{"jsonrpc":"2.0","id":1,"method":"server.version","params":["snap","1.4"]}`+"\n")
 	fmt.Fprintf(conn, `{"jsonrpc":"2.0","id":2,"method":"blockchain.headers.subscribe","params":[]}`+"\n")
@@ -93,5 +120,27 @@ func TestSnapshotToServer(t *testing.T) {
 	stop()
 	if got, want := digestOf(t, serverDB), digestOf(t, builderDB); got != want {
 		t.Fatalf("restored index digest %s, builder's %s", got, want)
+	}
+}
+
+// TestUntrustedSnapshotRefused: a server that trusts another key does not
+// use an unsigned snapshot; it says so and syncs from the daemon instead.
+func TestUntrustedSnapshotRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd, MinIO and amber")
+	}
+	c := chaingen.Load(t, chaingen.Tiny)
+	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
+	c.Submit(t, b, c.Height())
+	m := testenv.StartMinio(t, testenv.MinioOptions{})
+	m.CreateBucket("amber")
+	snapEnv := []string{"SNAPSHOT_URL=minio://" + m.Endpoint + "/amber/x?secure=false",
+		"MINIO_ACCESS_KEY=" + m.AccessKey, "MINIO_SECRET_KEY=" + m.SecretKey}
+	mustBuild(t, t.TempDir(), []string{b.URL()}, snapEnv...) // unsigned
+	out, _ := exec.Command(amberBin, "snapshot", "keygen", t.TempDir()+"/k").CombinedOutput()
+	trusted := strings.TrimSpace(string(out[strings.LastIndex(string(out), ": ")+2:]))
+	log := mustBuild(t, t.TempDir(), []string{b.URL()}, append(snapEnv, "SNAPSHOT_TRUSTED_KEYS="+trusted)...)
+	if !strings.Contains(log, "no snapshot to resume from") || !strings.Contains(log, "index at daemon tip") {
+		t.Fatalf("untrusted snapshot not refused, or no sync from genesis:\n%s", tail(log, 15))
 	}
 }

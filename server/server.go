@@ -196,7 +196,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	defer bucket.Close()
 	start := time.Now()
-	m, err := snapshot.Bootstrap(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger})
+	m, err := snapshot.Bootstrap(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys})
 	switch {
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		s.logger.Warn("no usable snapshot; syncing from genesis", "snapshot", bucket.Name(), "err", err)

@@ -50,7 +50,7 @@ type command struct {
 var commands = []command{
 	{config.Build, "sync the index from the daemon and publish snapshots", runBuild},
 	{config.Serve, "serve the Electrum protocol to wallets", runServe},
-	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots", notBuilt},
+	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots; make a signing key", runSnapshot},
 	{config.RPC, "send an admin command to a running server", notBuilt},
 	{config.Demo, "run a local regtest chain, builder, snapshot and server", notBuilt},
 }
@@ -97,6 +97,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger := telemetry.NewLogger(stderr, &level, cfg.LogFormat)
 		if err := c.run(ctx, cfg, logger, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "amber %s: %v\n", name, err)
+			if errors.Is(err, errUsage) {
+				return exitUsage
+			}
 			return exitFail
 		}
 		return exitOK

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,6 +78,8 @@ type Config struct {
 	// Snapshots.
 	SnapshotURL      string
 	SnapshotInterval time.Duration
+	SigningKeyFile   string
+	TrustedKeys      []ed25519.PublicKey
 
 	// Listeners.
 	Services       []Service

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -104,6 +106,25 @@ var options = []option{
 		usage: "snapshot bucket: a local path, file:///dir, s3://bucket/prefix or minio://host:port/bucket/prefix",
 		parse: func(c *Config, v string) error { c.SnapshotURL = v; return validSnapshotURL(v) }},
 
+	{env: "SNAPSHOT_SIGNING_KEY_FILE", group: "Snapshots", cmds: []Command{Build, Snapshot},
+		usage: "file holding the hex ed25519 seed that signs published manifests (amber snapshot keygen makes one)",
+		parse: func(c *Config, v string) error { c.SigningKeyFile = v; return nil }},
+	{env: "SNAPSHOT_TRUSTED_KEYS", group: "Snapshots", cmds: snapCmds,
+		usage: "comma-separated hex ed25519 public keys; when set, only manifests signed by one of them are used",
+		parse: func(c *Config, v string) error {
+			for _, part := range strings.Split(v, ",") {
+				part = strings.TrimSpace(part)
+				if part == "" {
+					continue
+				}
+				b, err := hex.DecodeString(part)
+				if err != nil || len(b) != ed25519.PublicKeySize {
+					return fmt.Errorf("%q is not a key; want 64 hex digits per ed25519 public key", part)
+				}
+				c.TrustedKeys = append(c.TrustedKeys, ed25519.PublicKey(b))
+			}
+			return nil
+		}},
 	{env: "SNAPSHOT_INTERVAL", def: "1h", group: "Snapshots", cmds: []Command{Build},
 		usage: "how often a following builder publishes a snapshot",
 		parse: durationField(func(c *Config) *time.Duration { return &c.SnapshotInterval }, time.Second)},
