@@ -151,7 +151,7 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 	}
 	slices.Sort(keys)
 	meter := telemetry.NewMeter("upload", "bytes", p.Progress, log)
-	var done, uploaded, skipped atomic.Int64
+	var done, uploaded, uploadedBytes, skipped atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel(p.Parallel))
 	for _, k := range keys {
@@ -172,6 +172,7 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 				return err
 			}
 			uploaded.Add(1)
+			uploadedBytes.Add(f.Size)
 			return nil
 		})
 	}
@@ -189,7 +190,8 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 		return nil, fmt.Errorf("publish %s -> %s: %w", LatestKey, key, err)
 	}
 	log.Info("snapshot published", slog.String("snapshot", key), slog.Int64("height", m.Height),
-		slog.Int("files", len(files)), slog.Int64("uploaded", uploaded.Load()),
+		slog.Int("files", len(files)), slog.Int64("uploaded", uploaded.Load()), slog.Int64("uploaded_bytes", uploadedBytes.Load()),
+		slog.Int64("total_bytes", total),
 		slog.Int64("skipped", skipped.Load()), slog.Duration("took", time.Since(start)))
 	return m, nil
 }
