@@ -1,0 +1,130 @@
+package builder_test
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"amber/internal/testenv"
+	"amber/internal/testenv/chaingen"
+	"amber/snapshot"
+	"amber/snapshot/objstore"
+	"amber/snapshot/objstore/open"
+)
+
+// latestComplete checks the bucket's invariant: LATEST is absent or names
+// a manifest whose every file is there with the right size and hash.
+func latestComplete(t *testing.T, b objstore.Bucket) (string, bool) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := b.Get(ctx, snapshot.LatestKey)
+	if objstore.IsNotFound(err) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := io.ReadAll(r)
+	r.Close()
+	mr, err := b.Get(ctx, string(key))
+	if err != nil {
+		t.Fatalf("LATEST names %s, which cannot be read: %v", key, err)
+	}
+	body, _ := io.ReadAll(mr)
+	mr.Close()
+	m, err := snapshot.ParseManifest(body)
+	if err != nil {
+		t.Fatalf("LATEST names a broken manifest %s: %v", key, err)
+	}
+	if err := (&snapshot.Restorer{Bucket: b}).Verify(ctx, m); err != nil {
+		t.Fatalf("LATEST names an incomplete snapshot %s: %v", key, err)
+	}
+	return string(key), true
+}
+
+// TestPublishSurvivesKillsAndOutages kills `amber build --once` at random
+// moments of its sync and publish, and stops MinIO in the middle of one:
+// LATEST never names an incomplete snapshot, and a re-run completes.
+func TestPublishSurvivesKillsAndOutages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd, MinIO and amber")
+	}
+	c := chaingen.Load(t, chaingen.Small)
+	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
+	c.Submit(t, b, c.Height())
+	m := testenv.StartMinio(t, testenv.MinioOptions{})
+	m.CreateBucket("amber")
+	url := "minio://" + m.Endpoint + "/amber/crash?secure=false"
+	env := append(os.Environ(), "NET=regtest", "DAEMON_URL="+b.URL(), "HTTP_ADDR=off", "SNAPSHOT_URL="+url,
+		"MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	bucket, err := open.Open(context.Background(), url, open.Options{Getenv: func(k string) string {
+		return map[string]string{"MINIO_ACCESS_KEY": m.AccessKey, "MINIO_SECRET_KEY": m.SecretKey}[k]
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+
+	start := time.Now()
+	mustBuild(t, t.TempDir(), []string{b.URL()}, "SNAPSHOT_URL="+url, "MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	full := time.Since(start)
+	first, ok := latestComplete(t, bucket)
+	if !ok {
+		t.Fatal("no LATEST after a complete build")
+	}
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	for i := range 5 {
+		cmd := exec.Command(amberBin, "build", "--once")
+		cmd.Env = append(env, "DB_DIRECTORY="+t.TempDir())
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wait := time.Duration(float64(full) * (0.5 + 0.6*rng.Float64()))
+		time.Sleep(wait)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		key, _ := latestComplete(t, bucket)
+		t.Logf("kill %d after %v: LATEST %s", i+1, wait.Round(time.Millisecond), key)
+	}
+
+	// MinIO goes away in the middle of a publish.
+	cmd := exec.Command(amberBin, "build", "--once")
+	cmd.Env = append(env, "DB_DIRECTORY="+t.TempDir())
+	var log testenv.Buffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(log.String(), "index at daemon tip") {
+		if time.Since(start) > 5*time.Minute {
+			t.Fatal("build never reached the tip")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	m.Stop()
+	err = cmd.Wait()
+	m.Restart()
+	if err == nil && !strings.Contains(log.String(), "snapshot published") {
+		t.Fatalf("build exited 0 without publishing:\n%s", tail(log.String(), 10))
+	}
+	t.Logf("with MinIO stopped: %v; %s", err, lastLine(log.String()))
+	latestComplete(t, bucket)
+
+	// A re-run completes and publishes the same tip.
+	mustBuild(t, t.TempDir(), []string{b.URL()}, "SNAPSHOT_URL="+url, "MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	if key, ok := latestComplete(t, bucket); !ok || key != first {
+		t.Fatalf("LATEST after the re-run %q, want %q", key, first)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
