@@ -14,6 +14,8 @@ import (
 	"amber/internal/store"
 	"amber/internal/testenv"
 	"amber/internal/testenv/chaingen"
+	"amber/snapshot"
+	"amber/snapshot/objstore/open"
 )
 
 // BenchmarkSync measures, on the Small generated chain and in one run, the
@@ -91,4 +93,72 @@ func timeSync(b *testing.B, net *chain.Network, src chainsync.Source) time.Durat
 		b.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// BenchmarkBootstrap measures, in one run on the Small chain, a server
+// node's bootstrap from a MinIO snapshot (download, verify, open, catch
+// up with btcd) against a full sync of the same chain from btcd, and
+// reports the ratio.
+func BenchmarkBootstrap(b *testing.B) {
+	c := chaingen.Load(b, chaingen.Small)
+	net, _ := chain.Lookup("Bitcoin", "regtest")
+	node := testenv.StartBtcd(b, testenv.BtcdOptions{})
+	c.Submit(b, node, c.Height())
+	urls, err := config.ParseDaemonURLs(node.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	dc, err := daemon.New(urls, daemon.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := testenv.StartMinio(b, testenv.MinioOptions{})
+	m.CreateBucket("amber")
+	ctx := context.Background()
+	bucket, err := open.Open(ctx, "minio://"+m.Endpoint+"/amber/bench?secure=false", open.Options{Getenv: func(k string) string {
+		return map[string]string{"MINIO_ACCESS_KEY": m.AccessKey, "MINIO_SECRET_KEY": m.SecretKey}[k]
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bucket.Close()
+	// The builder's side, once: sync and publish.
+	db, ix, err := index.OpenDir(b.TempDir(), 64<<20, net, index.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{}).SyncToTip(ctx); err != nil {
+		b.Fatal(err)
+	}
+	man, err := snapshot.PublishDB(ctx, db, net, &snapshot.Publisher{Bucket: bucket}, nil)
+	db.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	var bootT, syncT time.Duration
+	iters := 0
+	for b.Loop() {
+		iters++
+		dir := b.TempDir() + "/db"
+		start := time.Now()
+		if _, err := snapshot.Bootstrap(ctx, bucket, dir, net, &snapshot.Restorer{}); err != nil {
+			b.Fatal(err)
+		}
+		db, ix, err := index.OpenDir(dir, 64<<20, net, index.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{}).SyncToTip(ctx); err != nil {
+			b.Fatal(err)
+		}
+		bootT += time.Since(start)
+		db.Close()
+		syncT += timeSync(b, net, chainsync.DaemonSource{C: dc})
+	}
+	n := float64(iters)
+	b.ReportMetric(bootT.Seconds()/n, "bootstrap-s")
+	b.ReportMetric(syncT.Seconds()/n, "fullsync-s")
+	b.ReportMetric(bootT.Seconds()/syncT.Seconds(), "bootstrap/fullsync")
+	b.ReportMetric(float64(man.Size())*n/bootT.Seconds()/(1<<20), "bootstrap-MiB/s")
 }
