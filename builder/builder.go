@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,41 +137,59 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		return nil
 	}
 	if pub != nil {
-		go b.publishEvery(ctx, db, pub)
+		// Stop publishing before the DB closes (defers run last first).
+		pctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); b.publishEvery(pctx, db, ix, pub) }()
+		defer func() { stop(); wg.Wait() }()
 	}
 	return syncer.Follow(ctx, cfg.DaemonPollInterval, func(t index.Tip) {
 		b.logger.Info("new tip", "height", t.Height, "block", t.Hash.String())
 	})
 }
 
+// publish checkpoints the DB and publishes it; the publisher logs the
+// result.
 func (b *Builder) publish(ctx context.Context, db *store.DB, pub *snapshot.Publisher) error {
-	start := time.Now()
-	m, err := snapshot.PublishDB(ctx, db, b.cfg.Network, pub, b.progress)
-	if err != nil {
+	if _, err := snapshot.PublishDB(ctx, db, b.cfg.Network, pub, b.progress); err != nil {
 		return fmt.Errorf("builder: publish snapshot: %w", err)
 	}
-	b.logger.Info("snapshot published", "snapshot", m.Key(), "height", m.Height, "files", len(m.Files), "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
-// publishEvery publishes a snapshot every SNAPSHOT_INTERVAL while the
-// builder follows the tip; a failed publish is logged and retried at the
-// next interval, since the previous snapshot stays valid.
-func (b *Builder) publishEvery(ctx context.Context, db *store.DB, pub *snapshot.Publisher) {
-	if b.cfg.SnapshotInterval <= 0 {
+// publishEvery publishes a snapshot every SNAPSHOT_INTERVAL (a duration,
+// or a number of new blocks) while the builder follows the tip; a failed
+// publish is logged and retried at the next interval, since the previous
+// snapshot stays valid.
+func (b *Builder) publishEvery(ctx context.Context, db *store.DB, ix *index.Index, pub *snapshot.Publisher) {
+	every, blocks := b.cfg.SnapshotInterval, b.cfg.SnapshotEveryBlocks
+	if blocks > 0 {
+		every = time.Second // check the height this often
+	}
+	if every <= 0 {
 		return
 	}
-	t := time.NewTicker(b.cfg.SnapshotInterval)
+	last := ix.Tip().Height
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := b.publish(ctx, db, pub); err != nil && ctx.Err() == nil {
+		}
+		tip := ix.Tip().Height
+		if blocks > 0 && tip-last < int32(blocks) {
+			continue
+		}
+		if err := b.publish(ctx, db, pub); err != nil {
+			if ctx.Err() == nil {
 				b.logger.Warn("snapshot not published; retrying at the next interval", "err", err)
 			}
+			continue
 		}
+		last = tip
 	}
 }
 

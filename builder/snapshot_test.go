@@ -203,3 +203,44 @@ func TestSnapshotIncrementalAndReorg(t *testing.T) {
 		t.Fatalf("bootstrapped-and-reorganised index %s, fresh sync %s", got, want)
 	}
 }
+
+// TestPublishEveryBlocks: a following builder publishes again once
+// SNAPSHOT_INTERVAL blocks have arrived.
+func TestPublishEveryBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd, MinIO and amber")
+	}
+	c := chaingen.Load(t, chaingen.Tiny)
+	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
+	c.Submit(t, b, 250)
+	m := testenv.StartMinio(t, testenv.MinioOptions{})
+	m.CreateBucket("amber")
+	cmd := exec.Command(amberBin, "build")
+	cmd.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+b.URL(), "HTTP_ADDR=off",
+		"DAEMON_POLL_INTERVAL=100ms", "SNAPSHOT_INTERVAL=20 blocks",
+		"SNAPSHOT_URL=minio://"+m.Endpoint+"/amber/every?secure=false", "MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	var log testenv.Buffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(log.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", want, tail(log.String(), 15))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitLog("height=250 files")
+	c.Submit(t, b, 260) // fewer than 20 new blocks: no publish
+	time.Sleep(2500 * time.Millisecond)
+	if strings.Count(log.String(), "snapshot published") != 1 {
+		t.Fatalf("published before 20 new blocks:\n%s", tail(log.String(), 10))
+	}
+	c.Submit(t, b, 275)
+	waitLog("height=275 files")
+}

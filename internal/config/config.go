@@ -78,8 +78,10 @@ type Config struct {
 	// Snapshots.
 	SnapshotURL      string
 	SnapshotInterval time.Duration
-	SigningKeyFile   string
-	TrustedKeys      []ed25519.PublicKey
+	// SnapshotEveryBlocks, when set, replaces SnapshotInterval.
+	SnapshotEveryBlocks int
+	SigningKeyFile      string
+	TrustedKeys         []ed25519.PublicKey
 
 	// Listeners.
 	Services       []Service

@@ -126,8 +126,18 @@ var options = []option{
 			return nil
 		}},
 	{env: "SNAPSHOT_INTERVAL", def: "1h", group: "Snapshots", cmds: []Command{Build},
-		usage: "how often a following builder publishes a snapshot",
-		parse: durationField(func(c *Config) *time.Duration { return &c.SnapshotInterval }, time.Second)},
+		usage: "how often a following builder publishes a snapshot: a duration (30m) or a block count (144 blocks)",
+		parse: func(c *Config, v string) error {
+			if n, ok := strings.CutSuffix(strings.TrimSpace(v), "blocks"); ok {
+				blocks, err := strconv.Atoi(strings.TrimSpace(n))
+				if err != nil || blocks < 1 {
+					return errors.New("want a duration such as 30m or a block count such as 144 blocks")
+				}
+				c.SnapshotEveryBlocks = blocks
+				return nil
+			}
+			return durationField(func(c *Config) *time.Duration { return &c.SnapshotInterval }, time.Second)(c, v)
+		}},
 
 	{env: "SERVICES", group: "Listeners", cmds: srvCmds,
 		usage: "comma-separated listeners: tcp://host:port, ssl://, ws://, wss://, rpc:// (admin, default localhost:8000)",
