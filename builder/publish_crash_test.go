@@ -55,14 +55,10 @@ func TestPublishSurvivesKillsAndOutages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd, MinIO and amber")
 	}
-	c := chaingen.Load(t, chaingen.Small)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
-	c.Submit(t, b, c.Height())
-	m := testenv.StartMinio(t, testenv.MinioOptions{})
-	m.CreateBucket("amber")
+	r := newRig(t, chaingen.Small, chaingen.Small.Blocks, "crash")
+	b, m := r.btcd, r.minio
 	url := "minio://" + m.Endpoint + "/amber/crash?secure=false"
-	env := append(os.Environ(), "NET=regtest", "DAEMON_URL="+b.URL(), "HTTP_ADDR=off", "SNAPSHOT_URL="+url,
-		"MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	env := append(append(os.Environ(), r.env...), "NET=regtest", "DAEMON_URL="+b.URL(), "HTTP_ADDR=off")
 	bucket, err := open.Open(context.Background(), url, open.Options{Getenv: func(k string) string {
 		return map[string]string{"MINIO_ACCESS_KEY": m.AccessKey, "MINIO_SECRET_KEY": m.SecretKey}[k]
 	}})
@@ -72,7 +68,7 @@ func TestPublishSurvivesKillsAndOutages(t *testing.T) {
 	defer bucket.Close()
 
 	start := time.Now()
-	mustBuild(t, t.TempDir(), []string{b.URL()}, "SNAPSHOT_URL="+url, "MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	mustBuild(t, t.TempDir(), []string{b.URL()}, r.env...)
 	full := time.Since(start)
 	first, ok := latestComplete(t, bucket)
 	if !ok {
@@ -118,7 +114,7 @@ func TestPublishSurvivesKillsAndOutages(t *testing.T) {
 	latestComplete(t, bucket)
 
 	// A re-run completes and publishes the same tip.
-	mustBuild(t, t.TempDir(), []string{b.URL()}, "SNAPSHOT_URL="+url, "MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	mustBuild(t, t.TempDir(), []string{b.URL()}, r.env...)
 	if key, ok := latestComplete(t, bucket); !ok || key != first {
 		t.Fatalf("LATEST after the re-run %q, want %q", key, first)
 	}

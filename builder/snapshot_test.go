@@ -22,15 +22,8 @@ func TestSnapshotToServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd, MinIO and amber")
 	}
-	c := chaingen.Load(t, chaingen.Tiny)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
-	c.Submit(t, b, c.Height())
-	m := testenv.StartMinio(t, testenv.MinioOptions{})
-	m.CreateBucket("amber")
-	snapEnv := []string{
-		"SNAPSHOT_URL=minio://" + m.Endpoint + "/amber/regtest?secure=false",
-		"MINIO_ACCESS_KEY=" + m.AccessKey, "MINIO_SECRET_KEY=" + m.SecretKey,
-	}
+	r := newRig(t, chaingen.Tiny, chaingen.Tiny.Blocks, "regtest")
+	c, b, snapEnv := r.chain, r.btcd, r.env
 
 	// A signing key made by the CLI; servers trust its public key.
 	keyFile := t.TempDir() + "/signing.key"
@@ -129,13 +122,8 @@ func TestUntrustedSnapshotRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd, MinIO and amber")
 	}
-	c := chaingen.Load(t, chaingen.Tiny)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
-	c.Submit(t, b, c.Height())
-	m := testenv.StartMinio(t, testenv.MinioOptions{})
-	m.CreateBucket("amber")
-	snapEnv := []string{"SNAPSHOT_URL=minio://" + m.Endpoint + "/amber/x?secure=false",
-		"MINIO_ACCESS_KEY=" + m.AccessKey, "MINIO_SECRET_KEY=" + m.SecretKey}
+	r := newRig(t, chaingen.Tiny, chaingen.Tiny.Blocks, "x")
+	b, snapEnv := r.btcd, r.env
 	mustBuild(t, t.TempDir(), []string{b.URL()}, snapEnv...) // unsigned
 	out, _ := exec.Command(amberBin, "snapshot", "keygen", t.TempDir()+"/k").CombinedOutput()
 	trusted := strings.TrimSpace(string(out[strings.LastIndex(string(out), ": ")+2:]))
@@ -166,13 +154,8 @@ func TestSnapshotIncrementalAndReorg(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd, MinIO and amber")
 	}
-	c := chaingen.Load(t, chaingen.Tiny)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
-	c.Submit(t, b, 200)
-	m := testenv.StartMinio(t, testenv.MinioOptions{})
-	m.CreateBucket("amber")
-	snapEnv := []string{"SNAPSHOT_URL=minio://" + m.Endpoint + "/amber/inc?secure=false",
-		"MINIO_ACCESS_KEY=" + m.AccessKey, "MINIO_SECRET_KEY=" + m.SecretKey}
+	r := newRig(t, chaingen.Tiny, 200, "inc")
+	c, b, snapEnv := r.chain, r.btcd, r.env
 
 	builderDB := t.TempDir()
 	first := mustBuild(t, builderDB, []string{b.URL()}, snapEnv...)
@@ -210,15 +193,11 @@ func TestPublishEveryBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd, MinIO and amber")
 	}
-	c := chaingen.Load(t, chaingen.Tiny)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
-	c.Submit(t, b, 250)
-	m := testenv.StartMinio(t, testenv.MinioOptions{})
-	m.CreateBucket("amber")
+	r := newRig(t, chaingen.Tiny, 250, "every")
+	c, b := r.chain, r.btcd
 	cmd := exec.Command(amberBin, "build")
-	cmd.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+b.URL(), "HTTP_ADDR=off",
-		"DAEMON_POLL_INTERVAL=100ms", "SNAPSHOT_INTERVAL=20 blocks",
-		"SNAPSHOT_URL=minio://"+m.Endpoint+"/amber/every?secure=false", "MINIO_ACCESS_KEY="+m.AccessKey, "MINIO_SECRET_KEY="+m.SecretKey)
+	cmd.Env = append(append(os.Environ(), r.env...), "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+b.URL(), "HTTP_ADDR=off",
+		"DAEMON_POLL_INTERVAL=100ms", "SNAPSHOT_INTERVAL=20 blocks")
 	var log testenv.Buffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
@@ -243,4 +222,26 @@ func TestPublishEveryBlocks(t *testing.T) {
 	}
 	c.Submit(t, b, 275)
 	waitLog("height=275 files")
+}
+
+// rig is a btcd holding part of a generated chain, and a MinIO bucket
+// with the environment that points amber at it.
+type rig struct {
+	chain *chaingen.Chain
+	btcd  *testenv.Btcd
+	minio *testenv.Minio
+	env   []string // SNAPSHOT_URL and credentials
+}
+
+func newRig(t *testing.T, spec chaingen.Spec, upTo int, prefix string) *rig {
+	t.Helper()
+	c := chaingen.Load(t, spec)
+	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
+	c.Submit(t, b, upTo)
+	m := testenv.StartMinio(t, testenv.MinioOptions{})
+	m.CreateBucket("amber")
+	return &rig{chain: c, btcd: b, minio: m, env: []string{
+		"SNAPSHOT_URL=minio://" + m.Endpoint + "/amber/" + prefix + "?secure=false",
+		"MINIO_ACCESS_KEY=" + m.AccessKey, "MINIO_SECRET_KEY=" + m.SecretKey,
+	}}
 }
