@@ -18,13 +18,15 @@ build: ## build bin/amber
 	$(GO) build -o bin/amber ./cmd/amber
 
 .PHONY: tools
-tools: ## install the pinned btcd and MinIO into .tools/, and the Electrum wallet with apt-get (skipped when present)
+tools: ## install the pinned btcd and MinIO into .tools/, and the Electrum wallet and Chromium with apt-get (skipped when present)
 	$(GO) run ./internal/testenv/cmd/tools btcd minio
-	@command -v electrum >/dev/null || { \
+	@missing=""; for p in electrum chromium; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing the Electrum wallet (apt-get install electrum)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq electrum >/dev/null; \
-		else echo "the Electrum wallet is missing: run 'sudo apt-get install electrum'" >&2; exit 1; fi; }
+			echo "installing$$missing with apt-get (the real-wallet and status page tests use them)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "missing:$$missing; run 'sudo apt-get install$$missing'" >&2; exit 1; fi; \
+	fi
 
 $(STATICCHECK):
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -40,9 +40,11 @@ type Server struct {
 	reg    *prometheus.Registry
 	health *telemetry.Health
 
-	mu    sync.Mutex
-	addrs []string // bound listener addresses, once serving
-	ready chan struct{}
+	mu       sync.Mutex
+	addrs    []string      // bound listener addresses, once serving
+	live     *live         // set once serving, for Status
+	snapshot *SnapshotInfo // the restored snapshot, if any
+	ready    chan struct{}
 }
 
 // New returns a Server for cfg.
@@ -165,10 +167,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			s.logger.Info("serving", "addr", a.String())
 			s.addrs = append(s.addrs, a.String())
 		}
+		s.live = &live{ix: ix, mp: mp, ts: ts, dc: dc}
 		s.mu.Unlock()
 		s.health.SetReady(true, "")
 		close(s.ready)
 		<-gctx.Done()
+		s.mu.Lock()
+		s.live = nil // the index closes as Run returns
+		s.mu.Unlock()
 		s.health.Drain()
 		return nil
 	})
@@ -205,6 +211,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	case m == nil:
 		s.logger.Info("keeping the local index", "dir", s.cfg.DBDirectory)
 	default:
+		s.mu.Lock()
+		s.snapshot = snapshotInfo(m)
+		s.mu.Unlock()
 		s.logger.Info("restored snapshot", "snapshot", m.Key(), "height", m.Height, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -22,7 +23,9 @@ import (
 	"amber/internal/config"
 	"amber/internal/telemetry"
 	"amber/internal/version"
+	"amber/localdemo"
 	"amber/server"
+	"amber/server/statuspage"
 )
 
 // Exit codes.
@@ -52,7 +55,7 @@ var commands = []command{
 	{config.Serve, "serve the Electrum protocol to wallets", runServe},
 	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots; make a signing key", runSnapshot},
 	{config.RPC, "send an admin command to a running server", notBuilt},
-	{config.Demo, "run a local regtest chain, builder, snapshot and server", notBuilt},
+	{config.Demo, "run a local regtest chain, builder, snapshot and server", runDemo},
 }
 
 // errNotBuilt marks a subcommand that this release does not have yet.
@@ -112,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func runBuild(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, stderr io.Writer) error {
 	reg := telemetry.NewRegistry()
 	health := telemetry.NewHealth("syncing")
-	return withHTTP(ctx, cfg, logger, reg, health, builder.New(cfg, logger, stderr, reg, health).Run)
+	return withHTTP(ctx, cfg, logger, reg, health, nil, builder.New(cfg, logger, stderr, reg, health).Run)
 }
 
 // runServe runs a server node beside the metrics and health listener.
@@ -122,18 +125,27 @@ func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, _
 	}
 	reg := telemetry.NewRegistry()
 	health := telemetry.NewHealth("starting")
-	return withHTTP(ctx, cfg, logger, reg, health, server.New(cfg, logger, reg, health).Run)
+	node := server.New(cfg, logger, reg, health)
+	return withHTTP(ctx, cfg, logger, reg, health, statuspage.New(node, cfg.Network).Register, node.Run)
+}
+
+// runDemo runs the local demo until interrupted; see package localdemo.
+func runDemo(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout, _ io.Writer) error {
+	return localdemo.Run(ctx, cfg, logger, stdout)
 }
 
 // withHTTP runs a component with the HTTP listener (when HTTP_ADDR is
-// set) beside it. Shutdown order: the component finishes (commits, closes
+// set) beside it; pages, when not nil, adds the component's own pages. Shutdown order: the component finishes (commits, closes
 // the index), then the listener stops, so probes see the end.
-func withHTTP(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg *prometheus.Registry, health *telemetry.Health, run func(context.Context) error) error {
+func withHTTP(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg *prometheus.Registry, health *telemetry.Health, pages func(interface{ Handle(string, http.Handler) }), run func(context.Context) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopHTTP()
 	if cfg.HTTPAddr != "" {
 		srv := telemetry.NewHTTPServer(cfg.HTTPAddr, reg, health, logger)
+		if pages != nil {
+			pages(srv)
+		}
 		g.Go(func() error { return srv.Run(httpCtx) })
 	}
 	g.Go(func() error {

@@ -121,6 +121,11 @@ type Config struct {
 
 	// RPCAddr is the admin RPC address `amber rpc` talks to.
 	RPCAddr string
+
+	// Demo (`amber demo`).
+	DemoDir           string
+	DemoBlockInterval time.Duration
+	DemoPort          int
 }
 
 // Load parses args (the flags after the subcommand) with getenv as the

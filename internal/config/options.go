@@ -265,6 +265,16 @@ var options = []option{
 			return nil
 		}},
 
+	{env: "DEMO_DIR", group: "Demo", cmds: []Command{Demo},
+		usage: "directory for the demo's btcd, indexes, bucket and certificate, kept for the next run; empty means a temporary directory removed on exit",
+		parse: func(c *Config, v string) error { c.DemoDir = v; return nil }},
+	{env: "DEMO_BLOCK_INTERVAL", def: "30s", group: "Demo", cmds: []Command{Demo},
+		usage: "how often the demo mines a block (with a few payments)",
+		parse: durationField(func(c *Config) *time.Duration { return &c.DemoBlockInterval }, time.Second)},
+	{env: "DEMO_PORT", def: "50001", group: "Demo", cmds: []Command{Demo},
+		usage: "the demo server's TCP port; TLS, WS and WSS take the next three",
+		parse: intField(func(c *Config) *int { return &c.DemoPort }, 1, 65532)},
+
 	{env: "LOG_LEVEL", def: "info", group: "Logging", cmds: all,
 		usage: "debug, info, warn or error",
 		parse: func(c *Config, v string) error {

@@ -1,4 +1,8 @@
-package testenv
+// Package tools installs the pinned third-party binaries Amber runs
+// beside itself (btcd, MinIO) with `go install`, once, into a versioned
+// directory. The test harness (internal/testenv) and `amber demo` share it;
+// it never imports "testing", so the amber binary can use it.
+package tools
 
 import (
 	"bytes"
@@ -22,10 +26,13 @@ const (
 	MinioVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
 )
 
-// ToolsDir is the directory, relative to the repository root, that holds
-// the installed tools, one subdirectory per name and version:
+// Dir is the directory, relative to the repository root, that holds the
+// installed tools, one subdirectory per name and version:
 // .tools/btcd-v0.26.2/btcd.
-const ToolsDir = ".tools"
+const Dir = ".tools"
+
+// module is the module path that identifies Amber's repository root.
+const module = "amber"
 
 // tool is one installable binary.
 type tool struct {
@@ -54,26 +61,55 @@ func ToolNames() []string {
 //
 // Binaries live in <root>/.tools/<name>-<version>/<name>, where <root> is
 // the repository root (the nearest directory above the working directory
-// that holds go.mod). Installs are serialised across processes with a file
+// whose go.mod declares module amber); outside the repository they live in
+// <user cache dir>/amber/tools/<name>-<version>/<name>. Installs are serialised across processes with a file
 // lock, so parallel test binaries install a tool once, and each install is
 // built in a temporary directory that is renamed into place only when
 // complete: an interrupted install leaves nothing that looks installed.
 func EnsureTool(name string) (string, error) {
-	path, _, err := ensureTool(name)
+	path, _, err := Ensure(name)
 	return path, err
 }
 
-// ensureTool is EnsureTool that also reports whether it had to install.
-func ensureTool(name string) (path string, installed bool, err error) {
+// Ensure is EnsureTool that also reports whether it had to install.
+func Ensure(name string) (path string, installed bool, err error) {
 	tl, ok := knownTools[name]
 	if !ok {
-		return "", false, fmt.Errorf("testenv: unknown tool %q (known: %s)", name, strings.Join(ToolNames(), ", "))
+		return "", false, fmt.Errorf("tools: unknown tool %q (known: %s)", name, strings.Join(ToolNames(), ", "))
 	}
-	root, err := RepoRoot()
+	dir, err := InstallDir()
 	if err != nil {
 		return "", false, err
 	}
-	return installTool(filepath.Join(root, ToolsDir), tl, goInstall)
+	return installTool(dir, tl, goInstall)
+}
+
+// InstallDir returns the directory tools are installed into: .tools under
+// the repository root when the working directory is inside Amber's
+// repository, otherwise amber/tools under the user cache directory.
+func InstallDir() (string, error) {
+	if root, err := RepoRoot(); err == nil && isAmberModule(root) {
+		return filepath.Join(root, Dir), nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("tools: find an install directory: %w", err)
+	}
+	return filepath.Join(cache, "amber", "tools"), nil
+}
+
+// isAmberModule reports whether root's go.mod declares module amber.
+func isAmberModule(root string) bool {
+	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			return strings.TrimSpace(rest) == module
+		}
+	}
+	return false
 }
 
 // installTool returns the path of tl's binary under tools, running install
@@ -87,7 +123,7 @@ func installTool(tools string, tl tool, install func(tl tool, dir string) error)
 	}
 
 	if err := os.MkdirAll(tools, 0o755); err != nil {
-		return "", false, fmt.Errorf("testenv: create %s: %w", tools, err)
+		return "", false, fmt.Errorf("tools: create %s: %w", tools, err)
 	}
 	unlock, err := LockFile(filepath.Join(tools, "."+dirName+".lock"))
 	if err != nil {
@@ -106,22 +142,22 @@ func installTool(tools string, tl tool, install func(tl tool, dir string) error)
 		_ = os.RemoveAll(s)
 	}
 	if err := os.RemoveAll(final); err != nil {
-		return "", false, fmt.Errorf("testenv: remove incomplete %s: %w", final, err)
+		return "", false, fmt.Errorf("tools: remove incomplete %s: %w", final, err)
 	}
 
 	tmp, err := os.MkdirTemp(tools, "."+dirName+".tmp-")
 	if err != nil {
-		return "", false, fmt.Errorf("testenv: install %s: %w", tl.name, err)
+		return "", false, fmt.Errorf("tools: install %s: %w", tl.name, err)
 	}
 	defer os.RemoveAll(tmp) // a no-op after the rename
 	if err := install(tl, tmp); err != nil {
 		return "", false, err
 	}
 	if !isExecutable(filepath.Join(tmp, tl.name)) {
-		return "", false, fmt.Errorf("testenv: installing %s@%s produced no %s binary", tl.pkg, tl.version, tl.name)
+		return "", false, fmt.Errorf("tools: installing %s@%s produced no %s binary", tl.pkg, tl.version, tl.name)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return "", false, fmt.Errorf("testenv: install %s: %w", tl.name, err)
+		return "", false, fmt.Errorf("tools: install %s: %w", tl.name, err)
 	}
 	return bin, true, nil
 }
@@ -130,7 +166,7 @@ func installTool(tools string, tl tool, install func(tl tool, dir string) error)
 func goInstall(tl tool, dir string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return fmt.Errorf("testenv: install %s: go command not found: %w", tl.name, err)
+		return fmt.Errorf("tools: install %s: go command not found: %w", tl.name, err)
 	}
 	cmd := exec.Command(goBin, "install", tl.pkg+"@"+tl.version)
 	// Run outside the module so its go.mod and any go.work play no part.
@@ -140,7 +176,7 @@ func goInstall(tl tool, dir string) error {
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("testenv: go install %s@%s: %w\n%s", tl.pkg, tl.version, err, tailLines(out.String(), 40))
+		return fmt.Errorf("tools: go install %s@%s: %w\n%s", tl.pkg, tl.version, err, tailLines(out.String(), 40))
 	}
 	return nil
 }
@@ -150,7 +186,7 @@ func goInstall(tl tool, dir string) error {
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("testenv: find repository root: %w", err)
+		return "", fmt.Errorf("tools: find repository root: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -158,7 +194,7 @@ func RepoRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("testenv: no go.mod at or above the working directory")
+			return "", errors.New("tools: no go.mod at or above the working directory")
 		}
 		dir = parent
 	}
@@ -171,7 +207,7 @@ func RepoRoot() (string, error) {
 func LockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: open lock %s: %w", path, err)
+		return nil, fmt.Errorf("tools: open lock %s: %w", path, err)
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
@@ -181,7 +217,7 @@ func LockFile(path string) (unlock func(), err error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("testenv: lock %s: %w", path, err)
+		return nil, fmt.Errorf("tools: lock %s: %w", path, err)
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
@@ -192,4 +228,14 @@ func LockFile(path string) (unlock func(), err error) {
 func isExecutable(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d earlier lines)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
 }
