@@ -27,6 +27,16 @@ type Writer struct {
 	counts  []uint64
 	done    bool
 	touched *Touched // nil unless CollectTouched was called
+
+	// fresh holds the outputs created in this batch, so spending them
+	// (most spends are of recent outputs) needs no lookup in the batch.
+	fresh map[wire.OutPoint]freshOut
+}
+
+type freshOut struct {
+	txNum uint64
+	hashX chain.HashX
+	value uint64
 }
 
 // Touched lists what the blocks applied by a Writer changed: the scripts
@@ -166,16 +176,27 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 			continue
 		}
 		prev := (*[32]byte)(&in.Prev.Hash)
-		fund, hx, err := w.lookupOutpoint(prev, in.Prev.Index)
-		if err != nil {
-			return err
+		var (
+			fund  uint64
+			hx    chain.HashX
+			value uint64
+		)
+		if f, ok := w.fresh[in.Prev]; ok {
+			fund, hx, value = f.txNum, f.hashX, f.value
+			delete(w.fresh, in.Prev)
+		} else {
+			var err error
+			if fund, hx, err = w.lookupOutpoint(prev, in.Prev.Index); err != nil {
+				return err
+			}
+			v, err := w.b.Get(utxoKey(hx, fund, in.Prev.Index))
+			if err != nil {
+				return fmt.Errorf("read utxo of %s:%d: %w", in.Prev.Hash, in.Prev.Index, err)
+			}
+			value = binary.BigEndian.Uint64(v)
 		}
 		uk := utxoKey(hx, fund, in.Prev.Index)
-		v, err := w.b.Get(uk)
-		if err != nil {
-			return fmt.Errorf("read utxo of %s:%d: %w", in.Prev.Hash, in.Prev.Index, err)
-		}
-		s := spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: binary.BigEndian.Uint64(v), spender: txNum}
+		s := spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: value, spender: txNum}
 		copy(s.txid8[:], prev[:shortLen])
 		undo.spent = append(undo.spent, s)
 		if err := w.del(uk); err != nil {
@@ -208,6 +229,10 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 			return err
 		}
 		undo.created = append(undo.created, newOut{hashX: hx, txNum: txNum, vout: v})
+		if w.fresh == nil {
+			w.fresh = map[wire.OutPoint]freshOut{}
+		}
+		w.fresh[wire.OutPoint{Hash: tx.TxID, Index: v}] = freshOut{txNum: txNum, hashX: hx, value: uint64(out.Value)}
 		w.touch(hx, wire.OutPoint{Hash: tx.TxID, Index: v})
 	}
 	return nil
@@ -247,6 +272,7 @@ func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.Hash
 // Disconnect takes the tip block back out using its undo record, leaving
 // the index as it was before the block was connected.
 func (w *Writer) Disconnect() error {
+	w.fresh = nil // the outputs it lists may be the ones taken out
 	height := w.tip.Height
 	if height <= 0 {
 		return errors.New("index: cannot disconnect the genesis block")
