@@ -60,7 +60,8 @@ bench: tools ## run the benchmarks and write bench/results.txt (sync rates on th
 	@mkdir -p bench
 	@{ echo "# make bench, $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
 	  $(GO) test -run '^$$' -bench 'BenchmarkSync|BenchmarkBootstrap' -benchtime 1x ./builder/ && \
-	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/; } | tee bench/results.txt
+	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/; } \
+	  | grep -v '^    ' | tee bench/results.txt # indented lines are test logs, with local paths
 
 .PHONY: demo
 demo: tools ## run a local regtest chain, builder, snapshot and server
