@@ -58,7 +58,7 @@ test-short: ## unit tests only, no real components
 .PHONY: bench
 bench: tools ## run the benchmarks and write bench/results.txt (sync rates on the generated chain, parsing, store, rpc)
 	@mkdir -p bench
-	@{ echo "# make bench, $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
+	@set -o pipefail; { echo "# make bench, $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
 	  $(GO) test -run '^$$' -bench 'BenchmarkSync|BenchmarkBootstrap' -benchtime 1x ./builder/ && \
 	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/; } \
 	  | grep -v '^    ' | tee bench/results.txt # indented lines are test logs, with local paths
