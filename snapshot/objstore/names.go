@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -78,4 +79,29 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// CheckCall is the check every backend method starts with: the context
+// is still live and the name is valid.
+func CheckCall(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return CheckName(name)
+}
+
+// VisitSorted calls fn for each name in lexical order, stopping at the
+// first error or when ctx ends: the tail of Iter for backends that
+// collect names first.
+func VisitSorted(ctx context.Context, names []string, fn func(name string) error) error {
+	slices.Sort(names)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }

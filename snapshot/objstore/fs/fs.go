@@ -18,7 +18,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"amber/snapshot/objstore"
@@ -249,16 +248,7 @@ func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(name string) e
 	if err != nil {
 		return fmt.Errorf("fs: iter %q: %w", prefix, err)
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(name); err != nil {
-			return err
-		}
-	}
-	return nil
+	return objstore.VisitSorted(ctx, names, fn)
 }
 
 // Delete implements objstore.Bucket. It also removes the directories the

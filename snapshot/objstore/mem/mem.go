@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 
@@ -27,7 +26,7 @@ func New() *Bucket { return &Bucket{objects: make(map[string][]byte)} }
 // Upload implements objstore.Bucket. The object appears only once all
 // size bytes have been read.
 func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return err
 	}
 	if size < 0 {
@@ -45,7 +44,7 @@ func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader, size int6
 }
 
 func (b *Bucket) lookup(ctx context.Context, name string) ([]byte, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return nil, err
 	}
 	b.mu.RLock()
@@ -117,21 +116,12 @@ func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(name string) e
 		}
 	}
 	b.mu.RUnlock()
-	slices.Sort(names)
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(name); err != nil {
-			return err
-		}
-	}
-	return nil
+	return objstore.VisitSorted(ctx, names, fn)
 }
 
 // Delete implements objstore.Bucket.
 func (b *Bucket) Delete(ctx context.Context, name string) error {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -145,10 +135,3 @@ func (b *Bucket) Name() string { return "mem" }
 
 // Close implements objstore.Bucket.
 func (b *Bucket) Close() error { return nil }
-
-func check(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return objstore.CheckName(name)
-}

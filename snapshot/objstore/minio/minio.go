@@ -69,13 +69,6 @@ func New(cfg Config) (*Bucket, error) {
 	}, nil
 }
 
-func check(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return objstore.CheckName(name)
-}
-
 func code(err error) string { return minio.ToErrorResponse(err).Code }
 
 // wrap adds the operation and name to err, mapping a missing key to
@@ -90,7 +83,7 @@ func wrap(op, name string, err error) error {
 
 // Upload implements objstore.Bucket.
 func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return err
 	}
 	if size < 0 {
@@ -122,7 +115,7 @@ func (b *Bucket) get(ctx context.Context, name string, opts minio.GetObjectOptio
 
 // Get implements objstore.Bucket.
 func (b *Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return nil, err
 	}
 	obj, err := b.get(ctx, name, minio.GetObjectOptions{})
@@ -134,7 +127,7 @@ func (b *Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 
 // GetRange implements objstore.Bucket.
 func (b *Bucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return nil, err
 	}
 	if err := objstore.CheckRange(off, length); err != nil {
@@ -173,7 +166,7 @@ func (b *Bucket) Exists(ctx context.Context, name string) (bool, error) {
 
 // Attributes implements objstore.Bucket.
 func (b *Bucket) Attributes(ctx context.Context, name string) (objstore.Attrs, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return objstore.Attrs{}, err
 	}
 	info, err := b.client.StatObject(ctx, b.bucket, name, minio.StatObjectOptions{})
@@ -207,7 +200,7 @@ func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(name string) e
 
 // Delete implements objstore.Bucket.
 func (b *Bucket) Delete(ctx context.Context, name string) error {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return err
 	}
 	err := b.client.RemoveObject(ctx, b.bucket, name, minio.RemoveObjectOptions{})

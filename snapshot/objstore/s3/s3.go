@@ -85,13 +85,6 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 	return &Bucket{client: client, tm: tm, bucket: cfg.Bucket, name: name}, nil
 }
 
-func check(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return objstore.CheckName(name)
-}
-
 // isNotFound reports whether err is S3's answer for a missing key.
 func isNotFound(err error) bool {
 	var ae smithy.APIError
@@ -122,7 +115,7 @@ func wrap(op, name string, err error) error {
 
 // Upload implements objstore.Bucket.
 func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return err
 	}
 	if size < 0 {
@@ -142,7 +135,7 @@ func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader, size int6
 
 // Get implements objstore.Bucket.
 func (b *Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return nil, err
 	}
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(name)})
@@ -154,7 +147,7 @@ func (b *Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 
 // GetRange implements objstore.Bucket.
 func (b *Bucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return nil, err
 	}
 	if err := objstore.CheckRange(off, length); err != nil {
@@ -193,7 +186,7 @@ func (b *Bucket) Exists(ctx context.Context, name string) (bool, error) {
 
 // Attributes implements objstore.Bucket.
 func (b *Bucket) Attributes(ctx context.Context, name string) (objstore.Attrs, error) {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return objstore.Attrs{}, err
 	}
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(name)})
@@ -232,7 +225,7 @@ func (b *Bucket) Iter(ctx context.Context, prefix string, fn func(name string) e
 
 // Delete implements objstore.Bucket.
 func (b *Bucket) Delete(ctx context.Context, name string) error {
-	if err := check(ctx, name); err != nil {
+	if err := objstore.CheckCall(ctx, name); err != nil {
 		return err
 	}
 	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(name)})
