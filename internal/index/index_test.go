@@ -212,26 +212,11 @@ func connectAll(t testing.TB, ix *Index, blocks []*chain.Block, perCommit int) {
 // shorter until new blocks arrive.
 func digest(t testing.TB, db *store.DB) string {
 	t.Helper()
-	h := sha256.New()
-	rows := 0
-	err := db.Scan(nil, func(k, v []byte) error {
-		if k[0] == prefixUndo {
-			return nil
-		}
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(k)))
-		h.Write(n[:])
-		h.Write(k)
-		binary.BigEndian.PutUint32(n[:], uint32(len(v)))
-		h.Write(n[:])
-		h.Write(v)
-		rows++
-		return nil
-	})
+	d, err := digestRows(db, func(k []byte) bool { return k[0] == prefixUndo })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:8]) + "/" + itoa(rows)
+	return d
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
