@@ -343,13 +343,9 @@ func TestProtocolAgainstChain(t *testing.T) {
 		t.Skip("runs btcd")
 	}
 	n := startNode(t, nodeOptions{tls: true})
-	for _, tr := range []struct {
-		name string
-		dial func(*testing.T, string) *client
-		addr string
-	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}, {"ssl", n.dialSSL, n.ssl}, {"wss", n.dialWSS, n.wss}} {
+	for _, tr := range n.transports() {
 		t.Run(tr.name, func(t *testing.T) {
-			c := tr.dial(t, tr.addr)
+			c := tr.dial(t)
 			var ver []string
 			json.Unmarshal(c.call("server.version", "test/1.0", []string{"1.4", "1.6"}), &ver)
 			if len(ver) != 2 || ver[1] != "1.6" || !strings.HasPrefix(ver[0], "Amber") {
@@ -482,13 +478,9 @@ func TestNotifications(t *testing.T) {
 		t.Skip("runs btcd")
 	}
 	n := startNode(t, nodeOptions{tls: true})
-	for _, tr := range []struct {
-		name string
-		dial func(*testing.T, string) *client
-		addr string
-	}{{"tcp", dialTCP, n.tcp}, {"ws", dialWS, n.ws}, {"ssl", n.dialSSL, n.ssl}, {"wss", n.dialWSS, n.wss}} {
+	for _, tr := range n.transports() {
 		t.Run(tr.name, func(t *testing.T) {
-			c := tr.dial(t, tr.addr)
+			c := tr.dial(t)
 			c.call("server.version", "test", "1.4")
 			c.call("blockchain.headers.subscribe")
 			target := n.r.Wallet.NewScript(testenv.P2TR)
@@ -552,4 +544,24 @@ func (n *node) dialWSS(t *testing.T, addr string) *client {
 	return dialWebSocket(t, "wss://"+addr+"/", &websocket.DialOptions{HTTPClient: &http.Client{
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.certs, ServerName: "127.0.0.1"}},
 	}})
+}
+
+// transport is one way to reach a node, with its dialer.
+type transport struct {
+	name string
+	dial func(*testing.T) *client
+}
+
+// transports lists tcp and ws, and ssl and wss when the node has TLS.
+func (n *node) transports() []transport {
+	out := []transport{
+		{"tcp", func(t *testing.T) *client { return dialTCP(t, n.tcp) }},
+		{"ws", func(t *testing.T) *client { return dialWS(t, n.ws) }},
+	}
+	if n.ssl != "" {
+		out = append(out,
+			transport{"ssl", func(t *testing.T) *client { return n.dialSSL(t, n.ssl) }},
+			transport{"wss", func(t *testing.T) *client { return n.dialWSS(t, n.wss) }})
+	}
+	return out
 }
