@@ -149,26 +149,9 @@ func TestElectrumWallet(t *testing.T) {
 	b := testenv.StartBtcd(t, testenv.BtcdOptions{MiningAddr: addr})
 	b.Generate(101)
 
-	amber := filepath.Join(t.TempDir(), "amber")
-	if out, err := exec.Command("go", "build", "-o", amber, "amber/cmd/amber").CombinedOutput(); err != nil {
-		t.Fatalf("build amber: %v\n%s", err, out)
-	}
 	port := freePort(t)
-	serve := exec.Command(amber, "serve")
-	serve.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+b.URL(),
+	startServe(t, "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+b.URL(),
 		fmt.Sprintf("SERVICES=tcp://127.0.0.1:%d", port), "HTTP_ADDR=off", "DAEMON_POLL_INTERVAL=200ms", "PEER_DISCOVERY=off")
-	var log testenv.Buffer
-	serve.Stderr = &log
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		serve.Process.Signal(os.Interrupt)
-		serve.Wait()
-		if t.Failed() {
-			t.Logf("amber serve log:\n%s", log.String())
-		}
-	})
 	waitFor(t, "amber to listen", 60*time.Second, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
@@ -240,4 +223,29 @@ func TestElectrumWallet(t *testing.T) {
 	if !strings.Contains(hist, txid) {
 		t.Errorf("wallet history lacks %s", txid)
 	}
+}
+
+// startServe runs the real `amber serve` binary with env until the test
+// ends, and returns the process and its log.
+func startServe(t *testing.T, env ...string) (*exec.Cmd, *testenv.Buffer) {
+	t.Helper()
+	amber := filepath.Join(t.TempDir(), "amber")
+	if out, err := exec.Command("go", "build", "-o", amber, "amber/cmd/amber").CombinedOutput(); err != nil {
+		t.Fatalf("build amber: %v\n%s", err, out)
+	}
+	serve := exec.Command(amber, "serve")
+	serve.Env = append(os.Environ(), env...)
+	log := &testenv.Buffer{}
+	serve.Stderr = log
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		serve.Process.Signal(os.Interrupt)
+		serve.Wait()
+		if t.Failed() {
+			t.Logf("amber serve log:\n%s", log.String())
+		}
+	})
+	return serve, log
 }

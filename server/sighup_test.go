@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -27,26 +25,9 @@ func TestSIGHUPReloadsCertificate(t *testing.T) {
 	certA, keyA, poolA := selfSignedCert(t)
 	certB, keyB, poolB := selfSignedCert(t)
 
-	amber := filepath.Join(t.TempDir(), "amber")
-	if out, err := exec.Command("go", "build", "-o", amber, "amber/cmd/amber").CombinedOutput(); err != nil {
-		t.Fatalf("build amber: %v\n%s", err, out)
-	}
 	port := freePort(t)
-	serve := exec.Command(amber, "serve")
-	serve.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+r.Btcd.URL(),
+	serve, log := startServe(t, "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+r.Btcd.URL(),
 		fmt.Sprintf("SERVICES=ssl://127.0.0.1:%d", port), "SSL_CERTFILE="+certA, "SSL_KEYFILE="+keyA, "HTTP_ADDR=off")
-	var log testenv.Buffer
-	serve.Stderr = &log
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		serve.Process.Signal(os.Interrupt)
-		serve.Wait()
-		if t.Failed() {
-			t.Logf("amber serve log:\n%s", log.String())
-		}
-	})
 	dial := func(pool *x509.CertPool) error {
 		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 		if err == nil {
