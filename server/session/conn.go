@@ -30,6 +30,9 @@ type Server struct {
 	DropClient *regexp.Regexp
 	// MaxSubs caps one session's subscriptions; 0 means no cap.
 	MaxSubs int
+	// Peers serves server.peers.subscribe and server.add_peer; nil
+	// serves an empty list.
+	Peers Peers
 }
 
 var versionMethod = rpc.Method[*Session]{Name: "server.version", Params: []string{"client_name", "protocol_version"}, IgnoreExtra: true}
@@ -55,7 +58,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 	defer cancel()
 	cn := &conn{sv: sv, c: c, codec: rpc.NewCodec(sv.MaxSend),
 		log: sv.Logger.With("peer", c.RemoteAddr().String(), "transport", c.LocalService().Proto)}
-	cn.sess = &Session{Backend: sv.Backend, Info: sv.Info}
+	cn.sess = &Session{Backend: sv.Backend, Info: sv.Info, Remote: c.RemoteAddr(), Peers: sv.Peers}
 	cn.sess.Subs = NewSubs(func(method string, params any) {
 		msg, err := cn.codec.Notification(method, params)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -46,6 +47,19 @@ type Session struct {
 	Info    *ServerInfo
 	Subs    *Subs
 	Proto   rpc.Version
+	// Remote is the client's address (after any PROXY header).
+	Remote netip.AddrPort
+	// Peers answers the peer methods; nil serves no peers.
+	Peers Peers
+}
+
+// Peers is the peer list a server shares (spec §6); server/peers
+// implements it.
+type Peers interface {
+	// Subscribe is the result of server.peers.subscribe.
+	Subscribe() []any
+	// AddPeer handles server.add_peer from the client at remote.
+	AddPeer(ctx context.Context, remote netip.AddrPort, features json.RawMessage) (bool, error)
 }
 
 // Method is one entry of the method table.
@@ -64,11 +78,17 @@ func methods() []Method {
 			return s.Info.DonationAddress, nil
 		}},
 		{Name: "server.features", MinVersion: V14, Handler: features},
-		{Name: "server.peers.subscribe", MinVersion: V14, Handler: func(context.Context, *Session, []json.RawMessage) (any, error) {
-			return []any{}, nil
+		{Name: "server.peers.subscribe", MinVersion: V14, Handler: func(_ context.Context, s *Session, _ []json.RawMessage) (any, error) {
+			if s.Peers == nil {
+				return []any{}, nil
+			}
+			return s.Peers.Subscribe(), nil
 		}},
-		{Name: "server.add_peer", Params: []string{"features"}, Required: 1, MinVersion: V14, Handler: func(context.Context, *Session, []json.RawMessage) (any, error) {
-			return false, nil
+		{Name: "server.add_peer", Params: []string{"features"}, Required: 1, MinVersion: V14, Handler: func(ctx context.Context, s *Session, args []json.RawMessage) (any, error) {
+			if s.Peers == nil {
+				return false, nil
+			}
+			return s.Peers.AddPeer(ctx, s.Remote, args[0])
 		}},
 		{Name: "server.ping", Params: []string{"pong_len", "data"}, MinVersion: V14, IgnoreExtra: true, Handler: ping},
 
