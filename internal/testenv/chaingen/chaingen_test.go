@@ -605,3 +605,21 @@ func TestGenerateLarge(t *testing.T) {
 		t.Fatalf("%d scripts have more than 50,000 history entries, want at least 3", long)
 	}
 }
+
+// TestBusyPreset checks that the Busy chain, the benchmarks' busy-script
+// case, has one script with more than 50,000 history entries.
+func TestBusyPreset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates (or reads) a 52,000-transaction chain")
+	}
+	c := Load(t, Busy)
+	scripts, err := c.Scripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("busy: %d txs, busiest script %v with %d history entries, next %d",
+		c.Txs(), scripts[0].Class, scripts[0].History, scripts[1].History)
+	if scripts[0].History <= 50_000 {
+		t.Fatalf("busiest script has %d history entries, want over 50,000", scripts[0].History)
+	}
+}
