@@ -623,3 +623,27 @@ func TestBusyPreset(t *testing.T) {
 		t.Fatalf("busiest script has %d history entries, want over 50,000", scripts[0].History)
 	}
 }
+
+// TestWorkload checks that the benchmarks' workload variable picks the
+// presets by name, defaults to Small and refuses anything else.
+func TestWorkload(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == WorkloadEnv {
+				return v
+			}
+			return ""
+		}
+	}
+	for v, want := range map[string]string{"": "small", "small": "small", "large": "large", "tiny": "tiny"} {
+		s, err := Workload(env(v))
+		if err != nil || s.Name != want {
+			t.Errorf("Workload(%q) = %q, %v; want %q", v, s.Name, err, want)
+		}
+	}
+	for _, v := range []string{"busy", "huge", "Small"} {
+		if s, err := Workload(env(v)); err == nil {
+			t.Errorf("Workload(%q) = %q, want an error", v, s.Name)
+		}
+	}
+}

@@ -122,6 +122,24 @@ func Preset(name string) (Spec, bool) {
 	return Spec{}, false
 }
 
+// WorkloadEnv names the environment variable that picks the benchmarks'
+// chain: "small" (the default) or "large", as `make bench WORKLOAD=large`
+// sets it.
+const WorkloadEnv = "AMBER_BENCH_WORKLOAD"
+
+// Workload returns the preset named by WorkloadEnv, Small when unset, or
+// an error naming the choices.
+func Workload(getenv func(string) string) (Spec, error) {
+	name := getenv(WorkloadEnv)
+	if name == "" {
+		return Small, nil
+	}
+	if s, ok := Preset(name); ok && name != Busy.Name {
+		return s, nil
+	}
+	return Spec{}, fmt.Errorf("%s=%q: want small, large or tiny", WorkloadEnv, name)
+}
+
 // Defaults for the zero-valued shares of a Spec.
 const (
 	defaultBusyShare     = 0.25
