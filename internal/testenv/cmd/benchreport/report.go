@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Results is what results.json holds.
+type Results struct {
+	Workload string  `json:"workload"`
+	Date     string  `json:"date"`
+	Note     string  `json:"note,omitempty"`
+	Machine  Machine `json:"machine"`
+	// Benchmarks are the benchmark lines as go test printed them.
+	Benchmarks []Benchmark `json:"benchmarks"`
+	// Figures are the table's rows: each figure with its baseline.
+	Figures []Figure `json:"figures"`
+}
+
+// Machine describes where the benchmarks ran.
+type Machine struct {
+	Cores     int     `json:"cores"`
+	MemoryGiB float64 `json:"memory_gib"`
+	CPU       string  `json:"cpu,omitempty"`
+	OS        string  `json:"os,omitempty"`
+	Arch      string  `json:"arch,omitempty"`
+}
+
+// Benchmark is one benchmark result line.
+type Benchmark struct {
+	Name       string             `json:"name"` // without the -GOMAXPROCS suffix
+	Iterations int                `json:"iterations"`
+	Metrics    map[string]float64 `json:"metrics"` // unit -> value, ns/op included
+}
+
+// Figure is one row of the table.
+type Figure struct {
+	Group    string `json:"group"`
+	Name     string `json:"name"`
+	Value    string `json:"value"`
+	Baseline string `json:"baseline"`
+	// Ratio is the figure over its baseline, as RatioOf says.
+	Ratio   float64 `json:"ratio"`
+	RatioOf string  `json:"ratio_of"`
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+
+// parse reads go test -bench output.
+func parse(out string) (*Results, error) {
+	r := &Results{}
+	for line := range strings.Lines(out) {
+		line = strings.TrimRight(line, "\r\n")
+		for prefix, dst := range map[string]*string{"cpu: ": &r.Machine.CPU, "goos: ": &r.Machine.OS, "goarch: ": &r.Machine.Arch} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				*dst = v
+			}
+		}
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		iters, _ := strconv.Atoi(m[2])
+		b := Benchmark{Name: m[1], Iterations: iters, Metrics: map[string]float64{}}
+		fields := strings.Fields(m[3])
+		if len(fields)%2 != 0 {
+			return nil, fmt.Errorf("benchmark line with an odd number of fields: %q", line)
+		}
+		for i := 0; i < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("benchmark %s: value %q: %v", b.Name, fields[i], err)
+			}
+			b.Metrics[fields[i+1]] = v
+		}
+		r.Benchmarks = append(r.Benchmarks, b)
+	}
+	if len(r.Benchmarks) == 0 {
+		return nil, errors.New("no benchmark results (did the benchmarks fail?)")
+	}
+	return r, nil
+}
+
+// The benchmarks the table reads.
+const (
+	syncBench  = "BenchmarkBuilder/Sync"
+	bootBench  = "BenchmarkBuilder/Bootstrap"
+	walletBnch = "BenchmarkServer/WalletLoad"
+	busyBench  = "BenchmarkServer/BusyScript"
+)
+
+// figures fills r.Figures from the benchmarks, or names every metric
+// that is missing.
+func (r *Results) figures() error {
+	var missing []string
+	m := func(bench, unit string) float64 {
+		for _, b := range r.Benchmarks {
+			if b.Name == bench {
+				if v, ok := b.Metrics[unit]; ok {
+					return v
+				}
+			}
+		}
+		missing = append(missing, bench+" "+unit)
+		return math.NaN()
+	}
+	add := func(group, name, value, baseline string, ratio float64, ratioOf string) {
+		r.Figures = append(r.Figures, Figure{group, name, value, baseline, ratio, ratioOf})
+	}
+	s, bt := syncBench, bootBench
+	add("sync", "sync from btcd (JSON-RPC)",
+		fmt.Sprintf("%s blocks/s, %s tx/s", num(m(s, "btcd-blocks/s")), num(m(s, "btcd-tx/s"))),
+		fmt.Sprintf("parse only: %s blocks/s, %s tx/s", num(m(s, "parse-blocks/s")), num(m(s, "parse-tx/s"))),
+		m(s, "btcd/parse"), "sync rate / parse rate")
+	add("sync", "sync from a local block source",
+		fmt.Sprintf("%s blocks/s, %s tx/s", num(m(s, "local-blocks/s")), num(m(s, "local-tx/s"))),
+		fmt.Sprintf("parse only: %s blocks/s", num(m(s, "parse-blocks/s"))),
+		m(s, "local/parse"), "index rate / parse rate")
+	add("bootstrap", "server bootstrap, empty disk to ready, from a MinIO snapshot",
+		fmt.Sprintf("%s s", num(m(bt, "bootstrap-s"))),
+		fmt.Sprintf("full sync from btcd: %s s", num(m(bt, "fullsync-s"))),
+		m(bt, "bootstrap/fullsync"), "bootstrap time / full sync time")
+	add("bootstrap", "snapshot download (verified)",
+		fmt.Sprintf("%s MiB/s", num(m(bt, "restore-MiB/s"))),
+		fmt.Sprintf("plain parallel minio-go copy: %s MiB/s", num(m(bt, "copy-MiB/s"))),
+		m(bt, "restore/copy"), "download rate / copy rate")
+	add("size", "index size per transaction",
+		fmt.Sprintf("%s bytes", num(m(s, "db-bytes/tx"))),
+		fmt.Sprintf("raw chain: %s bytes", num(m(s, "raw-bytes/tx"))),
+		m(s, "db/raw"), "index / raw chain")
+	add("size", "snapshot size",
+		fmt.Sprintf("%s MiB in %s files", num(m(bt, "snapshot-MiB")), num(m(bt, "snapshot-files"))),
+		fmt.Sprintf("builder's DB directory: %s MiB", num(m(bt, "db-MiB"))),
+		m(bt, "snapshot-MiB")/m(bt, "db-MiB"), "snapshot / DB")
+
+	w := walletBnch
+	n := num(m(w, "wallets"))
+	for _, tr := range []struct{ key, name string }{{"tcp", "TCP"}, {"ws", "WebSocket"}} {
+		k := func(unit string) float64 { return m(w, tr.key+"-"+unit) }
+		g := "wallets " + tr.name
+		add(g, fmt.Sprintf("%s: %s wallets syncing at once", tr.name, n),
+			fmt.Sprintf("%s req/s", num(k("req/s"))),
+			fmt.Sprintf("server.ping from the same sessions: %s req/s", num(k("ping-req/s"))),
+			k("req/s")/k("ping-req/s"), "wallet req/s / ping req/s")
+		add(g, tr.name+": request latency p50 / p99",
+			fmt.Sprintf("%s / %s ms", num(k("p50-ms")), num(k("p99-ms"))),
+			fmt.Sprintf("server.ping: %s / %s ms", num(k("ping-p50-ms")), num(k("ping-p99-ms"))),
+			k("p50-ms")/k("ping-p50-ms"), "p50 / ping p50")
+		add(g, tr.name+": headers notification after a block, p50 / p99",
+			fmt.Sprintf("%s / %s ms", num(k("block-notify-p50-ms")), num(k("block-notify-p99-ms"))),
+			fmt.Sprintf("one wallet alone: %s ms", num(k("block-notify-1-ms"))),
+			k("block-notify-p50-ms")/k("block-notify-1-ms"), "p50 / one wallet")
+		add(g, tr.name+": script notification after a broadcast, p50 / p99",
+			fmt.Sprintf("%s / %s ms", num(k("mempool-notify-p50-ms")), num(k("mempool-notify-p99-ms"))),
+			fmt.Sprintf("one wallet alone: %s ms", num(k("mempool-notify-1-ms"))),
+			k("mempool-notify-p50-ms")/k("mempool-notify-1-ms"), "p50 / one wallet")
+		add(g, fmt.Sprintf("%s: server RSS with %s sessions", tr.name, n),
+			fmt.Sprintf("%s MiB, %s KiB per session", num(k("rss-MiB")), num(k("rss-KiB/session"))),
+			fmt.Sprintf("no sessions: %s MiB", num(k("rss-idle-MiB"))),
+			k("rss-MiB")/k("rss-idle-MiB"), "RSS / idle RSS")
+	}
+	bs := busyBench
+	add("busy script", fmt.Sprintf("get_history of a %s-entry script (%s MiB reply), cold / warm p50", num(m(bs, "entries")), num(m(bs, "reply-MiB"))),
+		fmt.Sprintf("%s / %s ms", num(m(bs, "cold-ms")), num(m(bs, "warm-p50-ms"))),
+		fmt.Sprintf("one-entry script: %s ms", num(m(bs, "single-p50-ms"))),
+		m(bs, "warm-p50-ms")/m(bs, "single-p50-ms"), "warm p50 / one-entry p50")
+	if len(missing) > 0 {
+		return fmt.Errorf("missing from the benchmark output: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// num formats a figure: thousands separated from 1,000 up, three
+// significant digits below.
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "?"
+	case math.Abs(v) >= 1000:
+		s := strconv.FormatInt(int64(math.Round(v)), 10)
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		return b.String()
+	case v == 0:
+		return "0"
+	default:
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
+}
+
+// heading is the line above the table.
+func (r *Results) heading() string {
+	h := fmt.Sprintf("`make bench WORKLOAD=%s`, %s, %d cores, %.0f GiB", r.Workload, r.Date, r.Machine.Cores, r.Machine.MemoryGiB)
+	if r.Machine.CPU != "" {
+		h += ", " + r.Machine.CPU
+	}
+	if r.Note != "" {
+		h += ". " + r.Note
+	}
+	return h + "."
+}
+
+// table renders the figures as a Markdown table.
+func (r *Results) table() string {
+	var b strings.Builder
+	b.WriteString("| figure | value | baseline, same run | ratio |\n|---|---|---|---|\n")
+	for _, f := range r.Figures {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s (%s) |\n", f.Name, f.Value, f.Baseline, num(f.Ratio), f.RatioOf)
+	}
+	return b.String()
+}
+
+const (
+	beginMarker = "<!-- bench:begin -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// write writes results.json, results.md and results.svg into dir, and the
+// table into readme between its markers when readme is set.
+func (r *Results) write(dir, readme string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() +
+		"\n![ratio of each figure to its baseline](results.svg)\n\n" +
+		"Every figure is measured next to its baseline in the same run; compare ratios between runs, not raw rates.\n"
+	files := map[string][]byte{
+		"results.json": append(js, '\n'),
+		"results.md":   []byte(md),
+		"results.svg":  r.chart(),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if readme == "" {
+		return nil
+	}
+	old, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table())
+	if err != nil {
+		return fmt.Errorf("%s: %w", readme, err)
+	}
+	return os.WriteFile(readme, updated, 0o644)
+}
+
+// replaceBetween puts text between the bench markers of doc.
+func replaceBetween(doc []byte, text string) ([]byte, error) {
+	i := bytes.Index(doc, []byte(beginMarker))
+	j := bytes.Index(doc, []byte(endMarker))
+	if i < 0 || j < i {
+		return nil, fmt.Errorf("no %s ... %s markers", beginMarker, endMarker)
+	}
+	var b bytes.Buffer
+	b.Write(doc[:i+len(beginMarker)])
+	b.WriteString("\n" + text)
+	b.Write(doc[j:])
+	return b.Bytes(), nil
+}
