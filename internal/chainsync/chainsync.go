@@ -175,7 +175,7 @@ func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, sta
 		applyErr error
 		broken   bool // the batch holds part of a block: discard it
 	)
-	w, err := s.newWriter()
+	w, err := s.newBulkWriter()
 	if err != nil {
 		cancel()
 		_ = g.Wait()
@@ -216,7 +216,7 @@ loop:
 					applyErr = err
 					break loop
 				}
-				if w, err = s.newWriter(); err != nil {
+				if w, err = s.newBulkWriter(); err != nil {
 					return err
 				}
 			} else if s.opts.Progress != nil && prog.Blocks%100 == 0 {
@@ -247,7 +247,16 @@ loop:
 }
 
 func (s *Syncer) newWriter() (*index.Writer, error) {
-	w, err := s.ix.NewWriter()
+	return s.collect(s.ix.NewWriter())
+}
+
+// newBulkWriter is for run, which only connects blocks: a write-only
+// batch costs much less per row than a readable one.
+func (s *Syncer) newBulkWriter() (*index.Writer, error) {
+	return s.collect(s.ix.NewBulkWriter())
+}
+
+func (s *Syncer) collect(w *index.Writer, err error) (*index.Writer, error) {
 	if err == nil && s.opts.CollectTouched {
 		w.CollectTouched()
 	}

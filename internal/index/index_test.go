@@ -633,3 +633,72 @@ func TestTouched(t *testing.T) {
 	}
 	check("disconnect", w.Touched())
 }
+
+// TestBulkWriter checks that a bulk writer, whose batch cannot be read,
+// builds the same index as a readable one, still refuses an output spent
+// twice (once from the DB, once again in its own batch), and refuses to
+// disconnect.
+func TestBulkWriter(t *testing.T) {
+	net := regtest(t)
+	blocks := makeChain(net, 7, 400)
+	dbA, ixA := openIndex(t, net, 100)
+	connectAll(t, ixA, blocks, 37)
+	dbB, ixB := openIndex(t, net, 100)
+	for i := 0; i < len(blocks); i += 37 {
+		w, err := ixB.NewBulkWriter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range blocks[i:min(i+37, len(blocks))] {
+			if err := w.Connect(b); err != nil {
+				t.Fatalf("bulk connect block %d: %v", w.Tip().Height+1, err)
+			}
+		}
+		if err := w.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := digest(t, dbA), digest(t, dbB); a != b {
+		t.Fatalf("bulk index digest %s, readable batches give %s", b, a)
+	}
+	checkAgainstOracle(t, ixB, naive.Build(blocks))
+
+	// Extend the chain with a block spending a committed output, then a
+	// block spending it again, in one bulk batch.
+	var spent wire.OutPoint
+	inBlock := map[chainhash.Hash]bool{}
+	for _, tx := range blocks[len(blocks)-1].Txs {
+		inBlock[tx.TxID] = true
+	}
+	for _, tx := range blocks[len(blocks)-1].Txs[1:] {
+		for _, in := range tx.Inputs {
+			if !inBlock[in.Prev.Hash] {
+				spent = in.Prev
+			}
+		}
+	}
+	if spent == (wire.OutPoint{}) {
+		t.Fatal("the last block spends no output of an earlier block")
+	}
+	_, ixC := openIndex(t, net, 100)
+	connectAll(t, ixC, blocks[:len(blocks)-1], 50)
+	w, err := ixC.NewBulkWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	last := blocks[len(blocks)-1]
+	if err := w.Connect(last); err != nil {
+		t.Fatal(err)
+	}
+	again := &chain.Block{Hash: chainhash.Hash{1}, Header: wire.BlockHeader{PrevBlock: last.Hash}, Txs: []chain.Tx{
+		last.Txs[0], // a coinbase, not indexed
+		{TxID: chainhash.Hash{2}, Inputs: []chain.Input{{Prev: spent}}},
+	}}
+	if err := w.Connect(again); err == nil || !strings.Contains(err.Error(), "not an unspent output") {
+		t.Fatalf("connecting a second spend of %s in a bulk batch: %v, want it refused", spent, err)
+	}
+	if err := w.Disconnect(); err == nil {
+		t.Fatal("a bulk writer disconnected a block")
+	}
+}
