@@ -143,6 +143,9 @@ func withHTTP(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg 
 	defer stopHTTP()
 	if cfg.HTTPAddr != "" {
 		srv := telemetry.NewHTTPServer(cfg.HTTPAddr, reg, health, logger)
+		if cfg.Pprof {
+			srv.ServePprof()
+		}
 		if pages != nil {
 			pages(srv)
 		}

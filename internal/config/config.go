@@ -89,6 +89,7 @@ type Config struct {
 	SSLCertFile    string
 	SSLKeyFile     string
 	HTTPAddr       string
+	Pprof          bool
 
 	// Server identity.
 	DonationAddress string

@@ -152,6 +152,9 @@ var options = []option{
 	{env: "SSL_KEYFILE", group: "Listeners", cmds: srvCmds,
 		usage: "PEM private key for ssl:// and wss://",
 		parse: func(c *Config, v string) error { c.SSLKeyFile = v; return nil }},
+	{env: "PPROF", boolean: true, def: "off", group: "Listeners", cmds: httpCmds,
+		usage: "also serve Go's /debug/pprof/ profiles on HTTP_ADDR (keep HTTP_ADDR private then)",
+		parse: boolField(func(c *Config) *bool { return &c.Pprof })},
 	{env: "HTTP_ADDR", def: "127.0.0.1:8080", group: "Listeners", cmds: httpCmds,
 		usage: "host:port for /metrics, /healthz, /readyz and the status page; off disables",
 		parse: func(c *Config, v string) error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,16 @@ func NewHTTPServer(addr string, reg *prometheus.Registry, h *Health, logger *slo
 
 // Handle adds a page; call it before Run.
 func (s *HTTPServer) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServePprof adds Go's profiles under /debug/pprof/, for profiling a
+// running node; call it before Run.
+func (s *HTTPServer) ServePprof() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
 
 // Handler returns the server's routes, for tests and embedding.
 func (s *HTTPServer) Handler() http.Handler { return s.mux }

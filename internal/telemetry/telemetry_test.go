@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,24 @@ func TestMeterLogs(t *testing.T) {
 	// 500 blocks in 10 s = 50/s; 500 left = 10 s.
 	if last["rate_per_s"] != 50.0 || last["eta"] != "10s" || last["txs_per_s"] != 500.0 || last["done"] != 600.0 {
 		t.Errorf("progress line %v: want rate 50/s, eta 10s, 500 tx/s", last)
+	}
+}
+
+// TestServePprof checks that the profiles are served only when asked for.
+func TestServePprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := NewHTTPServer("127.0.0.1:0", NewRegistry(), NewHealth(""), Discard())
+		if on {
+			srv.ServePprof()
+		}
+		ts := httptest.NewServer(srv.Handler())
+		code, body := get(t, ts.URL+"/debug/pprof/heap?debug=1")
+		ts.Close()
+		if on && (code != 200 || !strings.Contains(body, "heap profile")) {
+			t.Errorf("with pprof: /debug/pprof/heap = %d %.60q", code, body)
+		}
+		if !on && code != 404 {
+			t.Errorf("without pprof: /debug/pprof/heap = %d, want 404", code)
+		}
 	}
 }
