@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -106,9 +107,9 @@ func buildAmber(b *testing.B) string {
 
 // amberProc is a running `amber serve`.
 type amberProc struct {
-	cmd     *exec.Cmd
-	log     *testenv.Buffer
-	tcp, ws string
+	cmd          *exec.Cmd
+	log          *testenv.Buffer
+	tcp, ws, web string
 	once    sync.Once
 	exit    chan struct{} // closed when the process has exited
 }
@@ -130,13 +131,17 @@ func benchPort(b *testing.B) int {
 func startAmber(b *testing.B, bin string, node *testenv.Btcd, extra ...string) *amberProc {
 	b.Helper()
 	tcp, ws, web := benchPort(b), benchPort(b), benchPort(b)
-	p := &amberProc{log: &testenv.Buffer{}, tcp: fmt.Sprintf("127.0.0.1:%d", tcp), ws: fmt.Sprintf("127.0.0.1:%d", ws)}
+	p := &amberProc{log: &testenv.Buffer{}, tcp: fmt.Sprintf("127.0.0.1:%d", tcp), ws: fmt.Sprintf("127.0.0.1:%d", ws),
+		web: fmt.Sprintf("127.0.0.1:%d", web)}
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = append(os.Environ(), "NET=regtest", "DB_DIRECTORY="+b.TempDir(), "DAEMON_URL="+node.URL(),
 		"SERVICES=tcp://"+p.tcp+",ws://"+p.ws, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", web),
 		"DAEMON_POLL_INTERVAL=100ms", "PEER_DISCOVERY=off", "LOG_LEVEL=warn",
 		"COST_SOFT_LIMIT=0", "COST_HARD_LIMIT=0", "MAX_SESSIONS=1000000", "MAX_SUBS=100000000",
 		"MAX_SESSION_SUBS=100000", "MAX_SEND=100000000", "SESSION_TIMEOUT=3600")
+	if profileDir() != "" {
+		p.cmd.Env = append(p.cmd.Env, "PPROF=on")
+	}
 	p.cmd.Env = append(p.cmd.Env, extra...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
@@ -153,7 +158,7 @@ func startAmber(b *testing.B, bin string, node *testenv.Btcd, extra ...string) *
 			b.Logf("amber serve log:\n%s", tailLines(p.log.String(), 40))
 		}
 	})
-	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", web)
+	ready := "http://" + p.web + "/readyz"
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		if resp, err := http.Get(ready); err == nil {
@@ -186,6 +191,37 @@ func (p *amberProc) stop() {
 			<-p.exit
 		}
 	})
+}
+
+// profileDir returns AMBER_BENCH_PROFILE: a directory to write CPU
+// profiles of the server into, taken while the wallets sync.
+func profileDir() string { return os.Getenv("AMBER_BENCH_PROFILE") }
+
+// profile fetches a CPU profile of the server over the next seconds into
+// the profile directory as name, in the background; wait for it with the
+// returned function.
+func (p *amberProc) profile(b *testing.B, name string, seconds int) (wait func()) {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.web, seconds))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(profileDir(), name))
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			b.Errorf("server profile %s: %v", name, err)
+		}
+	}
 }
 
 // rss returns the resident memory of the server process in bytes.
@@ -612,6 +648,7 @@ type loadResult struct {
 	reqs                 int
 	reqRate, pingRate    float64
 	lat, pingLat         []time.Duration
+	lat1                 []time.Duration // the baseline wallet's sync, alone
 	headerDelay          []time.Duration // N wallets, after a block
 	headerDelay1         []time.Duration // one wallet, after a block
 	mempoolDelay         []time.Duration // N wallets, after a broadcast
@@ -676,6 +713,7 @@ func (r *loadRig) runLoad(b *testing.B, transport string, n int) loadResult {
 
 	// Baseline: one wallet alone is notified.
 	one, _ := connectWallets(b, transport, addr, [][]string{r.watch[len(r.watch)-1]})
+	res.lat1 = slices.Clone(one[0].lat)
 	since := time.Now()
 	sent := r.payRound(b, one, rng)
 	var missing int
@@ -691,7 +729,12 @@ func (r *loadRig) runLoad(b *testing.B, transport string, n int) loadResult {
 	one[0].c.close()
 
 	// Load: n wallets connect and sync at once.
+	stopProfile := func() {}
+	if profileDir() != "" {
+		stopProfile = srv.profile(b, transport+"-wallets.cpu", 10)
+	}
 	wallets, took := connectWallets(b, transport, addr, r.watch[:n])
+	stopProfile()
 	for _, w := range wallets {
 		res.reqs += len(w.lat)
 		res.lat = append(res.lat, w.lat...)
@@ -835,6 +878,8 @@ func benchWalletLoad(b *testing.B, c *chaingen.Chain, node *testenv.Btcd, bin st
 		b.ReportMetric(r.pingRate, tr+"-ping-req/s")
 		b.ReportMetric(ms(r.lat, 0.5), tr+"-p50-ms")
 		b.ReportMetric(ms(r.lat, 0.99), tr+"-p99-ms")
+		b.ReportMetric(ms(r.lat1, 0.5), tr+"-alone-p50-ms")
+		b.ReportMetric(ms(r.lat1, 0.99), tr+"-alone-p99-ms")
 		b.ReportMetric(ms(r.pingLat, 0.5), tr+"-ping-p50-ms")
 		b.ReportMetric(ms(r.pingLat, 0.99), tr+"-ping-p99-ms")
 		b.ReportMetric(ms(r.headerDelay, 0.5), tr+"-block-notify-p50-ms")

@@ -152,8 +152,8 @@ func (r *Results) figures() error {
 			k("req/s")/k("ping-req/s"), "wallet req/s / ping req/s")
 		add(g, tr.name+": request latency p50 / p99",
 			fmt.Sprintf("%s / %s ms", num(k("p50-ms")), num(k("p99-ms"))),
-			fmt.Sprintf("server.ping: %s / %s ms", num(k("ping-p50-ms")), num(k("ping-p99-ms"))),
-			k("p50-ms")/k("ping-p50-ms"), "p50 / ping p50")
+			fmt.Sprintf("the same requests from one wallet alone: %s / %s ms", num(k("alone-p50-ms")), num(k("alone-p99-ms"))),
+			k("p50-ms")/k("alone-p50-ms"), "p50 / alone p50")
 		add(g, tr.name+": headers notification after a block, p50 / p99",
 			fmt.Sprintf("%s / %s ms", num(k("block-notify-p50-ms")), num(k("block-notify-p99-ms"))),
 			fmt.Sprintf("one wallet alone: %s ms", num(k("block-notify-1-ms"))),
