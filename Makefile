@@ -55,13 +55,26 @@ test: check ## what CI runs (.ci/run): make check
 test-short: ## unit tests only, no real components
 	$(GO) test -short ./...
 
+# WORKLOAD=small writes bench/ and the README's table; any other workload
+# writes bench/<workload>/ only. BENCH_NOTE is printed above the table.
+# Indented lines are test logs, which name local paths: the terminal shows
+# them, results.txt leaves them out.
+WORKLOAD      ?= small
+BENCH_WALLETS ?= 1000
+BENCH_NOTE    ?=
+BENCH_TIMEOUT ?= 3h
+
 .PHONY: bench
-bench: tools ## run the benchmarks and write bench/results.txt (sync rates on the generated chain, parsing, store, rpc)
-	@mkdir -p bench
-	@set -o pipefail; { echo "# make bench, $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
-	  $(GO) test -run '^$$' -bench 'BenchmarkSync|BenchmarkBootstrap' -benchtime 1x ./builder/ && \
-	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/; } \
-	  | grep -v '^    ' | tee bench/results.txt # indented lines are test logs, with local paths
+bench: tools ## run the benchmarks on WORKLOAD (small; large by hand) and write results.{txt,json,md,svg} in bench/ and the README table
+	@out=bench; readme=README.md; if [ "$(WORKLOAD)" != small ]; then out=bench/$(WORKLOAD); readme=; fi; \
+	mkdir -p $$out; set -o pipefail; \
+	{ echo "# make bench WORKLOAD=$(WORKLOAD), $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
+	  AMBER_BENCH_WORKLOAD=$(WORKLOAD) AMBER_BENCH_WALLETS=$(BENCH_WALLETS) $(GO) test -p 1 -timeout $(BENCH_TIMEOUT) \
+	    -run '^$$' -bench 'BenchmarkBuilder|BenchmarkServer' -benchtime 1x ./builder/ ./server/ 2>&1 && \
+	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/ 2>&1; } \
+	  | tee /dev/stderr | grep -v '^    ' > $$out/results.txt && \
+	$(GO) run ./internal/testenv/cmd/benchreport -in $$out/results.txt -out $$out -workload $(WORKLOAD) \
+	  $${readme:+-readme $$readme} -note "$(BENCH_NOTE)" && echo "wrote $$out/results.{txt,json,md,svg}"
 
 .PHONY: demo
 demo: tools ## run a local regtest chain, builder, snapshot and server
