@@ -9,9 +9,9 @@ import (
 
 // Chart geometry, in SVG user units.
 const (
-	chartLabelW = 430 // the figure names on the left
+	chartLabelW = 500 // the figure names on the left
 	chartPlotW  = 420
-	chartRightW = 150 // the ratio values on the right
+	chartRightW = 270 // the ratios and what they divide, on the right
 	chartRowH   = 22
 	chartTop    = 46
 	chartBottom = 34
@@ -39,7 +39,7 @@ func (r *Results) chart() []byte {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">Amber benchmarks (%s workload): each figure over its same-run baseline</text>`+"\n",
 		html.EscapeString(r.Workload))
-	fmt.Fprintf(&b, `<text x="10" y="36" fill="#555">%s</text>`+"\n", html.EscapeString(strings.Trim(r.heading(), "`")))
+	fmt.Fprintf(&b, `<text x="10" y="36" fill="#555">%s</text>`+"\n", html.EscapeString(strings.ReplaceAll(r.heading(), "`", "")))
 	plotBottom := chartTop + len(r.Figures)*chartRowH
 	for d := lo; d <= hi; d++ {
 		gx := x(math.Pow(10, d))
@@ -64,7 +64,8 @@ func (r *Results) chart() []byte {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
 				min(x0, x1), y+4, math.Max(math.Abs(x1-x0), 1), chartRowH-8, color, html.EscapeString(f.RatioOf))
 		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", chartLabelW+chartPlotW+8, y+15, html.EscapeString(num(f.Ratio)))
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s <tspan fill="#777" font-size="10">%s</tspan></text>`+"\n",
+			chartLabelW+chartPlotW+8, y+15, html.EscapeString(num(f.Ratio)), html.EscapeString(f.RatioOf))
 	}
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
