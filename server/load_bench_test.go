@@ -110,8 +110,8 @@ type amberProc struct {
 	cmd          *exec.Cmd
 	log          *testenv.Buffer
 	tcp, ws, web string
-	once    sync.Once
-	exit    chan struct{} // closed when the process has exited
+	once         sync.Once
+	exit         chan struct{} // closed when the process has exited
 }
 
 // benchPort returns a free loopback port.
