@@ -38,6 +38,7 @@ func run(args []string) error {
 	readme := fs.String("readme", "", "a Markdown `file` whose bench markers get the table")
 	workload := fs.String("workload", "small", "the workload the benchmarks ran")
 	note := fs.String("note", "", "a remark on the run for the table's heading")
+	partial := fs.Bool("partial", false, "write what a run that did not finish measured, listing what is missing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func run(args []string) error {
 	res.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
 	res.Machine.Cores = runtime.NumCPU()
 	res.Machine.MemoryGiB = memTotalGiB()
-	if err := res.figures(); err != nil {
+	if err := res.figures(*partial); err != nil {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
 	return res.write(*out, *readme)

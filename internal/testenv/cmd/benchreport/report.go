@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -23,6 +24,9 @@ type Results struct {
 	Benchmarks []Benchmark `json:"benchmarks"`
 	// Figures are the table's rows: each figure with its baseline.
 	Figures []Figure `json:"figures"`
+	// Missing lists the metrics a partial run (-partial) lacked; their
+	// figures are left out.
+	Missing []string `json:"missing,omitempty"`
 }
 
 // Machine describes where the benchmarks ran.
@@ -98,8 +102,10 @@ const (
 )
 
 // figures fills r.Figures from the benchmarks, or names every metric
-// that is missing.
-func (r *Results) figures() error {
+// that is missing; with partial, it leaves their figures out instead and
+// lists the metrics in r.Missing.
+func (r *Results) figures(partial bool) error {
+	r.Figures = nil
 	var missing []string
 	m := func(bench, unit string) float64 {
 		for _, b := range r.Benchmarks {
@@ -109,10 +115,15 @@ func (r *Results) figures() error {
 				}
 			}
 		}
-		missing = append(missing, bench+" "+unit)
+		if !slices.Contains(missing, bench+" "+unit) {
+			missing = append(missing, bench+" "+unit)
+		}
 		return math.NaN()
 	}
 	add := func(group, name, value, baseline string, ratio float64, ratioOf string) {
+		if strings.Contains(name+value+baseline, "?") || math.IsNaN(ratio) {
+			return // a metric is missing
+		}
 		r.Figures = append(r.Figures, Figure{group, name, value, baseline, ratio, ratioOf})
 	}
 	s, bt := syncBench, bootBench
@@ -172,9 +183,10 @@ func (r *Results) figures() error {
 		fmt.Sprintf("%s / %s ms", num(m(bs, "cold-ms")), num(m(bs, "warm-p50-ms"))),
 		fmt.Sprintf("one-entry script: %s ms", num(m(bs, "single-p50-ms"))),
 		m(bs, "warm-p50-ms")/m(bs, "single-p50-ms"), "warm p50 / one-entry p50")
-	if len(missing) > 0 {
+	if len(missing) > 0 && !partial {
 		return fmt.Errorf("missing from the benchmark output: %s", strings.Join(missing, ", "))
 	}
+	r.Missing = missing
 	return nil
 }
 
@@ -213,6 +225,15 @@ func (r *Results) heading() string {
 	return h + "."
 }
 
+// missingNote says which measurements a partial run lacks.
+func (r *Results) missingNote() string {
+	if len(r.Missing) == 0 {
+		return ""
+	}
+	return "\nThe run did not finish: these measurements are missing, with the rows that need them: " +
+		strings.Join(r.Missing, ", ") + ".\n"
+}
+
 // table renders the figures as a Markdown table.
 func (r *Results) table() string {
 	var b strings.Builder
@@ -238,7 +259,7 @@ func (r *Results) write(dir, readme string) error {
 	if err != nil {
 		return err
 	}
-	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() +
+	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() + r.missingNote() +
 		"\n![ratio of each figure to its baseline](results.svg)\n\n" +
 		"Every figure is measured next to its baseline in the same run; compare ratios between runs, not raw rates.\n"
 	files := map[string][]byte{
@@ -258,7 +279,7 @@ func (r *Results) write(dir, readme string) error {
 	if err != nil {
 		return err
 	}
-	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table())
+	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table()+r.missingNote())
 	if err != nil {
 		return fmt.Errorf("%s: %w", readme, err)
 	}

@@ -74,7 +74,7 @@ func TestParseAndFigures(t *testing.T) {
 	if got := r.Benchmarks[0]; got.Name != syncBench || got.Iterations != 1 || got.Metrics["btcd-blocks/s"] != 434.6 || got.Metrics["ns/op"] != 10447648310 {
 		t.Fatalf("first benchmark parsed as %+v", got)
 	}
-	if err := r.figures(); err != nil {
+	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
 	// 6 chain figures, 5 per transport, the busy script.
@@ -107,9 +107,21 @@ func TestMissingFigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = r.figures()
+	err = r.figures(false)
 	if err == nil || !strings.Contains(err.Error(), bootBench+" copy-MiB/s") || !strings.Contains(err.Error(), walletBnch+" ws-rss-MiB") {
 		t.Fatalf("figures() = %v, want both missing metrics named", err)
+	}
+	// A partial report leaves out the rows that need them, and says so.
+	if err := r.figures(true); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Missing) != 2 || len(r.Figures) != 17-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
+		t.Fatalf("partial: %d figures, missing %v", len(r.Figures), r.Missing)
+	}
+	for _, f := range r.Figures {
+		if f.Name == "snapshot download (verified)" || f.Name == "WebSocket: server RSS with 1,000 sessions" {
+			t.Errorf("partial report kept %q, whose metric is missing", f.Name)
+		}
 	}
 	if _, err := parse("PASS\nFAIL\tamber/server\n"); err == nil {
 		t.Fatal("parse of output without benchmarks succeeded")
@@ -174,7 +186,7 @@ func TestChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.figures(); err != nil {
+	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
 	dec := xml.NewDecoder(strings.NewReader(string(r.chart())))
