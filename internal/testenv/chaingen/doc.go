@@ -6,7 +6,10 @@
 //
 // A Spec names the chain: a seed, a height, a number of transactions and
 // of busy scripts, and the shares of a few behaviours. Tiny, Small and
-// Large are the presets. Generate builds the blocks itself, in memory,
+// Large are the presets, and Busy (one script with 52,000 history
+// entries) is the benchmarks' busy-script case; Workload picks the
+// benchmarks' chain from AMBER_BENCH_WORKLOAD. Generate builds the
+// blocks itself, in memory,
 // from a PCG generator seeded with Spec.Seed and a testenv.Wallet seeded
 // with Spec.WalletSeed:
 //
