@@ -48,7 +48,15 @@ func startServed(t *testing.T, r *testenv.Regtest, env ...string) *served {
 		"DAEMON_POLL_INTERVAL=100ms", "PEER_DISCOVERY=off", "HTTP_ADDR=" + s.http,
 		fmt.Sprintf("SERVICES=tcp://%s,ws://%s,rpc://%s", s.tcp, s.ws, s.rpc)}
 	s.cmd, s.log = startServe(t, append(base, env...)...)
-	waitFor(t, "amber serve to be ready", 60*time.Second, func() bool { return s.readyz() == http.StatusOK })
+	waitFor(t, "amber serve to be ready", 60*time.Second, func() bool { return s.readyz() == http.StatusOK }, func() any {
+		resp, err := http.Get("http://" + s.http + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	})
 	return s
 }
 
