@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -394,6 +395,25 @@ func TestAdminRPC(t *testing.T) {
 				t.Errorf("/metrics lacks %s", name)
 			}
 		}
+		// The alerting rules and the dashboard use only metrics that exist.
+		exported := map[string]bool{}
+		for _, line := range strings.Split(string(body), "\n") {
+			if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+				exported[strings.Fields(rest)[0]] = true
+			}
+		}
+		for _, f := range []string{"../infra/prometheus/rules.yml", "../infra/grafana/dashboards/amber.json"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range metricName.FindAllString(string(b), -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+				if !exported[name] && !exported[base] && !builderOnly[name] {
+					t.Errorf("%s uses %s, which amber serve does not export", f, name)
+				}
+			}
+		}
 		var feeSize float64
 		for _, line := range strings.Split(string(body), "\n") {
 			if rest, ok := strings.CutPrefix(line, "amber_mempool_fee_histogram_vbytes{"); ok {
@@ -420,6 +440,15 @@ func TestAdminRPC(t *testing.T) {
 			t.Fatal("amber serve still running 60 s after rpc stop")
 		}
 	})
+}
+
+var metricName = regexp.MustCompile(`\bamber_[a-z_]+`)
+
+// builderOnly are the metrics only `amber build` exports: sync progress
+// and the snapshot gauges, set once it publishes.
+var builderOnly = map[string]bool{
+	"amber_sync_blocks_total": true, "amber_sync_transactions_total": true,
+	"amber_snapshot_last_success_timestamp_seconds": true, "amber_snapshot_duration_seconds": true,
 }
 
 // refused reports whether the server closes a PROXY connection from
