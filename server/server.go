@@ -202,6 +202,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.registerMetrics(ix, mp, ts, hub)
 
 	g, gctx := errgroup.WithContext(ctx)
+	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error { return ts.Run(gctx) })
 	g.Go(func() error {
 		select {
@@ -241,7 +242,6 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if cfg.ZMQHashBlock != "" {
 		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
 	}
-	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error {
 		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
