@@ -230,8 +230,21 @@ func (r *Results) missingNote() string {
 	if len(r.Missing) == 0 {
 		return ""
 	}
-	return "\nThe run did not finish: these measurements are missing, with the rows that need them: " +
-		strings.Join(r.Missing, ", ") + ".\n"
+	ran := map[string]bool{}
+	for _, b := range r.Benchmarks {
+		ran[b.Name] = true
+	}
+	var parts []string
+	for _, m := range r.Missing {
+		bench, _, _ := strings.Cut(m, " ")
+		switch {
+		case !ran[bench] && !slices.Contains(parts, bench+" (did not run)"):
+			parts = append(parts, bench+" (did not run)")
+		case ran[bench]:
+			parts = append(parts, m)
+		}
+	}
+	return "\nThe run did not finish: its table leaves out the rows that need " + strings.Join(parts, ", ") + ".\n"
 }
 
 // table renders the figures as a Markdown table.
