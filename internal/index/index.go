@@ -71,7 +71,18 @@ type Index struct {
 	tip      Tip
 	txCounts []uint64 // cumulative tx count after each height; len = tip.Height+1
 	writing  bool
+
+	// txids caches the txids of recently asked blocks (merkle proofs ask
+	// for the same recent blocks again and again); a commit that took
+	// blocks out clears it and bumps txidsGen, so a fill that raced with
+	// the reorg is dropped.
+	txids    map[int32][]chainhash.Hash
+	txidsGen uint64
 }
+
+// txidsCacheBlocks bounds the txid cache: a full mainnet block holds
+// about 4,000 txids (128 KB).
+const txidsCacheBlocks = 256
 
 // Open reads the metadata of db, refusing a DB of another schema or
 // network, and writes fresh metadata to an empty one.

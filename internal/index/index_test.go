@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -701,4 +702,53 @@ func TestBulkWriter(t *testing.T) {
 	if err := w.Disconnect(); err == nil {
 		t.Fatal("a bulk writer disconnected a block")
 	}
+}
+
+// TestBlockTxIDsAfterReorg checks that the txids served for a height come
+// from the block now at that height: asked (and cached) before a reorg,
+// asked again after it.
+func TestBlockTxIDsAfterReorg(t *testing.T) {
+	net := regtest(t)
+	a := makeChain(net, 5, 200)
+	s := newSynth(99, a[189].Hash)
+	b := append([]*chain.Block{}, a[:190]...)
+	for h := int32(190); h < 205; h++ {
+		blk := s.block(h)
+		s.prev = blk.Hash
+		b = append(b, blk)
+	}
+	_, ix := openIndex(t, net, 100)
+	connectAll(t, ix, a, 50)
+	check := func(blocks []*chain.Block, heights ...int32) {
+		t.Helper()
+		for _, h := range heights {
+			ids, err := ix.BlockTxIDs(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, blocks[h].TxIDs()) {
+				t.Fatalf("block %d: txids %v, want %v", h, ids, blocks[h].TxIDs())
+			}
+			ids[0] = chainhash.Hash{} // the caller's copy, not the cache's
+		}
+	}
+	check(a, 150, 195, 199, 195, 199)
+	w, err := ix.NewWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for w.Tip().Height >= 190 {
+		if err := w.Disconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, blk := range b[190:] {
+		if err := w.Connect(blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	check(b, 150, 195, 199, 204)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
@@ -142,6 +143,35 @@ func (ix *Index) Header(height int32) ([]byte, error) {
 // BlockTxIDs returns the txids of the block at height in block order. Block
 // 0 has none in the index.
 func (ix *Index) BlockTxIDs(height int32) ([]chainhash.Hash, error) {
+	ix.mu.RLock()
+	cached, hit := ix.txids[height]
+	gen := ix.txidsGen
+	ix.mu.RUnlock()
+	if hit {
+		return slices.Clone(cached), nil
+	}
+	ids, err := ix.readBlockTxIDs(height)
+	if err != nil {
+		return nil, err
+	}
+	ix.mu.Lock()
+	if gen == ix.txidsGen {
+		if ix.txids == nil {
+			ix.txids = map[int32][]chainhash.Hash{}
+		}
+		for h := range ix.txids {
+			if len(ix.txids) < txidsCacheBlocks {
+				break
+			}
+			delete(ix.txids, h) // any one: map order is random
+		}
+		ix.txids[height] = ids
+	}
+	ix.mu.Unlock()
+	return slices.Clone(ids), nil
+}
+
+func (ix *Index) readBlockTxIDs(height int32) ([]chainhash.Hash, error) {
 	first, count, ok := ix.BlockTxRange(height)
 	if !ok {
 		return nil, fmt.Errorf("index: no block at height %d", height)

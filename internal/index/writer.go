@@ -37,6 +37,9 @@ type Writer struct {
 	// reads of the DB still see.
 	bulk     bool
 	spentOld map[wire.OutPoint]struct{}
+	// disconnected records that blocks were taken out, which makes the
+	// commit clear the index's txid cache.
+	disconnected bool
 }
 
 type freshOut struct {
@@ -122,6 +125,10 @@ func (w *Writer) Commit(sync bool) error {
 	}
 	w.ix.mu.Lock()
 	w.ix.tip, w.ix.txCounts = w.tip, w.counts
+	if w.disconnected {
+		w.ix.txidsGen++
+		clear(w.ix.txids)
+	}
 	w.ix.mu.Unlock()
 	return nil
 }
@@ -307,6 +314,7 @@ func (w *Writer) Disconnect() error {
 		return errors.New("index: a bulk writer cannot disconnect blocks")
 	}
 	w.fresh = nil // the outputs it lists may be the ones taken out
+	w.disconnected = true
 	height := w.tip.Height
 	if height <= 0 {
 		return errors.New("index: cannot disconnect the genesis block")
