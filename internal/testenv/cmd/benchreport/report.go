@@ -174,8 +174,9 @@ func (r *Results) figures(partial bool) error {
 			fmt.Sprintf("one wallet alone: %s ms", num(k("mempool-notify-1-ms"))),
 			k("mempool-notify-p50-ms")/k("mempool-notify-1-ms"), "p50 / one wallet")
 		add(g, fmt.Sprintf("%s: server RSS with %s sessions", tr.name, n),
-			fmt.Sprintf("%s MiB, %s KiB per session", num(k("rss-MiB")), num(k("rss-KiB/session"))),
-			fmt.Sprintf("no sessions: %s MiB", num(k("rss-idle-MiB"))),
+			fmt.Sprintf("%s MiB, %s KiB per session (Go heap after GC: %s KiB per session)",
+				num(k("rss-MiB")), num(k("rss-KiB/session")), num(k("heap-KiB/session"))),
+			fmt.Sprintf("no sessions: %s MiB (heap after GC %s MiB)", num(k("rss-idle-MiB")), num(k("heap-idle-MiB"))),
 			k("rss-MiB")/k("rss-idle-MiB"), "RSS / idle RSS")
 	}
 	bs := busyBench
