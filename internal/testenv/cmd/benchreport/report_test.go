@@ -29,7 +29,7 @@ func init() {
 		for unit, v := range map[string]float64{"req/s": 7027, "ping-req/s": 28530, "p50-ms": 3.44, "p99-ms": 774.1,
 			"ping-p50-ms": 32.97, "alone-p50-ms": 1.2, "alone-p99-ms": 5.5, "ping-p99-ms": 61.91, "block-notify-p50-ms": 117.4, "block-notify-p99-ms": 127.2,
 			"block-notify-1-ms": 84.33, "mempool-notify-p50-ms": 47.82, "mempool-notify-p99-ms": 97.87,
-			"mempool-notify-1-ms": 29.48, "rss-MiB": 229.4, "rss-idle-MiB": 140.5, "rss-KiB/session": 91, "heap-idle-MiB": 40, "heap-MiB": 90, "heap-KiB/session": 51,
+			"mempool-notify-1-ms": 29.48, "rss-MiB": 229.4, "rss-idle-MiB": 140.5, "rss-KiB/session": 91, "heap-idle-MiB": 40, "heap-MiB": 90.5, "heap-KiB/session": 51,
 			"requests": 103090} {
 			sampleUnits[walletBnch][tr+"-"+unit] = v
 		}
@@ -77,9 +77,9 @@ func TestParseAndFigures(t *testing.T) {
 	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
-	// 6 chain figures, 5 per transport, the busy script.
-	if len(r.Figures) != 6+2*5+1 {
-		t.Fatalf("%d figures, want 17", len(r.Figures))
+	// 6 chain figures, 6 per transport, the busy script.
+	if len(r.Figures) != 6+2*6+1 {
+		t.Fatalf("%d figures, want 19", len(r.Figures))
 	}
 	byName := map[string]Figure{}
 	for _, f := range r.Figures {
@@ -115,7 +115,7 @@ func TestMissingFigure(t *testing.T) {
 	if err := r.figures(true); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Missing) != 2 || len(r.Figures) != 17-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
+	if len(r.Missing) != 2 || len(r.Figures) != 19-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
 		t.Fatalf("partial: %d figures, missing %v", len(r.Figures), r.Missing)
 	}
 	for _, f := range r.Figures {
@@ -151,7 +151,7 @@ func TestWrite(t *testing.T) {
 	if err := json.Unmarshal(js, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 17 || len(res.Benchmarks) != 4 {
+	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 19 || len(res.Benchmarks) != 4 {
 		t.Fatalf("results.json: workload %q, %d cores, %d figures, %d benchmarks", res.Workload, res.Machine.Cores, len(res.Figures), len(res.Benchmarks))
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
