@@ -69,9 +69,9 @@ bench: tools ## run the benchmarks on WORKLOAD (small; large by hand) and write 
 	@out=bench; readme=README.md; if [ "$(WORKLOAD)" != small ]; then out=bench/$(WORKLOAD); readme=; fi; \
 	mkdir -p $$out; set -o pipefail; \
 	{ echo "# make bench WORKLOAD=$(WORKLOAD), $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
-	  AMBER_BENCH_WORKLOAD=$(WORKLOAD) AMBER_BENCH_WALLETS=$(BENCH_WALLETS) $(GO) test -p 1 -timeout $(BENCH_TIMEOUT) \
+	  AMBER_BENCH_WORKLOAD=$(WORKLOAD) AMBER_BENCH_WALLETS=$(BENCH_WALLETS) $(GO) test -count=1 -p 1 -timeout $(BENCH_TIMEOUT) \
 	    -run '^$$' -bench 'BenchmarkBuilder|BenchmarkServer' -benchtime 1x ./builder/ ./server/ 2>&1 && \
-	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/ 2>&1; } \
+	  $(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/ 2>&1; } \
 	  | tee /dev/stderr | grep -v '^    ' > $$out/results.txt && \
 	$(GO) run ./internal/testenv/cmd/benchreport -in $$out/results.txt -out $$out -workload $(WORKLOAD) \
 	  $${readme:+-readme $$readme} -note "$(BENCH_NOTE)" && echo "wrote $$out/results.{txt,json,md,svg}"
