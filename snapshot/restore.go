@@ -164,7 +164,8 @@ func checkSum(f File, n int64, sum []byte) error {
 }
 
 // candidates returns the manifest keys to try, best first: the one LATEST
-// names, then every older one, newest first.
+// names, then every older one, newest first; or every manifest, newest
+// first, when LATEST names one older than the newest.
 func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
 	latest, err := readLatest(ctx, r.Bucket)
 	if err != nil {
@@ -179,6 +180,16 @@ func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
 		return keys, nil
 	}
 	lh, ok := keyHeight(latest)
+	if len(keys) > 0 && ok {
+		// LATEST is written last, so a newer manifest means LATEST was
+		// replayed (or its publish died just before it): a trusted newer
+		// snapshot wins, and LATEST's is tried in its turn.
+		if nh, _ := keyHeight(keys[0]); nh > lh {
+			r.logger().Warn("LATEST names an older snapshot than the newest in the bucket; ignoring LATEST as replayed or stale",
+				slog.String("snapshot", latest), slog.String("newest", keys[0]))
+			return keys, nil
+		}
+	}
 	out := []string{latest}
 	for _, k := range keys {
 		if h, _ := keyHeight(k); k != latest && (!ok || h < lh) {
