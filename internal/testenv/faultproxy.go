@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -14,7 +15,8 @@ import (
 )
 
 // FaultProxy is an HTTP reverse proxy in front of a daemon's JSON-RPC
-// server that injects faults on demand: it can go away (Stop, then Start
+// server (or an S3 endpoint: the Host header is passed on unchanged, so
+// signed requests verify) that injects faults on demand: it can go away (Stop, then Start
 // on the same port), answer slowly (SetDelay), or answer with HTTP errors
 // instead of forwarding (FailNext, FailAll). Point DAEMON_URL at URL().
 //
@@ -49,8 +51,14 @@ func StartFaultProxy(t testing.TB, upstream string) *FaultProxy {
 	target := &url.URL{Scheme: u.Scheme, Host: u.Host}
 	p := &FaultProxy{t: t, upstream: target, userinfo: u.User, status: http.StatusServiceUnavailable}
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			// Keep the client's Host: S3 signatures cover it.
+			r.Out.Host = r.In.Host
+		},
 		// An unreachable upstream is a 502, as a load balancer would say.
+		// Clients killed mid-request are the point; their errors are noise.
+		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			http.Error(w, "fault proxy: upstream: "+err.Error(), http.StatusBadGateway)
 		},
@@ -76,7 +84,8 @@ func (p *FaultProxy) URL() string {
 func (p *FaultProxy) Addr() string { return p.addr }
 
 func (p *FaultProxy) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(p.handle), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(p.handle), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 	p.mu.Lock()
 	p.srv = srv
 	p.mu.Unlock()

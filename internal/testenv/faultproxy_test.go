@@ -14,7 +14,7 @@ import (
 func TestFaultProxy(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, _ := r.BasicAuth()
-		io.WriteString(w, "ok "+user+":"+pass)
+		io.WriteString(w, "ok "+user+":"+pass+" "+r.Host)
 	}))
 	defer up.Close()
 	p := StartFaultProxy(t, strings.Replace(up.URL, "http://", "http://alice:secret@", 1))
@@ -39,7 +39,7 @@ func TestFaultProxy(t *testing.T) {
 		}
 	}
 
-	expect("forwarded", 200, "ok alice:secret")
+	expect("forwarded", 200, "ok alice:secret "+p.Addr())
 
 	p.FailNext(2, http.StatusInternalServerError)
 	expect("first failure", 500, "injected")
