@@ -206,7 +206,9 @@ func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
 // .part files in the staging directory destDir+".staging", are verified,
 // renamed into place and synced; then the staging directory is renamed to
 // destDir. A staging directory left by an interrupted restore is reused:
-// files in it that verify are not downloaded again.
+// files in it that verify are not downloaded again. A bucket that cannot
+// be read is an error of its own, not ErrNoSnapshot: the caller should
+// retry rather than give up on snapshots.
 func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*Manifest, error) {
 	log := r.logger()
 	destDir = filepath.Clean(destDir)
@@ -231,6 +233,13 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if !unusable(err) {
+				// The bucket or the local disk failed, not the snapshot:
+				// an older one would fail the same way, and giving up on
+				// snapshots (a sync from genesis) costs far more than a
+				// retry, which reuses what was verified.
+				return nil, fmt.Errorf("restore %s from %s: %w; retry when the bucket is reachable (files already downloaded are kept)", key, r.Bucket.Name(), err)
+			}
 			log.Warn("snapshot unusable, trying an older one", slog.String("snapshot", key), slog.Any("err", err))
 			errs = append(errs, err)
 			continue
@@ -246,6 +255,14 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 		return nil, fmt.Errorf("restore from %s: %w: the bucket has none", r.Bucket.Name(), ErrNoSnapshot)
 	}
 	return nil, fmt.Errorf("restore from %s: %w: %w", r.Bucket.Name(), ErrNoSnapshot, errors.Join(errs...))
+}
+
+// unusable reports whether err says a snapshot itself cannot be used
+// (broken, untrusted, not for this node, incomplete or corrupt), as
+// opposed to a failure to reach it.
+func unusable(err error) bool {
+	return errors.Is(err, ErrInvalidManifest) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrMismatch) ||
+		errors.Is(err, ErrCorrupt) || objstore.IsNotFound(err)
 }
 
 // checkEmpty fails unless dir is missing or an empty directory.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,4 +73,54 @@ func TestUnsignedRefusedWhenKeysRequired(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unsigned") || !strings.Contains(err.Error(), "no valid manifest") {
 		t.Fatalf("restore of an unsigned snapshot with keys required: %v", err)
 	}
+}
+
+// unreachable is a bucket whose objects cannot be read while down is
+// set, as when the endpoint stops answering mid-download.
+type unreachable struct {
+	*memBucket
+	down bool
+}
+
+var errRefused = errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
+
+func (b *unreachable) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if b.down && strings.HasPrefix(name, ObjectPrefix) {
+		return nil, errRefused
+	}
+	return b.memBucket.Get(ctx, name)
+}
+
+func (b *unreachable) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	if b.down && strings.HasPrefix(name, ObjectPrefix) {
+		return nil, errRefused
+	}
+	return b.memBucket.GetRange(ctx, name, off, length)
+}
+
+// TestRestoreBucketDown: a bucket that stops answering in the middle of a
+// restore is not a broken snapshot. Restore fails with the transport
+// error (not ErrNoSnapshot, which would send the node to sync from
+// genesis) and a later attempt restores the newest snapshot.
+func TestRestoreBucketDown(t *testing.T) {
+	ctx := context.Background()
+	mem := newMem()
+	d := newTestDB(t)
+	publishN(t, d, &Publisher{Bucket: mem}, 1, 2)
+	b := &unreachable{memBucket: mem, down: true}
+	r := &Restorer{Bucket: b}
+	dest := filepath.Join(t.TempDir(), "r")
+	_, err := r.Restore(ctx, dest, expect)
+	if err == nil || errors.Is(err, ErrNoSnapshot) || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "retry") {
+		t.Fatalf("restore from an unreachable bucket: %v; want the transport error and no ErrNoSnapshot", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dest created by a failed restore: %v", err)
+	}
+	b.down = false
+	m, err := r.Restore(ctx, dest, expect)
+	if err != nil || m.Height != 2 {
+		t.Fatalf("restore once the bucket is back: %v, %v", m, err)
+	}
+	checkRestored(t, dest, d.keys)
 }
