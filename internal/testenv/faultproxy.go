@@ -33,6 +33,7 @@ type FaultProxy struct {
 	delay  time.Duration
 	fails  int // requests still to fail; -1 fails all
 	status int // the HTTP status failed requests get
+	hook   func(*http.Request)
 
 	requests atomic.Int64
 	faults   atomic.Int64
@@ -99,11 +100,14 @@ func (p *FaultProxy) serve(ln net.Listener) {
 func (p *FaultProxy) handle(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	p.mu.Lock()
-	delay, fail, status := p.delay, p.fails != 0, p.status
+	delay, fail, status, hook := p.delay, p.fails != 0, p.status, p.hook
 	if p.fails > 0 {
 		p.fails--
 	}
 	p.mu.Unlock()
+	if hook != nil {
+		hook(r)
+	}
 	if delay > 0 {
 		p.faults.Add(1)
 		select {
@@ -190,6 +194,14 @@ func (p *FaultProxy) FailAll(status int) { p.FailNext(-1, status) }
 func (p *FaultProxy) Heal() {
 	p.mu.Lock()
 	p.delay, p.fails = 0, 0
+	p.mu.Unlock()
+}
+
+// OnRequest calls hook with every request as it arrives, before any
+// fault; nil removes it. The hook must not block.
+func (p *FaultProxy) OnRequest(hook func(*http.Request)) {
+	p.mu.Lock()
+	p.hook = hook
 	p.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -39,7 +40,13 @@ func TestFaultProxy(t *testing.T) {
 		}
 	}
 
+	var seen atomic.Int64
+	p.OnRequest(func(r *http.Request) { seen.Add(1) })
 	expect("forwarded", 200, "ok alice:secret "+p.Addr())
+	if seen.Load() != 1 {
+		t.Errorf("hook saw %d requests, want 1", seen.Load())
+	}
+	p.OnRequest(nil)
 
 	p.FailNext(2, http.StatusInternalServerError)
 	expect("first failure", 500, "injected")
