@@ -63,6 +63,12 @@ bench: tools ## run the benchmarks and write bench/results.txt (sync rates on th
 	  $(GO) test -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/; } \
 	  | grep -v '^    ' | tee bench/results.txt # indented lines are test logs, with local paths
 
+SOAK_DURATION ?= 20m
+.PHONY: soak
+soak: tools ## the long reliability run (SOAK_DURATION, default 20m): kills, faults, every fuzz target; summary in reliability/SOAK.md
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -timeout 7h ./reliability/; \
+	status=$$?; cat reliability/SOAK.md 2>/dev/null; exit $$status
+
 .PHONY: demo
 demo: tools ## run a local regtest chain, builder, snapshot and server
 	$(GO) run ./cmd/amber demo
