@@ -96,6 +96,7 @@ type counts struct {
 	faults     map[string]int // faults injected, by kind
 	fuzz       []fuzzRun
 	queries    int // Electrum requests whose answers were compared
+	hostile    int // hostile messages sent to a server
 	digests    int // index digests compared
 	mismatches int // answers or digests that differed: must stay 0
 }
@@ -113,6 +114,12 @@ func (c *counts) compared(queries, digests, mismatches int) {
 	c.queries += queries
 	c.digests += digests
 	c.mismatches += mismatches
+	c.mu.Unlock()
+}
+
+func (c *counts) hostileSent(n int) {
+	c.mu.Lock()
+	c.hostile += n
 	c.mu.Unlock()
 }
 
@@ -155,7 +162,8 @@ func (c *counts) markdown(passed bool) string {
 		fmt.Fprintf(&b, "| &nbsp;&nbsp;%s | %d |\n", k, c.faults[k])
 	}
 	fmt.Fprintf(&b, "| fuzz execs (all targets) | %d |\n", execs)
-	fmt.Fprintf(&b, "| inputs tried (fuzz execs + Electrum requests compared) | %d |\n", execs+int64(c.queries))
+	fmt.Fprintf(&b, "| hostile messages sent to a server (deep nesting, oversize, bad UTF-8, noise) | %d |\n", c.hostile)
+	fmt.Fprintf(&b, "| inputs tried (fuzz execs + hostile messages + Electrum requests compared) | %d |\n", execs+int64(c.hostile+c.queries))
 	fmt.Fprintf(&b, "| index digests compared | %d |\n", c.digests)
 	fmt.Fprintf(&b, "| **data mismatches** (must be 0) | **%d** |\n", c.mismatches)
 	if len(c.fuzz) > 0 {
