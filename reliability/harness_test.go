@@ -47,6 +47,7 @@ func start(t *testing.T, args []string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(amberBin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = dieWithTest()
 	p := &proc{t: t, cmd: cmd, log: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
@@ -290,16 +291,24 @@ func randomAfter(rng *rand.Rand, lo, hi int64) int64 {
 
 // killAfterRequests kills p once the proxy has seen n more requests than
 // base, or when it exits first; it reports whether the kill interrupted
-// the process.
+// the process at that point. A process that stops asking within a minute
+// is killed anyway, but that kill does not count.
 func killAfterRequests(p *proc, px *testenv.FaultProxy, base, n int64) bool {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	go func() {
-		<-p.done
-		cancel()
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
 	}()
-	px.WaitRequests(ctx, base+n)
-	return p.kill()
+	reached := px.WaitRequests(ctx, base+n)
+	alive := p.kill()
+	if !reached && alive {
+		p.t.Logf("amber %s made fewer than %d requests in a minute; killed anyway, not counted", p.cmd.Args[1], n)
+	}
+	return alive && reached
 }
 
 // query is one request of the fixed query set.
