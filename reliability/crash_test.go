@@ -2,6 +2,8 @@ package reliability
 
 import (
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,10 +12,10 @@ import (
 
 // TestCrashes kills `amber build` and `amber serve` with SIGKILL at random
 // moments of an initial sync, a snapshot publish, tip following, reorgs,
-// a snapshot restore and the server's catch-up and tip following. A kill
-// point is a number of requests to the daemon or the bucket after which
-// the process dies, drawn at random within what the moment needs, so
-// every kill lands inside its moment whatever the machine's speed. After
+// a snapshot restore and the server's catch-up and tip following. Most
+// kill points are a number of requests to the daemon or the bucket after
+// which the process dies, drawn at random within what the moment needs,
+// so that kills land inside their moment whatever the machine's speed. After
 // each kill the index must reopen at a tip that did not go back and the
 // bucket's LATEST must name a complete snapshot; at the end the builder's
 // and the server's indexes must equal an uninterrupted build's row for
@@ -52,29 +54,33 @@ func crashRound(t *testing.T, rng *rand.Rand, perMoment int) {
 
 	// How many daemon requests a sync from genesis makes here.
 	base := d.Requests()
-	mustRun(t, 5*time.Minute, []string{"build", "--once"}, baseEnv(d.URL(), t.TempDir())...)
+	ref0 := t.TempDir()
+	mustRun(t, 5*time.Minute, []string{"build", "--once"}, baseEnv(d.URL(), ref0)...)
 	syncReqs := d.Requests() - base
 	t.Logf("a sync of %d blocks makes %d daemon requests", first, syncReqs)
 
-	// Initial sync: kills anywhere in it (twice as many: it is the
-	// longest moment).
-	dir := t.TempDir()
+	// Initial sync: each kill lands in a sync from genesis (twice as
+	// many: it is the longest moment); the resumed sync must end with the
+	// uninterrupted one's index.
+	var dir string
+	for range 2 * perMoment {
+		dir = t.TempDir()
+		p := start(t, []string{"build", "--once"}, append(baseEnv(d.URL(), dir), "CACHE_MB=16")...)
+		killed("builder: initial sync", killAfterRequests(p, d, d.Requests(), randomAfter(rng, 1, syncReqs-1)))
+		if hasIndex(dir) {
+			tipOf(t, dir)
+		}
+		mustRun(t, 5*time.Minute, []string{"build", "--once"}, append(baseEnv(d.URL(), dir), "CACHE_MB=16")...)
+		sameDigest(t, "initial sync after a kill", dir, ref0)
+	}
 	last := int32(-1)
 	checkTip := func(what string) {
 		t.Helper()
-		if !hasIndex(dir) {
-			return
-		}
 		tip := tipOf(t, dir)
 		if tip.Height < last {
 			t.Fatalf("%s: the tip went back from %d to %d", what, last, tip.Height)
 		}
 		last = tip.Height
-	}
-	for range 2 * perMoment {
-		p := start(t, []string{"build", "--once"}, append(baseEnv(d.URL(), dir), "CACHE_MB=16")...)
-		killed("builder: initial sync", killAfterRequests(p, d, d.Requests(), randomAfter(rng, 1, syncReqs-1)))
-		checkTip("kill during the initial sync")
 	}
 
 	// Snapshot publish: each run syncs 10 new blocks, then publishes;
@@ -131,32 +137,54 @@ func crashRound(t *testing.T, rng *rand.Rand, perMoment int) {
 	sameDigest(t, "builder after kills", dir, r.reference())
 
 	// The server bootstraps from that snapshot while 10 more blocks
-	// arrive: kills during the restore (bucket requests) and the
-	// catch-up (daemon requests).
+	// arrive: kills in the middle of the download (slowed, so that there
+	// is a middle), then during the catch-up from the daemon.
 	final := int(published.Height) + 10
 	fork.Submit(t, r.btcd, final)
 	serveDir, addr := t.TempDir(), freeAddr(t)
 	env := append(serveEnv(d.URL(), serveDir, addr), snap...)
-	for k := range 2 * perMoment {
+	r.bucket.SetDelay(100 * time.Millisecond)
+	for range perMoment {
+		got := make(chan struct{}, 1)
+		r.bucket.OnRequest(func(req *http.Request) {
+			if strings.Contains(req.URL.Path, "/sst/") {
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+			}
+		})
 		p := start(t, []string{"serve"}, env...)
-		// Once restored, a restart reads nothing from the bucket.
-		if k%2 == 0 && !hasIndex(serveDir) {
-			killed("server: snapshot restore", killAfterRequests(p, r.bucket, r.bucket.Requests(), randomAfter(rng, 1, int64(len(published.Files))+2)))
-		} else {
-			killed("server: catch-up", killAfterRequests(p, d, d.Requests(), randomAfter(rng, 1, 40)))
+		select {
+		case <-got:
+			time.Sleep(time.Duration(rng.Int64N(int64(250 * time.Millisecond))))
+			killed("server: snapshot restore", p.kill() && !hasIndex(serveDir))
+		case <-time.After(time.Minute):
+			t.Logf("no file download within a minute; log:\n%s", tail(p.log.String(), 5))
+			p.kill()
 		}
-		if hasIndex(serveDir) {
-			tipOf(t, serveDir)
-		}
+		r.bucket.OnRequest(nil)
 	}
+	r.bucket.Heal()
+	d.SetDelay(20 * time.Millisecond)
+	for range perMoment {
+		p := start(t, []string{"serve"}, env...)
+		for !strings.Contains(p.log.String(), "restored snapshot") && !strings.Contains(p.log.String(), "keeping the local index") && !p.exited() {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(200 * time.Millisecond))))
+		killed("server: catch-up", p.kill())
+		tipOf(t, serveDir)
+	}
+	d.Heal()
 	// Tip following: blocks arrive while it serves.
 	for range perMoment {
 		p := start(t, []string{"serve"}, env...)
 		waitHeight(t, p, addr, final, 2*time.Minute)
 		final += 3
-		n := d.Requests()
 		fork.Submit(t, r.btcd, final)
-		killed("server: tip following", killAfterRequests(p, d, n, randomAfter(rng, 1, 15)))
+		time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+		killed("server: tip following", p.kill())
 		tipOf(t, serveDir)
 	}
 	p := start(t, []string{"serve"}, env...)
