@@ -27,6 +27,7 @@ import (
 	"amber/internal/telemetry"
 	"amber/internal/version"
 	"amber/server/mempool"
+	"amber/server/peers"
 	"amber/server/session"
 	"amber/server/transport"
 	"amber/snapshot"
@@ -153,9 +154,12 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s.registerMetrics(ix, mp, ts, hub)
+	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
+	sv.Peers = pm
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ts.Run(gctx) })
+	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-ts.Ready():
