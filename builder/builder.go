@@ -32,6 +32,7 @@ type Builder struct {
 	progress io.Writer // where the progress line is drawn, if a terminal
 	reg      *prometheus.Registry
 	health   *telemetry.Health
+	node     *telemetry.NodeMetrics
 }
 
 // New returns a Builder. progress is the writer whose terminal (if it is
@@ -45,7 +46,9 @@ func New(cfg *config.Config, logger *slog.Logger, progress io.Writer, reg *prome
 // before Run returns, so SIGINT or SIGTERM lose nothing.
 func (b *Builder) Run(ctx context.Context) (err error) {
 	cfg := b.cfg
-	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: b.logger})
+	b.node = telemetry.NewNodeMetrics(b.reg)
+	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: b.logger,
+		Hooks: daemon.Hooks{Request: b.node.DaemonRequest, Failover: b.node.DaemonFailover}})
 	if err != nil {
 		return err
 	}
@@ -61,13 +64,16 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		}
 		defer bucket.Close()
 		// With no local DB, resume from the latest snapshot.
+		began := time.Now()
 		m, err := snapshot.Bootstrap(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress, TrustedKeys: cfg.TrustedKeys})
 		switch {
 		case errors.Is(err, snapshot.ErrNoSnapshot):
 			b.logger.Info("no snapshot to resume from; syncing from genesis", "snapshot", bucket.Name())
 		case err != nil:
+			b.node.Snapshot("restore", 0, 0, 0, err)
 			return err
 		case m != nil:
+			b.node.Snapshot("restore", time.Since(began), m.Size(), m.Height, nil)
 			b.logger.Info("resumed from snapshot", "snapshot", m.Key(), "height", m.Height)
 		}
 		pub = &snapshot.Publisher{Bucket: bucket, Logger: b.logger, Progress: b.progress}
@@ -87,6 +93,9 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			err = fmt.Errorf("builder: close %s: %w", cfg.DBDirectory, cerr)
 		}
 	}()
+	if b.reg != nil {
+		telemetry.RegisterDB(b.reg, db.Metrics)
+	}
 	m := newMetrics(b.reg)
 	tip := ix.Tip()
 	m.height.Set(float64(tip.Height))
@@ -152,9 +161,13 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 // publish checkpoints the DB and publishes it; the publisher logs the
 // result.
 func (b *Builder) publish(ctx context.Context, db *store.DB, pub *snapshot.Publisher) error {
-	if _, err := snapshot.PublishDB(ctx, db, b.cfg.Network, pub, b.progress); err != nil {
+	began := time.Now()
+	m, err := snapshot.PublishDB(ctx, db, b.cfg.Network, pub, b.progress)
+	if err != nil {
+		b.node.Snapshot("publish", 0, 0, 0, err)
 		return fmt.Errorf("builder: publish snapshot: %w", err)
 	}
+	b.node.Snapshot("publish", time.Since(began), m.Size(), m.Height, nil)
 	return nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +48,11 @@ type Server struct {
 	live     *live         // set once serving, for Status
 	snapshot *SnapshotInfo // the restored snapshot, if any
 	ready    chan struct{}
+	node     *telemetry.NodeMetrics
+
+	// LogLevel, when set before Run, is the level `amber rpc log`
+	// changes at run time.
+	LogLevel *slog.LevelVar
 }
 
 // New returns a Server for cfg.
@@ -68,7 +75,9 @@ func (s *Server) Addrs() []string {
 // following, close the index.
 func (s *Server) Run(ctx context.Context) (err error) {
 	cfg := s.cfg
-	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: s.logger})
+	s.node = telemetry.NewNodeMetrics(s.reg)
+	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: s.logger,
+		Hooks: daemon.Hooks{Request: s.node.DaemonRequest, Failover: s.node.DaemonFailover}})
 	if err != nil {
 		return err
 	}
@@ -91,7 +100,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	f := &follower{logger: s.logger, ix: ix, pending: newChange()}
+	if s.reg != nil {
+		telemetry.RegisterDB(s.reg, db.Metrics)
+	}
+	f := &follower{logger: s.logger, ix: ix, pending: newChange(), ops: make(chan followerOp)}
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Logger:         s.logger,
 		CollectTouched: true,
@@ -122,7 +134,15 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(ctx) // amber rpc stop
+	defer stop()
 	hub := session.NewHub()
+	bans := &banList{prefixes: cfg.BanList}
+	allSubs := &session.SubCounter{Max: int64(cfg.MaxSubs)}
+	var metrics *session.Metrics
+	if s.reg != nil {
+		metrics = session.NewMetrics(s.reg, telemetry.Namespace, func() float64 { return float64(allSubs.Count()) })
+	}
 	sv := &session.Server{
 		Backend: backend,
 		Info: &session.ServerInfo{
@@ -134,25 +154,52 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			ReportServices:  cfg.ReportServices,
 			Genesis:         cfg.Network.Genesis.String(),
 		},
-		Table:          table,
-		Hub:            hub,
-		Logger:         s.logger,
-		MaxSend:        cfg.MaxSend,
-		RequestTimeout: cfg.RequestTimeout,
-		IdleTimeout:    cfg.SessionTimeout,
-		DropClient:     cfg.DropClient,
+		Table:             table,
+		Hub:               hub,
+		Logger:            s.logger,
+		MaxSend:           cfg.MaxSend,
+		RequestTimeout:    cfg.RequestTimeout,
+		IdleTimeout:       cfg.SessionTimeout,
+		DropClient:        cfg.DropClient,
+		DropClientUnknown: cfg.DropClientUnknown,
+		MaxSubs:           cfg.MaxSessionSubs,
+		AllSubs:           allSubs,
+		Groups: session.NewGroups(session.Limits{
+			SoftLimit: cfg.CostSoftLimit, HardLimit: cfg.CostHardLimit, DecayPerSec: cfg.CostDecayPerSec,
+			BandwidthUnitCost: cfg.BandwidthUnitCost, RequestSleep: cfg.RequestSleep,
+			InitialConcurrent: cfg.InitialConcurrent, SubnetIPv4: cfg.SubnetIPv4, SubnetIPv6: cfg.SubnetIPv6,
+		}),
+		Registry: session.NewRegistry(),
+		Metrics:  metrics,
 	}
-	ts, err := transport.New(cfg.Services, sv.Serve, transport.Options{
-		Logger:      s.logger,
-		CertFile:    cfg.SSLCertFile,
-		KeyFile:     cfg.SSLKeyFile,
-		MaxRecv:     cfg.MaxRecv,
-		MaxConns:    cfg.MaxSessions,
-		GracePeriod: 2 * time.Second,
+	adm := &admin{s: s, level: s.LogLevel, started: time.Now(), registry: sv.Registry, groups: sv.Groups,
+		subs: allSubs, bans: bans, f: f, ix: ix, mp: mp, dc: dc, stop: stop}
+	if adm.level == nil {
+		adm.level = new(slog.LevelVar)
+		adm.level.Set(cfg.LogLevel)
+	}
+	ts, err := transport.New(cfg.Services, func(ctx context.Context, c transport.Conn) {
+		if c.LocalService().Proto == "rpc" {
+			adm.serve(ctx, c)
+			return
+		}
+		sv.Serve(ctx, c)
+	}, transport.Options{
+		Logger:        s.logger,
+		CertFile:      cfg.SSLCertFile,
+		KeyFile:       cfg.SSLKeyFile,
+		MaxRecv:       cfg.MaxRecv,
+		MaxConns:      cfg.MaxSessions,
+		GracePeriod:   cfg.DrainDelay,
+		StopGrace:     cfg.ShutdownGrace,
+		ProxyProtocol: cfg.ProxyProtocol,
+		ProxyTrusted:  cfg.ProxyTrusted,
+		Allow:         bans.allow,
 	})
 	if err != nil {
 		return err
 	}
+	sv.Stop = ts.Stopping()
 	s.registerMetrics(ix, mp, ts, hub)
 	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
 	sv.Peers = pm
@@ -173,13 +220,15 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		}
 		s.live = &live{ix: ix, mp: mp, ts: ts, dc: dc}
 		s.mu.Unlock()
-		s.health.SetReady(true, "")
+		f.ready.Store(true)
 		close(s.ready)
+		f.checkReady(gctx)
 		<-gctx.Done()
+		s.logger.Info("shutting down: listeners closed, not ready", "drain_delay", cfg.DrainDelay.String(), "grace", cfg.ShutdownGrace.String())
+		s.health.Drain()
 		s.mu.Lock()
 		s.live = nil // the index closes as Run returns
 		s.mu.Unlock()
-		s.health.Drain()
 		return nil
 	})
 	g.Go(func() error { return s.reloadOnHUP(gctx, ts) })
@@ -187,12 +236,15 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if cfg.ZMQHashBlock != "" {
 		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
 	}
+	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error {
 		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
 		})
 	})
-	return g.Wait()
+	err = g.Wait()
+	s.logger.Info("stopped", "height", ix.Tip().Height)
+	return err
 }
 
 // bootstrap fills an empty DB_DIRECTORY from the latest snapshot; a node
@@ -211,10 +263,12 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		s.logger.Warn("no usable snapshot; syncing from genesis", "snapshot", bucket.Name(), "err", err)
 	case err != nil:
+		s.node.Snapshot("restore", 0, 0, 0, err)
 		return err
 	case m == nil:
 		s.logger.Info("keeping the local index", "dir", s.cfg.DBDirectory)
 	default:
+		s.node.Snapshot("restore", time.Since(start), m.Size(), m.Height, nil)
 		s.mu.Lock()
 		s.snapshot = snapshotInfo(m)
 		s.mu.Unlock()
@@ -250,6 +304,69 @@ type follower struct {
 	mu      sync.Mutex
 	pending session.Change
 	backend *session.Backend // set once serving; its caches follow commits
+
+	ops     chan followerOp // admin work run between rounds, as the only writer
+	health  *telemetry.Health
+	dc      *daemon.Client
+	maxLag  int
+	metrics *followerMetrics
+	ready   atomic.Bool // listeners are up: readiness may turn green
+}
+
+// followerOp is admin work for the follower's goroutine.
+type followerOp struct {
+	run  func(*chainsync.Syncer) (index.Tip, error)
+	done chan followerResult
+}
+
+type followerResult struct {
+	tip index.Tip
+	err error
+}
+
+// rewind undoes the top n blocks from the follower's goroutine; the next
+// round syncs them again and notifies subscribers of both moves.
+func (f *follower) rewind(ctx context.Context, n int) (index.Tip, error) {
+	op := followerOp{run: func(s *chainsync.Syncer) (index.Tip, error) { return s.Rewind(n) }, done: make(chan followerResult, 1)}
+	select {
+	case f.ops <- op:
+	case <-ctx.Done():
+		return index.Tip{}, ctx.Err()
+	}
+	select {
+	case r := <-op.done:
+		return r.tip, r.err
+	case <-ctx.Done():
+		return index.Tip{}, ctx.Err()
+	}
+}
+
+// checkReady asks the daemon for its height: the node is ready while the
+// index trails it by at most READY_MAX_LAG blocks.
+func (f *follower) checkReady(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	h, err := f.dc.BlockCount(ctx)
+	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			f.health.SetReady(false, "daemon unreachable: "+err.Error())
+		}
+		return
+	}
+	tip := f.ix.Tip()
+	lag := max(0, int64(h)-int64(tip.Height))
+	if f.metrics != nil {
+		f.metrics.daemonHeight.Set(float64(h))
+		f.metrics.lag.Set(float64(lag))
+	}
+	if !f.ready.Load() {
+		return
+	}
+	if lag > int64(f.maxLag) {
+		f.health.SetReady(false, fmt.Sprintf("%d blocks behind the daemon (READY_MAX_LAG %d)", lag, f.maxLag))
+		return
+	}
+	f.health.SetReady(true, "")
 }
 
 func newChange() session.Change {
@@ -287,7 +404,11 @@ func (f *follower) run(ctx context.Context, interval time.Duration, wake <-chan 
 			return nil
 		case <-t.C:
 		case <-wake:
+		case op := <-f.ops:
+			tip, err := op.run(syncer)
+			op.done <- followerResult{tip, err}
 		}
+		began := time.Now()
 		tip, err := syncer.SyncToTip(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -297,7 +418,11 @@ func (f *follower) run(ctx context.Context, interval time.Duration, wake <-chan 
 		}
 		if err != nil {
 			f.logger.Warn("following the daemon", "err", err)
+			f.checkReady(ctx)
 			continue
+		}
+		if tip.Hash != last.Hash && f.metrics != nil {
+			f.metrics.apply.Observe(time.Since(began).Seconds())
 		}
 		touched, err := mp.Refresh(ctx)
 		if err != nil && !errors.Is(err, mempool.ErrNotSynced) && ctx.Err() == nil {
@@ -324,7 +449,35 @@ func (f *follower) run(ctx context.Context, interval time.Duration, wake <-chan 
 		if c.Header != nil || len(c.Scripts) > 0 || len(c.Outpoints) > 0 {
 			notify(c)
 		}
+		f.checkReady(ctx)
 	}
+}
+
+// followerMetrics are the tip-following metrics.
+type followerMetrics struct {
+	daemonHeight prometheus.Gauge
+	lag          prometheus.Gauge
+	apply        prometheus.Histogram
+}
+
+func newFollowerMetrics(reg *prometheus.Registry, mp *mempool.Mempool) *followerMetrics {
+	ns := telemetry.Namespace
+	m := &followerMetrics{
+		daemonHeight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "daemon_height", Help: "The daemon's block count at the last check."}),
+		lag:          prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "index_lag_blocks", Help: "Blocks the index trails the daemon's tip by."}),
+		apply: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "block_apply_seconds",
+			Help: "Time to index a new tip (usually one block) while following.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
+	}
+	if reg != nil {
+		fees := prometheus.NewDesc(prometheus.BuildFQName(ns, "mempool", "fee_histogram_vbytes"),
+			"Mempool virtual size at each fee rate bucket (sat/vB lower bound), as in mempool.get_fee_histogram.", []string{"fee_rate"}, nil)
+		reg.MustRegister(m.daemonHeight, m.lag, m.apply, telemetry.NewCollector([]*prometheus.Desc{fees}, func(ch chan<- prometheus.Metric) {
+			for _, b := range mp.FeeHistogram() {
+				ch <- prometheus.MustNewConstMetric(fees, prometheus.GaugeValue, float64(b.VSize), strconv.FormatFloat(b.Rate, 'f', -1, 64))
+			}
+		}))
+	}
+	return m
 }
 
 func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *transport.Server, hub *session.Hub) {

@@ -338,6 +338,32 @@ func (s *Syncer) reorg(ctx context.Context, prog *Progress) error {
 	return nil
 }
 
+// Rewind disconnects the top n blocks with their undo records, as a
+// reorg would, and commits; the next SyncToTip connects them again. It
+// tests reorg handling on a live node (amber rpc reorg).
+func (s *Syncer) Rewind(n int) (index.Tip, error) {
+	w, err := s.newWriter()
+	if err != nil {
+		return index.Tip{}, err
+	}
+	defer w.Close()
+	old := w.Tip()
+	for i := 0; i < n; i++ {
+		if err := w.Disconnect(); err != nil {
+			return index.Tip{}, fmt.Errorf("chainsync: rewind %d blocks from %d: %w", n, old.Height, err)
+		}
+	}
+	tip := w.Tip()
+	if err := w.Commit(true); err != nil {
+		return index.Tip{}, err
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(tip, w.Touched())
+	}
+	s.logger.Warn("rewound the index", "from_height", old.Height, "to_height", tip.Height, "block", tip.Hash.String())
+	return tip, nil
+}
+
 // Follow keeps the index at the source's tip, polling every interval, until
 // ctx ends. onTip is called after each change of tip.
 func (s *Syncer) Follow(ctx context.Context, interval time.Duration, onTip func(index.Tip)) error {

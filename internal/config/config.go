@@ -108,6 +108,18 @@ type Config struct {
 	RequestTimeout    time.Duration
 	SessionTimeout    time.Duration
 	DropClient        *regexp.Regexp
+	DropClientUnknown bool
+	CostDecayPerSec   float64 // 0: COST_HARD_LIMIT/10000, as ElectrumX
+	MaxSessionSubs    int
+	MaxSubs           int
+	BanList           []netip.Prefix
+	ProxyProtocol     bool
+	ProxyTrusted      []netip.Prefix
+
+	// Readiness and shutdown.
+	ReadyMaxLag   int
+	DrainDelay    time.Duration
+	ShutdownGrace time.Duration
 
 	// Peers.
 	PeerDiscovery      string // on, self or off

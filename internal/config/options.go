@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -230,6 +231,42 @@ var options = []option{
 			return nil
 		}},
 
+	{env: "DROP_CLIENT_UNKNOWN", boolean: true, group: "Resource controls", cmds: srvCmds,
+		usage: "disconnect clients that send an empty client name in server.version (server.version first is always required)",
+		parse: boolField(func(c *Config) *bool { return &c.DropClientUnknown })},
+	{env: "COST_DECAY_PER_SEC", defNote: "COST_HARD_LIMIT/10000", group: "Resource controls", cmds: srvCmds,
+		usage: "cost a session sheds per second (subscriptions slow it, as in ElectrumX)",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			return floatField(func(c *Config) *float64 { return &c.CostDecayPerSec })(c, v)
+		}},
+	{env: "MAX_SESSION_SUBS", def: "50000", group: "Resource controls", cmds: srvCmds,
+		usage: "most script and outpoint subscriptions one session may hold",
+		parse: intField(func(c *Config) *int { return &c.MaxSessionSubs }, 1, 1<<30)},
+	{env: "MAX_SUBS", def: "1000000", group: "Resource controls", cmds: srvCmds,
+		usage: "most script and outpoint subscriptions over all sessions",
+		parse: intField(func(c *Config) *int { return &c.MaxSubs }, 1, 1<<30)},
+	{env: "BAN_LIST", group: "Resource controls", cmds: srvCmds,
+		usage: "comma-separated addresses or CIDR prefixes refused at connect (amber rpc ban/unban change it at run time)",
+		parse: prefixList(func(c *Config) *[]netip.Prefix { return &c.BanList })},
+	{env: "PROXY_PROTOCOL", boolean: true, group: "Resource controls", cmds: srvCmds,
+		usage: "read a PROXY protocol v1 or v2 header on every listener from PROXY_TRUSTED sources, so limits and logs see the real client",
+		parse: boolField(func(c *Config) *bool { return &c.ProxyProtocol })},
+	{env: "PROXY_TRUSTED", def: "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7", group: "Resource controls", cmds: srvCmds,
+		usage: "comma-separated CIDR prefixes of the load balancers whose PROXY headers are believed",
+		parse: prefixList(func(c *Config) *[]netip.Prefix { return &c.ProxyTrusted })},
+	{env: "READY_MAX_LAG", def: "2", group: "Readiness and shutdown", cmds: []Command{Serve},
+		usage: "blocks the index may trail the daemon's tip while /readyz stays green",
+		parse: intField(func(c *Config) *int { return &c.ReadyMaxLag }, 0, 1_000_000)},
+	{env: "DRAIN_DELAY", def: "5", group: "Readiness and shutdown", cmds: []Command{Serve},
+		usage: "seconds between SIGTERM (listeners closed, /readyz red) and closing sessions, so load balancers notice",
+		parse: durationField(func(c *Config) *time.Duration { return &c.DrainDelay }, time.Second)},
+	{env: "SHUTDOWN_GRACE", def: "10", group: "Readiness and shutdown", cmds: []Command{Serve},
+		usage: "seconds sessions get to finish their requests after the drain delay before they are closed",
+		parse: durationField(func(c *Config) *time.Duration { return &c.ShutdownGrace }, time.Second)},
+
 	{env: "PEER_DISCOVERY", def: "on", group: "Peers", cmds: srvCmds,
 		usage: "on (discover and verify peers), self (verify and list only our own REPORT_SERVICES) or off",
 		parse: func(c *Config, v string) error {
@@ -338,6 +375,32 @@ func intField(f func(*Config) *int, lo, hi int) func(*Config, string) error {
 			return fmt.Errorf("want a whole number from %d to %d", lo, hi)
 		}
 		*f(c) = n
+		return nil
+	}
+}
+
+// prefixList parses "10.0.0.0/8, 2001:db8::1": bare addresses become
+// single-address prefixes.
+func prefixList(f func(*Config) *[]netip.Prefix) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []netip.Prefix
+		for _, item := range strings.Split(v, ",") {
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(item); err == nil {
+				out = append(out, p.Masked())
+				continue
+			}
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return fmt.Errorf("%q is neither an address nor a CIDR prefix such as 10.0.0.0/8", item)
+			}
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+		*f(c) = out
 		return nil
 	}
 }

@@ -88,6 +88,18 @@ type Message struct {
 	errs []errItem // the unencoded Errors, for NewBatch
 }
 
+// ParseErrors counts the Errors that are JSON parse errors (-32700),
+// which resource accounting charges more heavily.
+func (m *Message) ParseErrors() int {
+	n := 0
+	for _, e := range m.errs {
+		if e.err.Code == CodeParseError {
+			n++
+		}
+	}
+	return n
+}
+
 // errItem is one error reply before encoding.
 type errItem struct {
 	id  json.RawMessage

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"amber/server/rpc"
@@ -22,30 +23,52 @@ type Server struct {
 
 	// MaxSend is MAX_SEND: the largest response.
 	MaxSend int
-	// RequestTimeout bounds one request (-102 "server busy" after it).
+	// RequestTimeout bounds one request, throttling delay included
+	// (-102 "server busy" after it).
 	RequestTimeout time.Duration
 	// IdleTimeout closes a session that sent nothing for this long.
 	IdleTimeout time.Duration
 	// DropClient disconnects clients whose name matches.
 	DropClient *regexp.Regexp
+	// DropClientUnknown disconnects clients that give no name.
+	DropClientUnknown bool
 	// MaxSubs caps one session's subscriptions; 0 means no cap.
 	MaxSubs int
+	// AllSubs caps the subscriptions of all sessions; nil means no cap.
+	AllSubs *SubCounter
+	// Groups meters session cost (spec §7.1); nil turns it off.
+	Groups *Groups
+	// Registry lists live sessions for the admin RPC; nil keeps none.
+	Registry *Registry
+	// Metrics counts requests, errors and bytes; nil counts nothing.
+	Metrics *Metrics
+	// NotifyQueue is how many bytes of notifications may wait for a
+	// client that is not reading before it is disconnected; 0 means
+	// MaxSend.
+	NotifyQueue int
 	// Peers serves server.peers.subscribe and server.add_peer; nil
 	// serves an empty list.
 	Peers Peers
+	// Stop, when closed, makes sessions close (WebSocket clients get
+	// "going away") once the request in hand is answered.
+	Stop <-chan struct{}
 }
 
 var versionMethod = rpc.Method[*Session]{Name: "server.version", Params: []string{"client_name", "protocol_version"}, IgnoreExtra: true}
 
 // conn is the state of one connection.
 type conn struct {
-	sv         *Server
-	c          transport.Conn
-	codec      *rpc.Codec
-	sess       *Session
-	versioned  bool
-	clientName string
-	log        *slog.Logger
+	sv        *Server
+	c         transport.Conn
+	codec     *rpc.Codec
+	sess      *Session
+	versioned bool
+	log       *slog.Logger
+	meter     *Meter // nil without a cost model
+	stats     *Stats
+	out       *outbox
+
+	throttleLogged bool
 }
 
 // errDisconnect ends a session after its reply is sent.
@@ -56,31 +79,81 @@ var errDisconnect = errors.New("session: disconnect")
 func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 	ctx, cancel := context.WithCancel(ctx) // ends the session's hub entry
 	defer cancel()
+	proto := c.LocalService().Proto
 	cn := &conn{sv: sv, c: c, codec: rpc.NewCodec(sv.MaxSend),
-		log: sv.Logger.With("peer", c.RemoteAddr().String(), "transport", c.LocalService().Proto)}
+		log:   sv.Logger.With("peer", c.RemoteAddr().String(), "transport", proto),
+		stats: newStats(c, proto)}
+	if sv.Groups != nil {
+		cn.meter = sv.Groups.Join(c.RemoteAddr().Addr())
+		defer cn.meter.Leave()
+		cn.stats.meter = cn.meter
+		if g := cn.meter.Group(); g != "" {
+			cn.log = cn.log.With("group", g)
+		}
+	}
+	if sv.Registry != nil {
+		defer sv.Registry.add(cn.stats)()
+	}
+	if sv.Metrics != nil {
+		sv.Metrics.sessionOpened(proto)
+	}
+	limit := sv.NotifyQueue
+	if limit <= 0 {
+		limit = sv.MaxSend
+	}
+	cn.out = newOutbox(limit)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); cn.writeNotifications(ctx) }()
+	defer wg.Wait()
+	defer cn.out.close()
+
 	cn.sess = &Session{Backend: sv.Backend, Info: sv.Info, Remote: c.RemoteAddr(), Peers: sv.Peers}
-	cn.sess.Subs = NewSubs(func(method string, params any) {
-		msg, err := cn.codec.Notification(method, params)
-		if err != nil {
-			cn.log.Warn("encode notification", "method", method, "err", err)
-			return
+	cn.sess.Subs = NewSubs(cn.notify, sv.MaxSubs)
+	cn.sess.Subs.global = sv.AllSubs
+	cn.sess.Subs.onCount = func(n int) {
+		cn.stats.subs.Store(int64(n))
+		if cn.meter != nil {
+			cn.meter.SetSubs(n)
 		}
-		if err := c.WriteMessage(ctx, msg); err != nil {
-			cn.log.Debug("notification not delivered", "method", method, "err", err)
-		}
-	}, sv.MaxSubs)
+	}
+	defer cn.sess.Subs.Release()
 	defer c.Close()
+	readCtx := ctx // reads also end at Stop; replies in hand still go out
+	if sv.Stop != nil {
+		var stopReads context.CancelFunc
+		readCtx, stopReads = context.WithCancel(ctx)
+		defer stopReads()
+		go func() {
+			select {
+			case <-sv.Stop:
+				stopReads()
+			case <-readCtx.Done():
+			}
+		}()
+	}
 	cn.log.Debug("session opened")
 	for {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
+		rctx, cancel := readCtx, context.CancelFunc(func() {})
 		if sv.IdleTimeout > 0 {
-			rctx, cancel = context.WithTimeout(ctx, sv.IdleTimeout)
+			rctx, cancel = context.WithTimeout(readCtx, sv.IdleTimeout)
 		}
 		msg, err := c.ReadMessage(rctx)
-		idle := rctx.Err() != nil && ctx.Err() == nil
+		idle := rctx.Err() != nil && readCtx.Err() == nil
+		stopping := readCtx.Err() != nil && ctx.Err() == nil
 		cancel()
-		if errors.Is(err, transport.ErrMessageTooLarge) {
+		if stopping {
+			_ = c.CloseWith(transport.CloseGoingAway, "server shutting down")
+			break
+		}
+		var tooLarge *transport.MessageTooLargeError
+		if errors.As(err, &tooLarge) {
+			cn.received(int(tooLarge.Size))
+			cn.charge(errorCost)
 			cn.log.Info("dropped an oversized message", "err", err)
+			if cn.overLimit() {
+				break
+			}
 			continue
 		}
 		if err != nil {
@@ -89,6 +162,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 			}
 			break
 		}
+		cn.received(len(msg))
 		if err := cn.handle(ctx, msg); err != nil {
 			if !errors.Is(err, errDisconnect) {
 				cn.log.Debug("session ended", "err", err)
@@ -97,6 +171,84 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 		}
 	}
 	cn.log.Debug("session closed")
+}
+
+// notify queues a notification; the session's writer sends it, so a
+// client that does not read never blocks a notification round.
+func (cn *conn) notify(method string, params any) {
+	msg, err := cn.codec.Notification(method, params)
+	if err != nil {
+		cn.log.Warn("encode notification", "method", method, "err", err)
+		return
+	}
+	if !cn.out.push(msg) {
+		cn.log.Warn("disconnecting a client that does not read its notifications", "queued_bytes", cn.out.limit)
+		if cn.sv.Metrics != nil {
+			cn.sv.Metrics.Disconnects.WithLabelValues("slow_reader").Inc()
+		}
+		_ = cn.c.CloseWith(transport.ClosePolicyViolation, "not reading notifications")
+	}
+}
+
+func (cn *conn) writeNotifications(ctx context.Context) {
+	for {
+		msg, ok := cn.out.pop()
+		if !ok {
+			return
+		}
+		if err := cn.write(ctx, msg); err != nil {
+			cn.log.Debug("notification not delivered", "err", err)
+		}
+	}
+}
+
+// write sends one message and charges its bandwidth.
+func (cn *conn) write(ctx context.Context, msg []byte) error {
+	cn.stats.sent(len(msg))
+	if cn.meter != nil {
+		cn.meter.ChargeBytes(len(msg))
+	}
+	if cn.sv.Metrics != nil {
+		cn.sv.Metrics.bytesOut(cn.stats.Transport, len(msg))
+	}
+	return cn.c.WriteMessage(ctx, msg)
+}
+
+func (cn *conn) received(n int) {
+	cn.stats.received(n)
+	if cn.meter != nil {
+		cn.meter.ChargeBytes(n)
+	}
+	if cn.sv.Metrics != nil {
+		cn.sv.Metrics.bytesIn(cn.stats.Transport, n)
+	}
+}
+
+func (cn *conn) charge(c float64) {
+	if cn.meter != nil {
+		cn.meter.Charge(c)
+	}
+}
+
+// overLimit reports a session past the hard limit, logging it once, so
+// the caller disconnects it.
+func (cn *conn) overLimit() bool {
+	if cn.meter == nil {
+		return false
+	}
+	t := cn.meter.Throttle()
+	if t.Concurrent > 0 {
+		return false
+	}
+	cn.disconnectForCost(t)
+	return true
+}
+
+func (cn *conn) disconnectForCost(t Throttle) {
+	cn.log.Warn("disconnecting session over the cost hard limit", "cost", round2(t.Effective), "own_cost", round2(cn.meter.Cost()))
+	if cn.sv.Metrics != nil {
+		cn.sv.Metrics.Disconnects.WithLabelValues("excessive_usage").Inc()
+	}
 }
 
 // subscribeHub registers the session for notifications once it has a
@@ -110,13 +262,23 @@ func (cn *conn) subscribeHub(ctx context.Context) {
 // batch.
 func (cn *conn) handle(ctx context.Context, msg []byte) error {
 	m := cn.codec.Parse(msg)
+	if n := len(m.Errors); n > 0 {
+		cn.stats.errors.Add(int64(n))
+		cn.charge(float64(n)*errorCost + float64(m.ParseErrors())*parseCost)
+		if cn.sv.Metrics != nil {
+			cn.sv.Metrics.Errors.WithLabelValues("(invalid)").Add(float64(n))
+		}
+	}
 	if !m.Batch {
 		for _, e := range m.Errors {
-			if err := cn.c.WriteMessage(ctx, e); err != nil {
+			if err := cn.write(ctx, e); err != nil {
 				return err
 			}
 		}
 		if len(m.Requests) == 0 {
+			if cn.overLimit() {
+				return errDisconnect
+			}
 			return nil
 		}
 		req := m.Requests[0]
@@ -127,7 +289,7 @@ func (cn *conn) handle(ctx context.Context, msg []byte) error {
 			}
 			return nil
 		}
-		werr := cn.c.WriteMessage(ctx, cn.codec.Reply(req.ID, result, unwrapDisconnect(err)))
+		werr := cn.write(ctx, cn.codec.Reply(req.ID, result, unwrapDisconnect(err)))
 		if errors.Is(err, errDisconnect) {
 			return err
 		}
@@ -136,6 +298,9 @@ func (cn *conn) handle(ctx context.Context, msg []byte) error {
 	b := cn.codec.NewBatch(m)
 	var disconnect error
 	for _, req := range m.Requests {
+		if disconnect != nil {
+			break
+		}
 		result, err := cn.call(ctx, req)
 		if errors.Is(err, errDisconnect) {
 			disconnect = err
@@ -145,7 +310,7 @@ func (cn *conn) handle(ctx context.Context, msg []byte) error {
 		}
 	}
 	if out := b.Bytes(); out != nil {
-		if err := cn.c.WriteMessage(ctx, out); err != nil {
+		if err := cn.write(ctx, out); err != nil {
 			return err
 		}
 	}
@@ -168,8 +333,57 @@ func unwrapDisconnect(err error) error {
 	return err
 }
 
-// call runs one request through version negotiation and the method table.
-func (cn *conn) call(ctx context.Context, req *rpc.Request) (any, error) {
+// call runs one request through throttling, version negotiation and the
+// method table.
+func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err error) {
+	start := time.Now()
+	cn.stats.requests.Add(1)
+	defer func() {
+		var re *rpc.Error
+		if err != nil && errors.As(err, &re) && re.Code != rpc.CodeExcessiveUsage {
+			cn.stats.errors.Add(1)
+			cn.charge(errorCost)
+		}
+		if cn.sv.Metrics != nil {
+			cn.sv.Metrics.observe(req.Method, time.Since(start), err)
+		}
+	}()
+	rctx := ctx
+	if cn.sv.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, cn.sv.RequestTimeout)
+		defer cancel()
+	}
+	if cn.meter != nil {
+		cn.meter.Charge(costOf(req.Method))
+		t := cn.meter.Throttle()
+		if t.Concurrent == 0 {
+			cn.disconnectForCost(t)
+			return nil, disconnectErr{rpc.ErrExcessiveUsage()}
+		}
+		if t.Throttled() {
+			if !cn.throttleLogged {
+				cn.throttleLogged = true
+				cn.log.Info("throttling session", "cost", round2(t.Effective), "delay", t.Sleep.Round(time.Millisecond).String())
+			}
+			if cn.sv.Metrics != nil {
+				cn.sv.Metrics.Throttled.Inc()
+			}
+			cn.stats.throttled.Store(true)
+			timer := time.NewTimer(t.Sleep)
+			select {
+			case <-timer.C:
+			case <-rctx.Done():
+				timer.Stop()
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, rpc.ErrServerBusy()
+			}
+		} else {
+			cn.stats.throttled.Store(false)
+		}
+	}
 	if req.Method == "server.version" {
 		return cn.version(ctx, req)
 	}
@@ -180,13 +394,7 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (any, error) {
 		// Only server.ping (1.7) is a notification a client may send.
 		return nil, nil
 	}
-	rctx := ctx
-	if cn.sv.RequestTimeout > 0 {
-		var cancel context.CancelFunc
-		rctx, cancel = context.WithTimeout(ctx, cn.sv.RequestTimeout)
-		defer cancel()
-	}
-	result, err := cn.sv.Table.Call(rctx, cn.sess, cn.sess.Proto, req)
+	result, err = cn.sv.Table.Call(rctx, cn.sess, cn.sess.Proto, req)
 	if err != nil && rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		return nil, rpc.ErrServerBusy()
 	}
@@ -195,6 +403,9 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (any, error) {
 		if !errors.As(err, &re) {
 			cn.log.Warn("request failed", "method", req.Method, "err", err)
 		}
+	}
+	if err == nil && (req.Method == "blockchain.transaction.broadcast" || req.Method == "blockchain.transaction.broadcast_package") {
+		cn.stats.txsSent.Add(1)
 	}
 	return result, err
 }
@@ -216,17 +427,23 @@ func (cn *conn) version(ctx context.Context, req *rpc.Request) (any, error) {
 	if len(name) > 100 {
 		name = name[:100]
 	}
-	cn.clientName = name
+	cn.stats.setClient(name)
 	if cn.sv.DropClient != nil && cn.sv.DropClient.MatchString(name) {
 		return nil, disconnectErr{rpc.BadRequest("unsupported client: " + name)}
+	}
+	if cn.sv.DropClientUnknown && name == "" {
+		return nil, disconnectErr{rpc.BadRequest("unsupported client: give a client name in server.version")}
 	}
 	v, text, verr := rpc.Negotiate(args[1], ProtocolMin, ProtocolMax)
 	if verr != nil {
 		return nil, disconnectErr{verr}
 	}
 	cn.sess.Proto = v
+	cn.stats.setProto(text)
 	cn.versioned = true
 	cn.log = cn.log.With("client", name, "protocol", text)
 	cn.subscribeHub(ctx)
 	return []string{cn.sv.Info.Software, text}, nil
 }
+
+func round2(x float64) float64 { return float64(int64(x*100)) / 100 }

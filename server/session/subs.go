@@ -2,10 +2,12 @@ package session
 
 import (
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/btcsuite/btcd/wire/v2"
 
@@ -38,8 +40,19 @@ type Subs struct {
 	scripts   map[chain.HashX]*scriptSub
 	outpoints map[wire.OutPoint]*outpointSub
 	notify    Notifier
-	max       int // most script plus outpoint subscriptions; 0 means no cap
+	max       int         // most script plus outpoint subscriptions; 0 means no cap
+	global    *SubCounter // subscriptions over all sessions, or nil
+	onCount   func(int)   // told the new count after each change, or nil
 }
+
+// SubCounter caps the subscriptions of all sessions together (MAX_SUBS).
+type SubCounter struct {
+	Max int64
+	n   atomic.Int64
+}
+
+// Count is the number of subscriptions held over all sessions.
+func (c *SubCounter) Count() int64 { return c.n.Load() }
 
 // NewSubs returns an empty subscription set sending through notify.
 func NewSubs(notify Notifier, max int) *Subs {
@@ -53,8 +66,40 @@ func (s *Subs) Count() int {
 	return len(s.scripts) + len(s.outpoints)
 }
 
-func (s *Subs) full(adding bool) bool {
-	return adding && s.max > 0 && len(s.scripts)+len(s.outpoints) >= s.max
+// admit checks the caps before a new subscription is added and counts
+// it; s.mu is held.
+func (s *Subs) admit() error {
+	if s.max > 0 && len(s.scripts)+len(s.outpoints) >= s.max {
+		return &rpc.Error{Code: rpc.CodeExcessiveUsage, Message: fmt.Sprintf("excessive resource usage: over %d subscriptions in one session", s.max)}
+	}
+	if s.global != nil {
+		if s.global.Max > 0 && s.global.n.Load() >= s.global.Max {
+			return &rpc.Error{Code: rpc.CodeExcessiveUsage, Message: fmt.Sprintf("excessive resource usage: server subscription limit %d reached", s.global.Max)}
+		}
+		s.global.n.Add(1)
+	}
+	return nil
+}
+
+// counted reports a change in the count; s.mu is held.
+func (s *Subs) counted(removed int) {
+	if s.global != nil && removed > 0 {
+		s.global.n.Add(-int64(removed))
+	}
+	if s.onCount != nil {
+		s.onCount(len(s.scripts) + len(s.outpoints))
+	}
+}
+
+// Release drops every subscription of an ending session from the global
+// count.
+func (s *Subs) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.scripts) + len(s.outpoints)
+	s.scripts, s.outpoints = map[chain.HashX]*scriptSub{}, map[wire.OutPoint]*outpointSub{}
+	s.headers = false
+	s.counted(n)
 }
 
 // SubscribeHeaders records a headers subscription.
@@ -63,9 +108,6 @@ func (s *Subs) SubscribeHeaders() {
 	s.headers = true
 	s.mu.Unlock()
 }
-
-// ErrTooManySubs is the answer past the per-session subscription cap.
-var ErrTooManySubs = rpc.BadRequest("too many subscriptions")
 
 // SubscribeScript computes the script's status and records the
 // subscription (only when the status could be computed, spec §4.19).
@@ -76,10 +118,13 @@ func (s *Subs) SubscribeScript(b *Backend, hx chain.HashX, method, echo string) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, have := s.scripts[hx]; s.full(!have) {
-		return nil, ErrTooManySubs
+	if _, have := s.scripts[hx]; !have {
+		if err := s.admit(); err != nil {
+			return nil, err
+		}
 	}
 	s.scripts[hx] = &scriptSub{method: method, echo: echo, status: status, has: ok, mempool: mp}
+	s.counted(0)
 	return statusValue(status, ok), nil
 }
 
@@ -89,7 +134,10 @@ func (s *Subs) UnsubscribeScript(hx chain.HashX) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.scripts[hx]
-	delete(s.scripts, hx)
+	if ok {
+		delete(s.scripts, hx)
+		s.counted(1)
+	}
 	return ok
 }
 
@@ -101,10 +149,13 @@ func (s *Subs) SubscribeOutpoint(b *Backend, op wire.OutPoint) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, have := s.outpoints[op]; s.full(!have) {
-		return nil, ErrTooManySubs
+	if _, have := s.outpoints[op]; !have {
+		if err := s.admit(); err != nil {
+			return nil, err
+		}
 	}
 	s.outpoints[op] = &outpointSub{status: st, mempool: mp}
+	s.counted(0)
 	return st, nil
 }
 
@@ -113,7 +164,10 @@ func (s *Subs) UnsubscribeOutpoint(op wire.OutPoint) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.outpoints[op]
-	delete(s.outpoints, op)
+	if ok {
+		delete(s.outpoints, op)
+		s.counted(1)
+	}
 	return ok
 }
 
@@ -203,7 +257,10 @@ func (s *Subs) Apply(b *Backend, c Change, log *slog.Logger) {
 		if err != nil {
 			log.Debug("dropping subscription", "scripthash", sub.echo, "err", err)
 			s.mu.Lock()
-			delete(s.scripts, hx)
+			if _, still := s.scripts[hx]; still {
+				delete(s.scripts, hx)
+				s.counted(1)
+			}
 			s.mu.Unlock()
 			s.notify(sub.method, []any{sub.echo, nil})
 			continue

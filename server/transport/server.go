@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pires/go-proxyproto"
 	"golang.org/x/sync/errgroup"
 
 	"amber/internal/config"
@@ -57,15 +58,31 @@ type Options struct {
 	// CloseTimeout bounds a close: the TLS close_notify, the WebSocket
 	// close handshake. The socket is torn down after it.
 	CloseTimeout time.Duration
-	// GracePeriod is how long shutdown waits for handlers to return on
-	// their own before it closes their connections; zero closes them at
-	// once.
+	// GracePeriod is how long shutdown keeps serving open connections
+	// after the listeners close (DRAIN_DELAY), so load balancers move new
+	// clients elsewhere first; handlers returning on their own end it
+	// early.
 	GracePeriod time.Duration
+	// StopGrace is how long handlers get, once Stopping is closed, to
+	// finish their requests and close before their connections are
+	// closed for them (SHUTDOWN_GRACE); zero closes them at once.
+	StopGrace time.Duration
 
 	// MaxConns caps client connections (all but rpc); zero is no cap.
 	// At the cap new connections are refused, until the count falls to
 	// 95% of it, as ElectrumX does with MAX_SESSIONS.
 	MaxConns int
+
+	// ProxyProtocol reads a PROXY protocol v1 or v2 header on every
+	// service but rpc from connections whose source is in ProxyTrusted;
+	// the address in the header becomes the connection's RemoteAddr.
+	// Connections from other sources are taken as they are, so a client
+	// cannot forge its address.
+	ProxyProtocol bool
+	ProxyTrusted  []netip.Prefix
+	// Allow, when set, is asked about each client's address (after any
+	// PROXY header); false refuses the connection (the ban list).
+	Allow func(netip.Addr) bool
 }
 
 // serverConn is what the server needs of a connection besides Conn.
@@ -93,6 +110,7 @@ type Server struct {
 	full     atomic.Bool // at MaxConns, until the count falls to 95%
 	ready    chan struct{}
 	draining chan struct{}
+	stopping chan struct{}
 
 	mu       sync.Mutex
 	closing  bool
@@ -140,6 +158,7 @@ func New(services []config.Service, handler Handler, opts Options) (*Server, err
 		log:      opts.Logger,
 		ready:    make(chan struct{}),
 		draining: make(chan struct{}),
+		stopping: make(chan struct{}),
 		conns:    map[serverConn]struct{}{},
 		counts:   map[string]int{},
 	}
@@ -194,6 +213,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for i, svc := range s.services {
 		var ln net.Listener = lns[i]
 		if svc.Proto != "rpc" {
+			if s.opts.ProxyProtocol {
+				ln = &proxyproto.Listener{Listener: ln, ConnPolicy: s.proxyPolicy, ReadHeaderTimeout: s.opts.HandshakeTimeout}
+			}
 			ln = &gateListener{Listener: ln, s: s}
 		}
 		switch svc.Proto {
@@ -279,13 +301,28 @@ func (s *Server) acceptLoop(ln net.Listener, svc config.Service) error {
 			continue
 		}
 		delay = 0
-		c := newRawConn(s, nc, svc)
-		if !s.track(c) {
-			c.abort(errors.New("refused"))
-			continue
-		}
-		go s.serve(c)
+		// newRawConn reads a PROXY header, if any, for the address: not
+		// in the accept loop, where one slow client would stall it.
+		go func() {
+			c := newRawConn(s, nc, svc)
+			if !s.track(c) {
+				c.abort(errors.New("refused"))
+				return
+			}
+			s.serve(c)
+		}()
 	}
+}
+
+// proxyPolicy believes PROXY headers from trusted sources only.
+func (s *Server) proxyPolicy(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+	a := addrPort(o.Upstream).Addr().Unmap()
+	for _, p := range s.opts.ProxyTrusted {
+		if p.Contains(a) {
+			return proxyproto.USE, nil
+		}
+	}
+	return proxyproto.SKIP, nil
 }
 
 type netConnKey struct{}
@@ -345,6 +382,12 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, svc config.Serv
 func (s *Server) serve(c serverConn) {
 	defer s.untrack(c)
 	svc, peer := c.LocalService().String(), c.RemoteAddr().String()
+	if s.opts.Allow != nil && c.LocalService().Proto != "rpc" && !s.opts.Allow(c.RemoteAddr().Addr().Unmap()) {
+		s.log.Debug("refused a banned client", "service", svc, "peer", peer)
+		c.abort(errors.New("banned"))
+		c.finish()
+		return
+	}
 	if err := c.start(s.opts.HandshakeTimeout); err != nil {
 		s.log.Debug("connection failed", "service", svc, "peer", peer, "err", err)
 		c.abort(err)
@@ -424,22 +467,29 @@ func (s *Server) stopAccepting(lns []net.Listener, webs []*http.Server) {
 	}
 }
 
-// drain waits the grace period, closes the connections left and waits
+// drain keeps serving for the grace period, asks the handlers to stop,
+// waits StopGrace for them, then closes the connections left and waits
 // for their handlers.
 func (s *Server) drain() {
-	if g := s.opts.GracePeriod; g > 0 {
-		done := make(chan struct{})
-		go func() {
-			s.handlers.Wait()
-			close(done)
-		}()
-		t := time.NewTimer(g)
+	done := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(done)
+	}()
+	wait := func(d time.Duration) {
+		if d <= 0 {
+			return
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
 		case <-done:
 		case <-t.C:
 		}
-		t.Stop()
 	}
+	wait(s.opts.GracePeriod)
+	close(s.stopping)
+	wait(s.opts.StopGrace)
 	s.mu.Lock()
 	conns := make([]serverConn, 0, len(s.conns))
 	for c := range s.conns {
@@ -456,6 +506,10 @@ func (s *Server) drain() {
 	wg.Wait()
 	s.handlers.Wait()
 }
+
+// Stopping is closed when handlers should finish the request in hand
+// and close their connections: the grace period after Draining is over.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 
 // Ready is closed once Run has bound every listener.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
