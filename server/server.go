@@ -202,7 +202,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	sv.Stop = ts.Stopping()
 	s.registerMetrics(ix, mp, ts, hub)
 	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
-	sv.Peers = pm
+	sv.Peers, adm.peers = pm, pm
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ts.Run(gctx) })

@@ -661,6 +661,13 @@ func (m *Manager) AddByOperator(name string) error {
 	return nil
 }
 
+// AdminList is List for the admin RPC's peers command.
+func (m *Manager) AdminList() any { return m.List() }
+
+// AdminAdd is AddByOperator for the admin RPC's add_peer command; name
+// is ElectrumX's real_name form, "host s50002 t50001".
+func (m *Manager) AdminAdd(_ context.Context, name string) error { return m.AddByOperator(name) }
+
 // Status of a peer, as ElectrumX reports it.
 const (
 	StatusGood  = "good"  // verified within the verify interval
