@@ -694,6 +694,15 @@ type PeerInfo struct {
 	Reason        string // why it is bad, or the last failure
 }
 
+// String is a one-line summary for logs and test failures.
+func (p PeerInfo) String() string {
+	s := fmt.Sprintf("%s t%d s%d %s source=%s failures=%d", p.Host, p.TCPPort, p.SSLPort, p.Status, p.Source, p.Failures)
+	if p.Reason != "" {
+		s += " reason=" + strconv.Quote(p.Reason)
+	}
+	return s
+}
+
 // MarshalJSON writes ElectrumX's peers RPC shape: times as Unix seconds,
 // 0 for never.
 func (p PeerInfo) MarshalJSON() ([]byte, error) {
