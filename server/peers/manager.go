@@ -402,10 +402,17 @@ func (m *Manager) allowed(host string) bool {
 // keyOf identifies a peer: its host, and for private addresses (several
 // servers on one machine) its ports too.
 func (m *Manager) keyOf(host string, tcp, ssl int) string {
-	if ip, ok := hostAddr(host); ok && privateAddr(ip) {
-		return fmt.Sprintf("%s t%d s%d", host, tcp, ssl)
+	if ip, ok := hostAddr(host); !ok || !privateAddr(ip) {
+		return host
 	}
-	return host
+	key := host
+	if ssl > 0 {
+		key += " s" + strconv.Itoa(ssl)
+	}
+	if tcp > 0 {
+		key += " t" + strconv.Itoa(tcp)
+	}
+	return key
 }
 
 // notePeer adds r if it is new and acceptable and returns it, or nil.
@@ -686,12 +693,14 @@ type PeerInfo struct {
 	// ServerVersion and ProtocolMax are what it reported.
 	ServerVersion string
 	ProtocolMax   string
-	Source        string // self, seed, operator, peer, or the add_peer caller's address
-	LastGood      time.Time
-	LastTry       time.Time
-	Failures      int // consecutive failed tries
-	Status        string
-	Reason        string // why it is bad, or the last failure
+	// Source is how we learned of it: self, seed, operator, "peer "
+	// and the peer that listed it, or the add_peer caller's address.
+	Source   string
+	LastGood time.Time
+	LastTry  time.Time
+	Failures int // consecutive failed tries
+	Status   string
+	Reason   string // why it is bad, or the last failure
 }
 
 // String is a one-line summary for logs and test failures.

@@ -162,8 +162,8 @@ func TestLearnAndAnnounce(t *testing.T) {
 		for _, p := range m.List() {
 			if p.TCPPort == o.port {
 				learned++
-				if p.Status != StatusGood {
-					t.Errorf("learned peer %+v not verified", p)
+				if p.Status != StatusGood || p.Source != "peer 127.0.0.1 t"+strconv.Itoa(a.port) {
+					t.Errorf("learned peer %v, want good with source the peer that listed it", p)
 				}
 			}
 		}
@@ -338,8 +338,8 @@ func TestAddByOperator(t *testing.T) {
 	}
 	for _, port := range []int{f.port, g.port} {
 		p := waitPeer(t, m, port, 10*time.Second, func(p PeerInfo) bool { return p.Status == StatusGood })
-		if p.Source != "peer" && p.Source != "operator" {
-			t.Errorf("source %q", p.Source)
+		if p.Source != "operator" {
+			t.Errorf("source %q, want operator", p.Source)
 		}
 	}
 	b, err := json.Marshal(m.AdminList())
@@ -485,5 +485,63 @@ func TestSubscribeBuckets(t *testing.T) {
 	}
 	if in16 != 2 || !hosts["d.example.net"] || len(sub) != 3 {
 		t.Errorf("server.peers.subscribe %v: want 2 of the three in 8.8.0.0/16 and d.example.net only", sub)
+	}
+}
+
+func TestHostNamePeer(t *testing.T) {
+	ours := fakeChain{tip: 100, salt: "ours"}
+	f := startFakePeer(t, regtest(t), ours)
+	f.set(func(f *fakePeer) { f.host = "electrum.peer.test" })
+	o := testOptions(t, ours, "Electrum.Peer.Test t"+strconv.Itoa(f.port))
+	o.AllowPrivate = false // a name is public whatever it resolves to
+	var lookups []string
+	var mu sync.Mutex
+	o.Resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lookups = append(lookups, host)
+		if host == "electrum.peer.test" {
+			return []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1")}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	m := New(o)
+	runManager(t, m)
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(m.List(), func(p PeerInfo) bool { return p.Status == StatusGood }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("named peer not verified: %v", m.List())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p := m.List()[0]
+	if p.Host != "electrum.peer.test" || p.IPAddr != "127.0.0.1" {
+		t.Errorf("peer %v with address %q, want electrum.peer.test at 127.0.0.1", p, p.IPAddr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lookups) == 0 || lookups[0] != "electrum.peer.test" {
+		t.Errorf("resolved %v", lookups)
+	}
+}
+
+func TestLocalAddr(t *testing.T) {
+	m := New(Options{Services: []config.Service{
+		{Proto: "rpc", Host: "10.0.0.9", Port: 8000},
+		{Proto: "tcp", Host: "127.0.0.1", Port: 50001},
+		{Proto: "tcp", Host: "203.0.113.7", Port: 50001},
+		{Proto: "ssl", Host: "2001:db8::7", Port: 50002},
+		{Proto: "tcp", Host: "electrum.example.org", Port: 50001},
+	}})
+	for target, want := range map[string]string{
+		"198.51.100.1": "203.0.113.7",
+		"127.0.0.1":    "127.0.0.1",
+		"2001:db8::1":  "2001:db8::7",
+		"::1":          "", // no IPv6 loopback listener
+	} {
+		got := m.localAddr(netip.MustParseAddr(target))
+		if (got == nil) != (want == "") || got != nil && got.IP.String() != want {
+			t.Errorf("localAddr(%s) = %v, want %q", target, got, want)
+		}
 	}
 }

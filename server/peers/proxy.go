@@ -50,8 +50,7 @@ func (m *Manager) dial(ctx context.Context, host string, port int, useTLS bool, 
 		}
 		proxied = true
 	default:
-		d := &net.Dialer{LocalAddr: m.localAddr(host)}
-		if conn, err = d.DialContext(ctx, "tcp", target); err != nil {
+		if conn, err = m.dialDirect(ctx, host, port); err != nil {
 			return nil, false, err
 		}
 	}
@@ -70,17 +69,40 @@ func (m *Manager) dial(ctx context.Context, host string, port int, useTLS bool, 
 	return tc, proxied, nil
 }
 
+// dialDirect connects to each address of host in turn, from a
+// listening address of the same family when there is one.
+func (m *Manager) dialDirect(ctx context.Context, host string, port int) (net.Conn, error) {
+	addrs := []netip.Addr{}
+	if ip, ok := hostAddr(host); ok {
+		addrs = append(addrs, ip)
+	} else {
+		var err error
+		if addrs, err = m.o.Resolve(ctx, host); err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", host, err)
+		}
+	}
+	err := fmt.Errorf("no address for %s", host)
+	for _, ip := range addrs {
+		d := &net.Dialer{}
+		if local := m.localAddr(ip.Unmap()); local != nil {
+			d.LocalAddr = local
+		}
+		var conn net.Conn
+		if conn, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, err
+}
+
 // localAddr is the first IP-literal listener address of the same family
-// as host, so the peer sees the address we report (spec §6.6); nil lets
-// the system choose.
-func (m *Manager) localAddr(host string) net.Addr {
-	target, isIP := hostAddr(host)
+// as target, so the peer sees the address we report (spec §6.6); nil
+// lets the system choose. A loopback listener is used only for loopback
+// targets, which it could not reach otherwise.
+func (m *Manager) localAddr(target netip.Addr) *net.TCPAddr {
 	for _, s := range m.o.Services {
 		ip, ok := hostAddr(s.Host)
-		if s.Proto == "rpc" || !ok || ip.IsUnspecified() {
-			continue
-		}
-		if isIP && ip.Is4() != target.Is4() {
+		if s.Proto == "rpc" || !ok || ip.IsUnspecified() || ip.Is4() != target.Is4() || ip.IsLoopback() != target.IsLoopback() {
 			continue
 		}
 		return &net.TCPAddr{IP: ip.AsSlice()}

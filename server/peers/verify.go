@@ -114,9 +114,6 @@ func (m *Manager) verify(ctx context.Context, p *peer) {
 		p.protocolMax = res.f.ProtocolMax
 		p.pruning = res.f.Pruning
 		p.tcp, p.ssl = res.f.TCPPort, res.f.SSLPort
-		if !p.self {
-			p.source = "peer"
-		}
 		if k := m.keyOf(p.host, p.tcp, p.ssl); k != p.key {
 			// Private peers are keyed by port: follow the new ones.
 			if _, taken := m.peers[k]; taken {
@@ -128,7 +125,7 @@ func (m *Manager) verify(ctx context.Context, p *peer) {
 			m.peers[k] = p
 		}
 		p.next = now.Add(m.reverifyAfter())
-		m.noteFromList(res.peers, p.host)
+		m.noteFromList(res.peers, "peer "+p.key)
 		return
 	}
 	p.reason = err.Error()
@@ -154,7 +151,7 @@ func (m *Manager) verify(ctx context.Context, p *peer) {
 }
 
 // noteFromList adds at most two random unknown peers from a verified
-// peer's list. Call with mu held.
+// peer's list, with source from. Call with mu held.
 func (m *Manager) noteFromList(list []realName, from string) {
 	if m.o.Discovery != "on" {
 		return
