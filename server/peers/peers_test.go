@@ -150,7 +150,8 @@ func TestLearnAndAnnounce(t *testing.T) {
 	o.Announce = true
 	o.VerifyInterval = time.Hour // one verification of a
 	myPort := 1 + others[2].port // nothing listens there: we are not verified
-	o.ReportServices = []config.Service{{Proto: "tcp", Host: "127.0.0.1", Port: myPort}}
+	const myOnion = "ourhiddenserviceaddressxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.onion"
+	o.ReportServices = []config.Service{{Proto: "tcp", Host: myOnion, Port: 50001}, {Proto: "tcp", Host: "127.0.0.1", Port: myPort}}
 	m := New(o)
 	runManager(t, m)
 
@@ -185,8 +186,14 @@ func TestLearnAndAnnounce(t *testing.T) {
 	if err := json.Unmarshal(adds[0], &feats); err != nil {
 		t.Fatal(err)
 	}
-	if feats.Hosts["127.0.0.1"]["tcp_port"] != myPort || feats.GenesisHash != net.Genesis.String() {
-		t.Errorf("announced %s, want our host 127.0.0.1 tcp %d and regtest's genesis", adds[0], myPort)
+	if feats.Hosts["127.0.0.1"]["tcp_port"] != myPort || feats.Hosts[myOnion]["tcp_port"] != 50001 || feats.GenesisHash != net.Genesis.String() {
+		t.Errorf("announced %s, want our hosts 127.0.0.1 tcp %d and the onion, and regtest's genesis", adds[0], myPort)
+	}
+	// Peers look only at the first host: the clearnet one comes first.
+	var raw struct{ Hosts json.RawMessage }
+	json.Unmarshal(adds[0], &raw)
+	if hosts, err := orderedHosts(raw.Hosts); err != nil || len(hosts) != 2 || hosts[0].name != "127.0.0.1" {
+		t.Errorf("announced hosts %s in this order, want 127.0.0.1 first", raw.Hosts)
 	}
 
 	// Our own identity is never reached, so never listed; it is not
