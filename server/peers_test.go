@@ -177,6 +177,21 @@ func TestPeerDiscovery(t *testing.T) {
 			t.Errorf("server on %d lists the fork", n.port)
 		}
 	}
+	// add_peer abuse from a wallet connection: other machines' addresses
+	// are never accepted nor queued (IP literals, so no DNS is asked).
+	cl := dialTCP(t, fmt.Sprintf("127.0.0.1:%d", b.port))
+	cl.version("1.4")
+	for i := range 5 {
+		host := fmt.Sprintf("198.18.0.%d", i+1)
+		if get[bool](cl, "server.add_peer", map[string]any{"hosts": map[string]any{host: map[string]any{"tcp_port": 50001}}}) {
+			t.Errorf("server.add_peer of %s accepted", host)
+		}
+	}
+	cl.closeFn()
+	if peers := string(b.admin(t, "peers")); strings.Contains(peers, "198.18.") {
+		t.Errorf("other machines among b's peers: %s", peers)
+	}
+
 	// The operator can add a peer through the admin RPC; a malformed
 	// one is refused with a reason.
 	if msg := string(a.admin(t, "add_peer", seed(ports[2]))); !strings.Contains(msg, "added") {
