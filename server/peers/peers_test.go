@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"amber/internal/chain"
 	"amber/internal/config"
 )
 
@@ -549,6 +550,30 @@ func TestLocalAddr(t *testing.T) {
 		got := m.localAddr(netip.MustParseAddr(target))
 		if (got == nil) != (want == "") || got != nil && got.IP.String() != want {
 			t.Errorf("localAddr(%s) = %v, want %q", target, got, want)
+		}
+	}
+}
+
+func TestBuiltinSeeds(t *testing.T) {
+	for name, list := range seeds {
+		coin, netName, _ := strings.Cut(name, "/")
+		n, err := chain.Lookup(coin, netName)
+		if err != nil || n.String() != name {
+			t.Errorf("seed list %q names no network: %v", name, err)
+			continue
+		}
+		m := New(Options{Network: n})
+		for _, s := range list {
+			r, err := parseRealName(s, n)
+			if err != nil || r.tcp == 0 && r.ssl == 0 || !m.allowed(r.host) {
+				t.Errorf("%s seed %q: %+v, %v; want a public host with a port", name, s, r, err)
+			}
+		}
+	}
+	for _, net := range []string{"mainnet", "testnet", "testnet4"} {
+		n, _ := chain.Lookup("bitcoin", net)
+		if len(seeds[n.String()]) == 0 {
+			t.Errorf("no built-in seeds for %s", net)
 		}
 	}
 }
