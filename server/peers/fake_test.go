@@ -3,13 +3,20 @@ package peers
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"strconv"
 	"sync"
@@ -63,6 +70,7 @@ type fakePeer struct {
 	t    *testing.T
 	addr string
 	port int
+	tls  bool // it listens on TLS: its port is an ssl_port
 
 	mu       sync.Mutex
 	genesis  string
@@ -82,6 +90,34 @@ func startFakePeer(t *testing.T, net_ *chain.Network, c fakeChain) *fakePeer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFakePeer(t, ln, net_, c)
+}
+
+// startTLSFakePeer is a fake peer on TLS only, with a new self-signed
+// certificate.
+func startTLSFakePeer(t *testing.T, net_ *chain.Network, c fakeChain) *fakePeer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fake peer"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serveFakePeer(t, ln, net_, c)
+	f.tls = true
+	return f
+}
+
+func serveFakePeer(t *testing.T, ln net.Listener, net_ *chain.Network, c fakeChain) *fakePeer {
 	f := &fakePeer{t: t, addr: ln.Addr().String(), port: ln.Addr().(*net.TCPAddr).Port,
 		genesis: net_.Genesis.String(), chain: c, host: "127.0.0.1",
 		version: []string{"FakeX 1.0", "1.4"}, peers: []any{}}
@@ -100,7 +136,12 @@ func startFakePeer(t *testing.T, net_ *chain.Network, c fakeChain) *fakePeer {
 }
 
 // name is its real name for seeding.
-func (f *fakePeer) name() string { return "127.0.0.1 t" + strconv.Itoa(f.port) }
+func (f *fakePeer) name() string {
+	if f.tls {
+		return "127.0.0.1 s" + strconv.Itoa(f.port)
+	}
+	return "127.0.0.1 t" + strconv.Itoa(f.port)
+}
 
 func (f *fakePeer) set(fn func(f *fakePeer)) {
 	f.mu.Lock()
@@ -133,6 +174,14 @@ func (f *fakePeer) serve(conn net.Conn) {
 	}
 }
 
+// ports is its entry in features hosts. Call with mu held.
+func (f *fakePeer) ports() map[string]any {
+	if f.tls {
+		return map[string]any{"ssl_port": f.port, "tcp_port": nil}
+	}
+	return map[string]any{"tcp_port": f.port, "ssl_port": nil}
+}
+
 func (f *fakePeer) answer(method string, params []json.RawMessage) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -150,7 +199,7 @@ func (f *fakePeer) answer(method string, params []json.RawMessage) any {
 		return hex.EncodeToString(makeHeader(f.chain.salt, h))
 	case "server.features":
 		return map[string]any{
-			"hosts":          map[string]any{f.host: map[string]any{"tcp_port": f.port, "ssl_port": nil}},
+			"hosts":          map[string]any{f.host: f.ports()},
 			"genesis_hash":   f.genesis,
 			"server_version": "FakeX 1.0", "protocol_min": "1.4", "protocol_max": "1.4.2",
 			"pruning": nil, "hash_function": "sha256",

@@ -577,3 +577,82 @@ func TestBuiltinSeeds(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSPeer(t *testing.T) {
+	ours := fakeChain{tip: 100, salt: "ours"}
+	f := startTLSFakePeer(t, regtest(t), ours)
+	m := New(testOptions(t, ours, f.name()))
+	runManager(t, m)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l := m.List()
+		if len(l) == 1 && l[0].Status == StatusGood {
+			if l[0].SSLPort != f.port || l[0].TCPPort != 0 {
+				t.Errorf("peer %v, want ssl port %d only", l[0], f.port)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("self-signed TLS peer not verified: %v", l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sub := m.Subscribe()
+	if len(sub) != 1 || !slices.Equal(sub[0].([]any)[2].([]string), []string{"v1.4.2", "s" + strconv.Itoa(f.port)}) {
+		t.Errorf("server.peers.subscribe %v, want the peer with its ssl port", sub)
+	}
+}
+
+func TestDiscoveryModes(t *testing.T) {
+	ours := fakeChain{tip: 100, salt: "ours"}
+	me := startFakePeer(t, regtest(t), ours)    // stands in for our own listener
+	other := startFakePeer(t, regtest(t), ours) // a seed, ignored unless on
+	self := []config.Service{{Proto: "tcp", Host: "127.0.0.1", Port: me.port}}
+
+	t.Run("self", func(t *testing.T) {
+		o := testOptions(t, ours, other.name())
+		o.Discovery, o.ReportServices, o.Announce = "self", self, true
+		m := New(o)
+		runManager(t, m)
+		p := waitPeer(t, m, me.port, 10*time.Second, func(p PeerInfo) bool { return p.Status == StatusGood })
+		if p.Source != "self" {
+			t.Errorf("own identity %v, want source self", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if l := m.List(); len(l) != 1 {
+			t.Errorf("peers %v, want only ourselves", l)
+		}
+		if sub := m.Subscribe(); len(sub) != 1 || !listed(m, "127.0.0.1", me.port) {
+			t.Errorf("server.peers.subscribe %v, want only ourselves", sub)
+		}
+		me.mu.Lock()
+		defer me.mu.Unlock()
+		if len(me.addPeers) != 0 {
+			t.Errorf("announced ourselves to ourselves: %s", me.addPeers)
+		}
+		other.mu.Lock()
+		defer other.mu.Unlock()
+		if other.conns != 0 {
+			t.Errorf("seed contacted in self mode")
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		o := testOptions(t, ours, other.name())
+		o.Discovery, o.ReportServices = "off", self
+		m := New(o)
+		done := make(chan error)
+		go func() { done <- m.Run(context.Background()) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run with discovery off did not return")
+		}
+		if sub := m.Subscribe(); len(sub) != 0 || len(m.List()) != 0 {
+			t.Errorf("discovery off: subscribe %v, peers %v", sub, m.List())
+		}
+	})
+}
