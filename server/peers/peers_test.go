@@ -51,6 +51,8 @@ func TestVerify(t *testing.T) {
 		{name: "tip a little behind", setup: func(f *fakePeer) { f.chain.tip = 96 }},
 		{name: "other genesis", reason: "incorrect genesis hash",
 			setup: func(f *fakePeer) { f.genesis = regtestOther }},
+		{name: "other network, far other height", reason: "incorrect genesis hash",
+			setup: func(f *fakePeer) { f.genesis, f.chain.tip = regtestOther, 2_500_000 }},
 		{name: "other header at the checked height", reason: "differ at height 90",
 			setup: func(f *fakePeer) { f.chain.salt = "theirs" }},
 		{name: "tip too far ahead", reason: "bad height 106",

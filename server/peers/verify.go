@@ -147,7 +147,12 @@ func (m *Manager) verify(ctx context.Context, p *peer) {
 		delete(m.peers, p.key)
 		return
 	}
-	p.next = now.Add(m.o.RetryInterval << min(p.tries, 16))
+	wait := m.o.RetryInterval << min(p.tries, 16)
+	if p.self {
+		// Never forgotten, so never left unchecked for long either.
+		wait = min(wait, m.o.VerifyInterval)
+	}
+	p.next = now.Add(wait)
 }
 
 // noteFromList adds at most two random unknown peers from a verified
@@ -220,10 +225,8 @@ func (m *Manager) check(ctx context.Context, p *peer, a attempt) (*checked, erro
 	}
 	res.serverVersion = ver[0].(string)
 
-	if err := m.checkHeaders(c); err != nil {
-		return nil, err
-	}
-
+	// Features first: a peer of another network is rejected for its
+	// genesis, the real reason, rather than for its height.
 	raw, err = c.call("server.features", []any{})
 	if err != nil {
 		return nil, err
@@ -247,6 +250,10 @@ func (m *Manager) check(ctx context.Context, p *peer, a attempt) (*checked, erro
 		}
 	}
 	res.f, res.features = f, raw
+
+	if err := m.checkHeaders(c); err != nil {
+		return nil, err
+	}
 
 	raw, err = c.call("server.peers.subscribe", []any{})
 	if err != nil {
