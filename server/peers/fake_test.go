@@ -273,7 +273,9 @@ func (s *socks5) serve(c net.Conn) error {
 		return err
 	}
 	var req [4]byte
-	if _, err := io.ReadFull(c, req[:]); err != nil || req[1] != 1 {
+	if _, err := io.ReadFull(c, req[:]); errors.Is(err, io.EOF) {
+		return nil // a probe: greeting only
+	} else if err != nil || req[1] != 1 {
 		return fmt.Errorf("request %v: %v", req, err)
 	}
 	var host string

@@ -424,6 +424,33 @@ func TestSOCKS5(t *testing.T) {
 		}
 	})
 
+	t.Run("proxy found on a usual port for onion peers only", func(t *testing.T) {
+		f := startFakePeer(t, regtest(t), ours)
+		f.set(func(f *fakePeer) { f.host = onion })
+		g := startFakePeer(t, regtest(t), ours)
+		s := startSOCKS5(t, func(string) string { return f.addr })
+		saved := proxyPorts
+		proxyPorts = []int{g.port + 1, s.port} // the first has no proxy
+		t.Cleanup(func() { proxyPorts = saved })
+		o := testOptions(t, ours, onion+" t50001", g.name())
+		o.ProxyHost = "127.0.0.1"
+		m := New(o)
+		runManager(t, m)
+		waitPeer(t, m, g.port, 10*time.Second, func(p PeerInfo) bool { return p.Status == StatusGood })
+		deadline := time.Now().Add(10 * time.Second)
+		for !slices.ContainsFunc(m.List(), func(p PeerInfo) bool { return p.Host == onion && p.Status == StatusGood }) {
+			if time.Now().After(deadline) {
+				t.Fatalf("onion peer not verified through the detected proxy: %v", m.List())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// The detection probe is a bare greeting; then one CONNECT, to
+		// the onion only.
+		if got := s.seen(); !slices.Equal(got, []string{onion + ":50001"}) {
+			t.Errorf("proxy asked for %v, want only %s:50001", got, onion)
+		}
+	})
+
 	t.Run("clearnet direct without TOR_PROXY_PORT", func(t *testing.T) {
 		f := startFakePeer(t, regtest(t), ours)
 		s := startSOCKS5(t, nil)
