@@ -631,7 +631,7 @@ func (m *Manager) trimRecentAdds(now time.Time) {
 
 // ErrDiscoveryOff is returned by AddByOperator when PEER_DISCOVERY is
 // not on, so nothing would verify the peer.
-var ErrDiscoveryOff = errors.New("peers: peer discovery is not on (PEER_DISCOVERY)")
+var ErrDiscoveryOff = errors.New("peers: peer discovery is off; set PEER_DISCOVERY=on to add peers")
 
 // AddByOperator queues a peer given by the operator (admin RPC) as a
 // real name, "host [s[port]] [t[port]]" (a bare letter is the network's
