@@ -203,6 +203,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.registerMetrics(ix, mp, ts, hub)
 	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
 	sv.Peers, adm.peers = pm, pm
+	if s.reg != nil {
+		s.reg.MustRegister(pm.Collector())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ts.Run(gctx) })

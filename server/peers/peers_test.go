@@ -14,18 +14,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"amber/internal/chain"
 	"amber/internal/config"
 )
 
-// testOptions verify quickly: retries after 20 ms, a verification good
-// for 2 s.
+// testOptions verify quickly: a verification is good for 2 s; a failed
+// peer is retried after 0.5 s, doubling; a bad one is kept 7 s.
 func testOptions(t *testing.T, c fakeChain, seeds ...string) Options {
 	return Options{
 		Network: regtest(t), Chain: c,
 		Software: "amber-test", ProtocolMin: "1.4", ProtocolMax: "1.4.2",
 		Discovery: "on", Seeds: seeds, AllowPrivate: true,
-		VerifyInterval: 2 * time.Second, RetryInterval: 20 * time.Millisecond,
+		VerifyInterval: 2 * time.Second, RetryInterval: 500 * time.Millisecond,
 		RequestTimeout: 3 * time.Second,
 	}
 }
@@ -122,7 +124,9 @@ func TestUnreachablePeerForgotten(t *testing.T) {
 	}
 	port := ln.Addr().(*stdnet.TCPAddr).Port
 	ln.Close() // nothing listens there now
-	m := New(testOptions(t, fakeChain{tip: 100, salt: "ours"}, "127.0.0.1 t"+strconv.Itoa(port)))
+	o := testOptions(t, fakeChain{tip: 100, salt: "ours"}, "127.0.0.1 t"+strconv.Itoa(port))
+	o.RetryInterval = 20 * time.Millisecond
+	m := New(o)
 	runManager(t, m)
 	waitPeer(t, m, port, 5*time.Second, func(p PeerInfo) bool { return p.Failures >= 1 && p.Status == StatusNever })
 	// Back-off 40, 80 ms: forgotten after the third failure.
@@ -684,4 +688,28 @@ func TestDiscoveryModes(t *testing.T) {
 			t.Errorf("discovery off: subscribe %v, peers %v", sub, m.List())
 		}
 	})
+}
+
+func TestMetrics(t *testing.T) {
+	ours := fakeChain{tip: 100, salt: "ours"}
+	good := startFakePeer(t, regtest(t), ours)
+	bad := startFakePeer(t, regtest(t), ours)
+	bad.set(func(f *fakePeer) { f.genesis = regtestOther })
+	m := New(testOptions(t, ours, good.name(), bad.name()))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collector())
+	runManager(t, m)
+	waitPeer(t, m, good.port, 10*time.Second, func(p PeerInfo) bool { return p.Status == StatusGood })
+	waitPeer(t, m, bad.port, 10*time.Second, func(p PeerInfo) bool { return p.Status == StatusBad })
+	families, err := reg.Gather()
+	if err != nil || len(families) != 1 {
+		t.Fatalf("gathered %v, %v", families, err)
+	}
+	got := map[string]float64{}
+	for _, mt := range families[0].GetMetric() {
+		got[mt.GetLabel()[0].GetValue()] = mt.GetGauge().GetValue()
+	}
+	if families[0].GetName() != "amber_peers" || got["good"] != 1 || got["bad"] != 1 || got["never"] != 0 || got["stale"] != 0 {
+		t.Errorf("%s = %v, want good 1, bad 1, never 0, stale 0", families[0].GetName(), got)
+	}
 }
