@@ -7,6 +7,9 @@
 //
 // A Manager is created from the configuration with New and FromConfig,
 // runs with Run until its context ends, and implements session.Peers.
+// For operators it offers List (every known peer with its state),
+// AddByOperator (a trusted add, no rate limit), the admin RPC wrappers
+// AdminList and AdminAdd, and Collector (the amber_peers gauge).
 // Peers start from the network's built-in seed list (or PEER_SEEDS) and
 // from the server's own REPORT_SERVICES, which are verified like any
 // peer so the server lists itself only while it is reachable.
