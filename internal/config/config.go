@@ -130,6 +130,7 @@ type Config struct {
 	PeerRetryInterval  time.Duration
 	TorProxyHost       string
 	TorProxyPort       int // 0: auto-detect, for .onion peers only
+	BlacklistURL       string
 
 	// Logging.
 	LogLevel  slog.Level

@@ -328,6 +328,20 @@ var options = []option{
 			return intField(func(c *Config) *int { return &c.TorProxyPort }, 1, 65535)(c, v)
 		}},
 
+	{env: "BLACKLIST_URL", defNote: "none", group: "Peers", cmds: srvCmds,
+		usage: "http(s) URL of a JSON list of peers never to use or list: host names, *.domain, or IP addresses; fetched every 10 minutes",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("want an http:// or https:// URL")
+			}
+			c.BlacklistURL = v
+			return nil
+		}},
+
 	{env: "RPC_ADDR", def: "127.0.0.1:8000", group: "Admin", cmds: []Command{RPC},
 		usage: "host:port of the server's rpc:// listener",
 		parse: func(c *Config, v string) error {

@@ -18,6 +18,10 @@
 // (TOR_PROXY_HOST, TOR_PROXY_PORT); with TOR_PROXY_PORT set, every peer
 // does, and host names are resolved by the proxy.
 //
+// With BLACKLIST_URL, a JSON list of host names, "*.domain" entries and
+// addresses is fetched before discovery starts and every 10 minutes: a
+// listed peer is never taken, contacted (when listed by name) or listed.
+//
 // The rules follow ElectrumX: a peer that answers wrongly (another
 // genesis, another header, a malformed reply, not listing its own host)
 // is marked bad and never listed; one that cannot be reached is retried

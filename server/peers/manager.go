@@ -70,6 +70,9 @@ type Options struct {
 	// on ports 9050, 9150 or 1080.
 	ProxyHost string
 	ProxyPort int
+	// BlacklistURL serves a JSON list of peers never to use or list
+	// (BLACKLIST_URL); "" means none.
+	BlacklistURL string
 	// VerifyInterval is how long a verification stays good.
 	VerifyInterval time.Duration
 	// RetryInterval is the back-off unit after a failed try.
@@ -100,6 +103,7 @@ func FromConfig(cfg *config.Config, info *session.ServerInfo, ch Chain, ready <-
 		ReportServices: cfg.ReportServices, Services: cfg.Services,
 		Discovery: cfg.PeerDiscovery, Announce: cfg.PeerAnnounce, Seeds: cfg.PeerSeeds,
 		AllowPrivate: cfg.PeerAllowPrivate, ProxyHost: cfg.TorProxyHost, ProxyPort: cfg.TorProxyPort,
+		BlacklistURL:   cfg.BlacklistURL,
 		VerifyInterval: cfg.PeerVerifyInterval, RetryInterval: cfg.PeerRetryInterval,
 		Ready: ready, Logger: logger,
 	}
@@ -115,6 +119,7 @@ type Manager struct {
 	recentAdds  map[string]time.Time
 	onionPermit time.Time
 	proxyAddr   string // detected proxy for onion peers, if any
+	blacklist   map[string]bool
 	wake        chan struct{}
 }
 
@@ -196,6 +201,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if m.o.BlacklistURL != "" {
+		// Fetched before the first verification, so no peer listed by
+		// name is ever contacted.
+		m.updateBlacklist(ctx)
+		wg.Go(func() { m.refreshBlacklist(ctx, blacklistInterval) })
+	}
 	names := m.seedNames()
 	if m.o.ProxyPort == 0 && m.o.Discovery == "on" && hasOnion(names) {
 		// Find the proxy before importing, so onion seeds are kept.
@@ -419,7 +430,7 @@ func (m *Manager) keyOf(host string, tcp, ssl int) string {
 // A known host reported with other ports gets those ports tried at its
 // next verification, which is brought forward. Call with mu held.
 func (m *Manager) notePeer(r realName, source string) *peer {
-	if !m.allowed(r.host) || isOnion(r.host) && !m.proxyAvailable() {
+	if !m.allowed(r.host) || isOnion(r.host) && !m.proxyAvailable() || m.blacklisted(r.host, "") {
 		return nil
 	}
 	key := m.keyOf(r.host, r.tcp, r.ssl)
@@ -468,7 +479,7 @@ func (m *Manager) Subscribe() []any {
 	buckets := map[string][]*peer{}
 	var order []string
 	for _, p := range m.peers {
-		if p.bad || !p.lastGood.After(cutoff) || !m.allowed(p.host) {
+		if p.bad || !p.lastGood.After(cutoff) || !m.allowed(p.host) || m.blacklisted(p.host, p.ipAddr) {
 			continue
 		}
 		switch {

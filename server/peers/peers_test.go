@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	stdnet "net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -711,5 +714,56 @@ func TestMetrics(t *testing.T) {
 	}
 	if families[0].GetName() != "amber_peers" || got["good"] != 1 || got["bad"] != 1 || got["never"] != 0 || got["stale"] != 0 {
 		t.Errorf("%s = %v, want good 1, bad 1, never 0, stale 0", families[0].GetName(), got)
+	}
+}
+
+func TestBlacklist(t *testing.T) {
+	ours := fakeChain{tip: 100, salt: "ours"}
+	byIP := startFakePeer(t, regtest(t), ours) // a name at a listed address
+	byIP.set(func(f *fakePeer) { f.host = "ok.name.test" })
+	byName := startFakePeer(t, regtest(t), ours)
+	byName.set(func(f *fakePeer) { f.host = "x.evil.test" })
+	var mu sync.Mutex
+	list := `["*.EVIL.test", "127.0.0.1"]`
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, list)
+	}))
+	t.Cleanup(hs.Close)
+
+	o := testOptions(t, ours, "ok.name.test t"+strconv.Itoa(byIP.port), "x.evil.test t"+strconv.Itoa(byName.port), byName.name())
+	o.BlacklistURL = hs.URL
+	o.Resolve = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	m := New(o)
+	runManager(t, m)
+	p := waitPeer(t, m, byIP.port, 10*time.Second, func(p PeerInfo) bool { return p.Status != StatusNever })
+	if p.Status != StatusBad || p.Reason != "blacklisted" {
+		t.Errorf("peer at a listed address: %v, want bad, blacklisted", p)
+	}
+	if l := m.List(); len(l) != 1 {
+		t.Errorf("peers %v: want neither the one under a listed domain nor a listed address taken", l)
+	}
+	byName.mu.Lock()
+	defer byName.mu.Unlock()
+	if byName.conns != 0 {
+		t.Errorf("peer listed by name or address was contacted")
+	}
+	if len(m.Subscribe()) != 0 {
+		t.Errorf("server.peers.subscribe %v, want nothing listed", m.Subscribe())
+	}
+
+	// A fetch that fails keeps the list we have.
+	mu.Lock()
+	list = `not json`
+	mu.Unlock()
+	m.updateBlacklist(context.Background())
+	m.mu.Lock()
+	still := m.blacklisted("a.evil.test", "")
+	m.mu.Unlock()
+	if !still {
+		t.Error("a failed fetch dropped the blacklist")
 	}
 }

@@ -277,14 +277,18 @@ func (m *Manager) check(ctx context.Context, p *peer, a attempt) (*checked, erro
 	return res, nil
 }
 
-// checkBucket refuses a second recently good peer on one IPv4 address
-// or IPv6 /64, and onion peers beyond half of many (anti-sybil).
+// checkBucket refuses a blacklisted peer, a second recently good peer
+// on one IPv4 address or IPv6 /64, and onion peers beyond half of many
+// (anti-sybil).
 func (m *Manager) checkBucket(p *peer, ipAddr string) error {
 	if p.self {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.blacklisted(p.host, ipAddr) {
+		return bad("blacklisted")
+	}
 	cutoff := m.stale(m.o.Now())
 	probe := &peer{ipAddr: ipAddr}
 	mine := m.internalBucket(probe)
