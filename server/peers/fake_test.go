@@ -56,7 +56,9 @@ func makeHeader(salt string, h int32) []byte {
 	return out[:80]
 }
 
-func regtest(t *testing.T) *chain.Network {
+func regtest(t *testing.T) *chain.Network { return regtestB(t) }
+
+func regtestB(t testing.TB) *chain.Network {
 	t.Helper()
 	n, err := chain.Lookup("bitcoin", "regtest")
 	if err != nil {
