@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	stdnet "net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/config"
+	"amber/server/session"
 )
 
 // testOptions verify quickly: a verification is good for 2 s; a failed
@@ -765,5 +767,38 @@ func TestBlacklist(t *testing.T) {
 	m.mu.Unlock()
 	if !still {
 		t.Error("a failed fetch dropped the blacklist")
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	env := map[string]string{
+		"NET": "testnet4", "DAEMON_URL": "http://u:p@127.0.0.1:1/", "DB_DIRECTORY": t.TempDir(),
+		"SERVICES": "tcp://0.0.0.0:51001", "REPORT_SERVICES": "tcp://electrum.example.org:51001",
+		"PEER_DISCOVERY": "self", "PEER_ANNOUNCE": "off", "PEER_SEEDS": " a.example.org s, b.example.org t1 ",
+		"PEER_ALLOW_PRIVATE": "on", "PEER_VERIFY_INTERVAL": "90s", "PEER_RETRY_INTERVAL": "7",
+		"TOR_PROXY_HOST": "tor.internal", "TOR_PROXY_PORT": "9999", "BLACKLIST_URL": "https://lists.example.org/b.json",
+	}
+	cfg, err := config.Load(config.Serve, nil, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := &session.ServerInfo{Software: "Amber 9", ProtocolMin: "1.4", ProtocolMax: "1.7.0"}
+	ready := make(chan struct{})
+	o := FromConfig(cfg, info, fakeChain{}, ready, nil)
+	if o.Network.Name != "testnet4" || o.Discovery != "self" || o.Announce || !o.AllowPrivate ||
+		!slices.Equal(o.Seeds, []string{"a.example.org s", "b.example.org t1"}) ||
+		o.VerifyInterval != 90*time.Second || o.RetryInterval != 7*time.Second ||
+		o.ProxyHost != "tor.internal" || o.ProxyPort != 9999 || o.BlacklistURL != env["BLACKLIST_URL"] ||
+		o.Software != "Amber 9" || o.ProtocolMax != "1.7.0" || len(o.ReportServices) != 1 || o.Ready == nil {
+		t.Errorf("options %+v from %v", o, env)
+	}
+	for _, bad := range []map[string]string{
+		{"PEER_DISCOVERY": "sometimes"}, {"PEER_VERIFY_INTERVAL": "1ms"}, {"TOR_PROXY_PORT": "70000"}, {"BLACKLIST_URL": "ftp://x/y"},
+	} {
+		e := maps.Clone(env)
+		maps.Copy(e, bad)
+		if _, err := config.Load(config.Serve, nil, func(k string) string { return e[k] }, nil); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
