@@ -131,7 +131,7 @@ func (m *Manager) verify(ctx context.Context, p *peer) {
 	p.reason = err.Error()
 	var b *badPeerError
 	if errors.As(err, &b) {
-		m.log.Warn("marking peer bad", "peer", p.host, "reason", b.reason)
+		m.log.Info("marking peer bad", "peer", p.host, "reason", b.reason)
 		p.bad = true
 		// Remembered, so its peers cannot bring it back, for as long as
 		// ElectrumX's three back-offs take; then forgotten.
