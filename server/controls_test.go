@@ -231,3 +231,49 @@ func TestSubscriptionLimits(t *testing.T) {
 	// A refused session still works.
 	c.call("server.ping")
 }
+
+// TestDropUnknownAndBanList checks DROP_CLIENT_UNKNOWN and a BAN_LIST
+// given at start.
+func TestDropUnknownAndBanList(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd")
+	}
+	n := startNode(t, nodeOptions{env: map[string]string{"DROP_CLIENT_UNKNOWN": "on", "BAN_LIST": "127.0.2.0/24"}})
+	l := dialLine(t, n.tcp)
+	if e := errorOf(t, l.call(0, "server.version", "", "1.4")); e.Code != 1 || !strings.Contains(e.Message, "give a client name") {
+		t.Errorf("server.version with no name: %+v", e)
+	}
+	l.closed()
+	named := dialTCP(t, n.tcp)
+	named.call("server.version", "Electrum 4.3.4", "1.4")
+
+	// 127.0.2.1 is banned: refused at once; 127.0.3.1 is not.
+	banned := dialFrom(t, "127.0.2.1", n.tcp)
+	fmt.Fprintf(banned, `{"jsonrpc":"2.0","id":1,"method":"server.version","params":["x","1.4"]}`+"\n")
+	banned.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := bufio.NewReader(banned).ReadBytes('\n'); err == nil {
+		t.Errorf("a banned address was answered %s", b)
+	}
+	fine := lineClient(t, dialFrom(t, "127.0.3.1", n.tcp))
+	fine.call("server.version", "fine", "1.4")
+}
+
+// TestReadinessFollowsLag runs `amber serve` with a slow poll: blocks
+// mined past READY_MAX_LAG turn /readyz red before the node has synced
+// them, and green again once it has.
+func TestReadinessFollowsLag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	r.Mine(3)
+	s := startServed(t, r, "DAEMON_POLL_INTERVAL=20s", "READY_MAX_LAG=1")
+	r.Btcd.Generate(3)
+	waitFor(t, "/readyz red 3 blocks behind", 15*time.Second, func() bool { return s.readyz() == 503 })
+	var info map[string]any
+	s.admin(t, &info, "getinfo")
+	if reason, _ := info["ready_reason"].(string); !strings.Contains(reason, "3 blocks behind the daemon (READY_MAX_LAG 1)") {
+		t.Errorf("not ready because %q", info["ready_reason"])
+	}
+	waitFor(t, "/readyz green after the next poll", 40*time.Second, func() bool { return s.readyz() == 200 })
+}

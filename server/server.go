@@ -208,6 +208,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error { return ts.Run(gctx) })
 	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
@@ -248,7 +249,6 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if cfg.ZMQHashBlock != "" {
 		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
 	}
-	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error {
 		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
