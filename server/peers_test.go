@@ -2,11 +2,16 @@ package server_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +37,12 @@ type peerNode struct {
 // reports itself at 127.0.0.1:port and starts discovery from seeds.
 func startPeerNode(t *testing.T, r *testenv.Regtest, port int, seeds ...string) peerNode {
 	t.Helper()
+	return startPeerNodeEnv(t, r, port, nil, seeds...)
+}
+
+// startPeerNodeEnv is startPeerNode with more configuration.
+func startPeerNodeEnv(t *testing.T, r *testenv.Regtest, port int, extra map[string]string, seeds ...string) peerNode {
+	t.Helper()
 	n := peerNode{port: port, rpc: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	env := map[string]string{
 		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.Btcd.URL(),
@@ -44,6 +55,7 @@ func startPeerNode(t *testing.T, r *testenv.Regtest, port int, seeds ...string) 
 		// an unreachable one is tried at 0, 2 and 6 s, then forgotten.
 		"PEER_VERIFY_INTERVAL": "3s", "PEER_RETRY_INTERVAL": "1",
 	}
+	maps.Copy(env, extra)
 	cfg, err := config.Load(config.Serve, nil, func(k string) string { return env[k] }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -203,4 +215,122 @@ func TestPeerDiscovery(t *testing.T) {
 	if e := errorOf(t, l.call(2, "add_peer", "bad!host t1")); !strings.Contains(e.Message, "valid host") {
 		t.Errorf("add_peer of a bad name: %+v", e)
 	}
+}
+
+// TestPeerDiscoveryThroughSOCKS5 runs one server with TOR_PROXY_PORT set
+// and a SOCKS5 proxy in the test that relays and records what it is
+// asked for: the server reaches its seed, and itself, only through it.
+func TestPeerDiscoveryThroughSOCKS5(t *testing.T) {
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	r.Mine(20)
+	proxy := startSOCKS5(t)
+	seedPort, torPort := freePort(t), freePort(t)
+	startPeerNodeEnv(t, r, seedPort, map[string]string{"PEER_ANNOUNCE": "off"})
+	tor := startPeerNodeEnv(t, r, torPort, map[string]string{
+		"TOR_PROXY_HOST": "127.0.0.1", "TOR_PROXY_PORT": strconv.Itoa(proxy.port),
+	}, fmt.Sprintf("127.0.0.1 t%d", seedPort))
+
+	want := []int{min(seedPort, torPort), max(seedPort, torPort)}
+	waitFor(t, "the proxied server to list its seed and itself", 60*time.Second, func() bool {
+		return slices.Equal(tor.subscribedPorts(t), want)
+	}, func() any { return string(tor.admin(t, "peers")) })
+	got := proxy.seen()
+	for _, p := range []int{seedPort, torPort} {
+		if !slices.Contains(got, fmt.Sprintf("127.0.0.1:%d", p)) {
+			t.Errorf("proxy relayed %v; nothing to port %d", got, p)
+		}
+	}
+}
+
+// socks5 is a SOCKS5 proxy (RFC 1928: no authentication, CONNECT to an
+// IPv4 address or a name) that records each target and relays to it.
+type socks5 struct {
+	port    int
+	mu      sync.Mutex
+	targets []string
+}
+
+func startSOCKS5(t *testing.T) *socks5 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &socks5{port: ln.Addr().(*net.TCPAddr).Port}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { s.serve(c) })
+		}
+	})
+	return s
+}
+
+func (s *socks5) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.targets)
+}
+
+func (s *socks5) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 262)
+	// Greeting: version, methods; we take "no authentication".
+	if _, err := io.ReadFull(c, buf[:2]); err != nil || buf[0] != 5 {
+		return
+	}
+	if _, err := io.ReadFull(c, buf[:buf[1]]); err != nil {
+		return
+	}
+	if _, err := c.Write([]byte{5, 0}); err != nil {
+		return
+	}
+	// Request: version, CONNECT, reserved, address type, address, port.
+	if _, err := io.ReadFull(c, buf[:4]); err != nil || buf[1] != 1 {
+		return
+	}
+	var host string
+	switch buf[3] {
+	case 1:
+		if _, err := io.ReadFull(c, buf[:4]); err != nil {
+			return
+		}
+		host = net.IP(buf[:4]).String()
+	case 3:
+		if _, err := io.ReadFull(c, buf[:1]); err != nil {
+			return
+		}
+		n := int(buf[0])
+		if _, err := io.ReadFull(c, buf[:n]); err != nil {
+			return
+		}
+		host = string(buf[:n])
+	default:
+		return
+	}
+	if _, err := io.ReadFull(c, buf[:2]); err != nil {
+		return
+	}
+	target := net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(buf[:2]))))
+	s.mu.Lock()
+	s.targets = append(s.targets, target)
+	s.mu.Unlock()
+	up, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+		return
+	}
+	defer up.Close()
+	if _, err := c.Write([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 0}); err != nil {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
 }
