@@ -174,6 +174,8 @@ func readJSII(path string) (jsiiTypes, map[string]string, error) {
 type extractor struct {
 	jsii     jsiiTypes
 	problems []string
+	// dataSource is set while a data source's blocks are built.
+	dataSource bool
 }
 
 func (x *extractor) problem(format string, args ...any) {
@@ -225,6 +227,7 @@ func Extract(dir string) (*Schema, error) {
 					x.problem("%s: class %s has no config interface", f.dir, c.name)
 					continue
 				}
+				x.dataSource = c.base == "cdktf.TerraformDataSource"
 				b := x.block(f, c.synth, iface, c)
 				if c.base == "cdktf.TerraformResource" {
 					s.Resources[tf] = b
@@ -239,6 +242,7 @@ func Extract(dir string) (*Schema, error) {
 					}
 				}
 				// Provider blocks are plain structs with nothing computed.
+				x.dataSource = false
 				s.Provider = x.block(f, synth, configs[c.name], &jsClass{name: c.name})
 				providers++
 			}
@@ -253,6 +257,8 @@ func Extract(dir string) (*Schema, error) {
 	}
 	return s, nil
 }
+
+var alwaysComputed = map[string]bool{"id": true, "tags_all": true, "region": true}
 
 func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
@@ -283,10 +289,12 @@ func (x *extractor) block(f *jsFile, cfg []hclField, iface string, out *jsClass)
 				continue
 			}
 			// The generated code does not record whether an optional
-			// argument is also computed; id and tags_all always are.
+			// argument is also computed. id, tags_all and region always
+			// are in this provider, and so are nearly all optional
+			// arguments of data sources (filters that the read fills in).
 			b.Attributes = append(b.Attributes, Attr{
 				Name: fl.name, Type: t, Required: !opt, Optional: opt,
-				Computed: opt && (fl.name == "id" || fl.name == "tags_all"),
+				Computed: opt && (x.dataSource || alwaysComputed[fl.name]),
 			})
 			continue
 		}
