@@ -17,3 +17,8 @@ output "security_group_id" {
   description = "Security group of the builder task; allow it on the daemon's RPC port."
   value       = aws_security_group.this.id
 }
+
+output "environment" {
+  description = "The settings amber gets besides DAEMON_URL (which comes from the secret)."
+  value       = local.environment
+}

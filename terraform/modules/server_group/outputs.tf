@@ -32,3 +32,13 @@ output "target_group_arns" {
   description = "Target groups by kind (electrum, websocket)."
   value       = { for k, tg in aws_lb_target_group.this : k => tg.arn }
 }
+
+output "environment" {
+  description = "The settings amber gets besides DAEMON_URL (which comes from the secret)."
+  value       = local.environment
+}
+
+output "task_definition_arn" {
+  description = "ARN of the servers' task definition."
+  value       = aws_ecs_task_definition.this.arn
+}
