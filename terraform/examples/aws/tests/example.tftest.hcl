@@ -1,7 +1,17 @@
 # The modules wired together, planned against a mocked AWS provider.
+# ARNs the mock makes up must still pass the modules' validation.
 mock_provider "aws" {
   mock_data "aws_region" {
     defaults = { region = "eu-west-1" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::amber-snapshots-example" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-example" }
+  }
+  mock_resource "aws_ecs_cluster" {
+    defaults = { arn = "arn:aws:ecs:eu-west-1:123456789012:cluster/amber" }
   }
 }
 
