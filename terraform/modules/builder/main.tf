@@ -37,14 +37,14 @@ locals {
     }
   }
 
-  # The amber image has no shell: a one-shot container writes the key from
-  # the secret to a volume only the amber user (10001) can read.
+  # The amber image runs as nonroot (65532) without a shell: a one-shot root
+  # container writes the key from the secret to a file only amber can read.
   key_writer = {
     name      = "signing-key"
     image     = var.key_writer_image
     essential = false
     command = ["sh", "-c",
-    "umask 077 && printf '%s\\n' \"$SIGNING_KEY\" > ${local.key_file} && chown 10001 ${local.key_file}"]
+    "umask 077 && printf '%s\\n' \"$SIGNING_KEY\" > ${local.key_file} && chown 65532 ${local.key_file}"]
     secrets     = [{ name = "SIGNING_KEY", valueFrom = var.signing_key_secret_arn }]
     mountPoints = [{ sourceVolume = "keys", containerPath = "/keys" }]
     logConfiguration = {
