@@ -84,7 +84,7 @@ lint: $(STATICCHECK) ## staticcheck and the project's own rules (internal/lint)
 	$(GO) test -count=1 ./internal/lint/
 
 .PHONY: check
-check: fmt-check vet lint tools ## everything CI checks: formatting, vet, lint, then all tests
+check: fmt-check vet lint tools terraform-check ## everything CI checks: formatting, vet, lint, terraform, then all tests
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: test

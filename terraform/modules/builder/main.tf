@@ -37,7 +37,7 @@ locals {
     }
   }
 
-  # The amber image runs as nonroot (65532) without a shell: a one-shot root
+  # amber runs as the nonroot user (65532) and cannot chown: a one-shot root
   # container writes the key from the secret to a file only amber can read.
   key_writer = {
     name      = "signing-key"
