@@ -11,9 +11,10 @@ import (
 )
 
 // These tests run the real terraform binary against the installed
-// schema-only provider (make terraform-check sets TF_CLI_CONFIG_FILE) and
-// show that the checker fails on real mistakes with Terraform's own
-// diagnostics.
+// schema-only provider (make terraform-check sets AMBER_TF_CHECK=schema and
+// TF_CLI_CONFIG_FILE), or the real provider with REAL_PROVIDER=1
+// (AMBER_TF_CHECK=real), and show that the checker fails on real mistakes
+// with Terraform's own diagnostics.
 
 const header = `terraform {
   required_providers {
@@ -28,12 +29,8 @@ provider "aws" {
 
 func terraformDir(t *testing.T) (string, func(args ...string) (string, error)) {
 	t.Helper()
-	rc := os.Getenv("TF_CLI_CONFIG_FILE")
-	if rc == "" {
-		t.Skip("TF_CLI_CONFIG_FILE is not set: run through `make terraform-check`, which installs the schema-only provider")
-	}
-	if _, err := os.Stat(rc); err != nil {
-		t.Fatalf("TF_CLI_CONFIG_FILE %s: %v", rc, err)
+	if os.Getenv("AMBER_TF_CHECK") == "" {
+		t.Skip("AMBER_TF_CHECK is not set: run through `make terraform-check`, which installs the schema-only provider")
 	}
 	bin := os.Getenv("TERRAFORM")
 	if bin == "" {
@@ -144,6 +141,9 @@ resource "aws_lb_target_group" "tg" {
 }
 
 func TestPlanIsRefused(t *testing.T) {
+	if os.Getenv("AMBER_TF_CHECK") != "schema" {
+		t.Skip("only the schema-only provider refuses plans")
+	}
 	dir, run := terraformDir(t)
 	body := `
 resource "aws_s3_bucket" "b" {
