@@ -10,19 +10,27 @@ variable "name" {
 variable "cluster_arn" {
   description = "ARN of the ECS cluster the builder task runs in."
   type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/", var.cluster_arn))
+    error_message = "cluster_arn must be an ECS cluster ARN."
+  }
 }
 
 variable "vpc_id" {
   description = "VPC of the builder task."
   type        = string
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be a VPC id (vpc-...)."
+  }
 }
 
 variable "subnet_ids" {
   description = "Subnets the builder task runs in (with a route to the daemon and S3)."
   type        = list(string)
   validation {
-    condition     = length(var.subnet_ids) > 0
-    error_message = "at least one subnet is needed."
+    condition     = length(var.subnet_ids) > 0 && alltrue([for s in var.subnet_ids : startswith(s, "subnet-")])
+    error_message = "subnet_ids must be one or more subnet ids (subnet-...)."
   }
 }
 
@@ -38,6 +46,10 @@ variable "image" {
 variable "task_role_arn" {
   description = "Role the task runs as: the iam module's builder_role_arn (read-write on the snapshot line)."
   type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.task_role_arn))
+    error_message = "task_role_arn must be an IAM role ARN."
+  }
 }
 
 variable "network" {

@@ -10,11 +10,19 @@ variable "name" {
 variable "cluster_name" {
   description = "Name of the ECS cluster the service runs in."
   type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.cluster_name))
+    error_message = "cluster_name must be an ECS cluster name, not an ARN."
+  }
 }
 
 variable "vpc_id" {
   description = "VPC of the service and the load balancer."
   type        = string
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be a VPC id (vpc-...)."
+  }
 }
 
 variable "vpc_cidr" {
@@ -30,8 +38,8 @@ variable "task_subnet_ids" {
   description = "Subnets the tasks run in (private subnets with a route to the daemon and S3)."
   type        = list(string)
   validation {
-    condition     = length(var.task_subnet_ids) > 0
-    error_message = "at least one task subnet is needed."
+    condition     = length(var.task_subnet_ids) > 0 && alltrue([for s in var.task_subnet_ids : startswith(s, "subnet-")])
+    error_message = "task_subnet_ids must be one or more subnet ids (subnet-...)."
   }
 }
 
@@ -39,8 +47,8 @@ variable "lb_subnet_ids" {
   description = "Subnets of the network load balancer (public subnets for an internet-facing one)."
   type        = list(string)
   validation {
-    condition     = length(var.lb_subnet_ids) > 0
-    error_message = "at least one load balancer subnet is needed."
+    condition     = length(var.lb_subnet_ids) > 0 && alltrue([for s in var.lb_subnet_ids : startswith(s, "subnet-")])
+    error_message = "lb_subnet_ids must be one or more subnet ids (subnet-...)."
   }
 }
 
@@ -62,6 +70,10 @@ variable "image" {
 variable "task_role_arn" {
   description = "Role the tasks run as: the iam module's server_role_arn (read-only on the snapshot line)."
   type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.task_role_arn))
+    error_message = "task_role_arn must be an IAM role ARN."
+  }
 }
 
 variable "network" {
@@ -105,6 +117,10 @@ variable "daemon_url_secret_arn" {
 variable "public_hostname" {
   description = "DNS name clients use (a record pointing at the load balancer), advertised in REPORT_SERVICES."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.public_hostname))
+    error_message = "public_hostname must be a lowercase DNS name such as electrum.example.org."
+  }
 }
 
 variable "certificate_arn" {
@@ -135,6 +151,10 @@ variable "http_port" {
   description = "Port of amber's HTTP listener (/readyz for health checks, /metrics)."
   type        = number
   default     = 8080
+  validation {
+    condition     = var.http_port > 0 && var.http_port < 65536
+    error_message = "http_port must be a TCP port."
+  }
 }
 
 variable "cpu" {
