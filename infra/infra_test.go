@@ -195,9 +195,36 @@ func TestComposeMatchesAmber(t *testing.T) {
 	}
 	mounted := strings.Join(cf.Services["prometheus"].Volumes, "\n")
 	for _, rf := range prom.RuleFiles {
-		if !strings.Contains(mounted, ":"+rf) {
-			t.Errorf("prometheus reads %s, which compose does not mount", rf)
+		if !strings.Contains(mounted, "./prometheus/"+filepath.Base(rf)+":"+rf) {
+			t.Errorf("prometheus reads %s, which compose does not mount from infra/prometheus", rf)
 		}
+		if _, err := os.Stat(filepath.Join("prometheus", filepath.Base(rf))); err != nil {
+			t.Errorf("rule file: %v", err)
+		}
+	}
+
+	// Grafana loads the dashboard directory compose mounts, which holds
+	// the Amber dashboard.
+	gb, err := os.ReadFile(filepath.Join("grafana", "provisioning", "dashboards", "amber.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prov struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	if err := yaml.Unmarshal(gb, &prov); err != nil || len(prov.Providers) != 1 {
+		t.Fatalf("grafana dashboard provisioning: %v %+v", err, prov)
+	}
+	gv := strings.Join(cf.Services["grafana"].Volumes, "\n")
+	if !strings.Contains(gv, "./grafana/dashboards:"+prov.Providers[0].Options.Path) || !strings.Contains(gv, "./grafana/provisioning:/etc/grafana/provisioning") {
+		t.Errorf("grafana's volumes %q do not mount the provisioning and the dashboards at %s", gv, prov.Providers[0].Options.Path)
+	}
+	if _, err := os.Stat(filepath.Join("grafana", "dashboards", "amber.json")); err != nil {
+		t.Errorf("dashboard: %v", err)
 	}
 }
 
