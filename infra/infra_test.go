@@ -464,3 +464,48 @@ func TestDockerfileBuildsTheSameBinary(t *testing.T) {
 		t.Errorf("the image must run as a non-root user, got %v", u)
 	}
 }
+
+// The Terraform modules hand amber settings by name; a renamed option must
+// fail here, not in a deployed task.
+func TestTerraformSettingsAreAmberOptions(t *testing.T) {
+	for _, c := range []struct {
+		module string
+		cmd    config.Command
+	}{{"server_group", config.Serve}, {"builder", config.Build}} {
+		b, err := os.ReadFile(filepath.Join("..", "terraform", "modules", c.module, "main.tf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		start := strings.Index(src, "environment = merge({")
+		if start < 0 {
+			t.Fatalf("%s: no environment = merge({ ... }) block", c.module)
+		}
+		end := strings.Index(src[start:], "\n  }") // the map's closing brace
+		names := regexp.MustCompile(`(?m)^\s+([A-Z][A-Z0-9_]*)\s+=`).FindAllStringSubmatch(src[start:start+end], -1)
+		for _, m := range regexp.MustCompile(`\b([A-Z][A-Z0-9_]+) = local\.key_file`).FindAllStringSubmatch(src, -1) {
+			names = append(names, m)
+		}
+		// Secrets of the amber container (not of helper containers).
+		loc := regexp.MustCompile(`name\s+=\s+"amber"`).FindStringIndex(src)
+		if loc == nil {
+			t.Fatalf("%s: no amber container", c.module)
+		}
+		container := src[loc[0]:]
+		container = container[:strings.Index(container, "logConfiguration")]
+		secrets := regexp.MustCompile(`name = "([A-Z][A-Z0-9_]*)", valueFrom`).FindAllStringSubmatch(container, -1)
+		if len(secrets) == 0 {
+			t.Errorf("%s: the amber container gets no secrets (DAEMON_URL)", c.module)
+		}
+		names = append(names, secrets...)
+		if len(names) < 5 {
+			t.Fatalf("%s: found only %d settings", c.module, len(names))
+		}
+		allowed := optionNames(t, c.cmd)
+		for _, m := range names {
+			if !allowed[m[1]] {
+				t.Errorf("terraform/modules/%s sets %s, which amber %s does not read", c.module, m[1], c.cmd)
+			}
+		}
+	}
+}
