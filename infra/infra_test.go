@@ -483,9 +483,7 @@ func TestTerraformSettingsAreAmberOptions(t *testing.T) {
 		}
 		end := strings.Index(src[start:], "\n  }") // the map's closing brace
 		names := regexp.MustCompile(`(?m)^\s+([A-Z][A-Z0-9_]*)\s+=`).FindAllStringSubmatch(src[start:start+end], -1)
-		for _, m := range regexp.MustCompile(`\b([A-Z][A-Z0-9_]+) = local\.key_file`).FindAllStringSubmatch(src, -1) {
-			names = append(names, m)
-		}
+		names = append(names, regexp.MustCompile(`\b([A-Z][A-Z0-9_]+) = local\.key_file`).FindAllStringSubmatch(src, -1)...)
 		// Secrets of the amber container (not of helper containers).
 		loc := regexp.MustCompile(`name\s+=\s+"amber"`).FindStringIndex(src)
 		if loc == nil {
