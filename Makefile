@@ -59,10 +59,14 @@ $(AWS_SCHEMA)/terraform.rc: $(AWS_SCHEMA_SRC) $(CDKTF_AWS)/.jsii
 	$(AWS_SCHEMA)/bin/schemaprovider install -package $(CDKTF_AWS) -mirror $(AWS_SCHEMA)/mirror
 	@printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["hashicorp/aws"]\n  }\n}\n' "$$(cd $(AWS_SCHEMA) && pwd -P)/mirror" > $@
 
-.PHONY: terraform-tools
-terraform-tools: $(TFLINT) $(if $(REAL_PROVIDER),,$(AWS_SCHEMA)/terraform.rc) ## install tflint and the schema-only AWS provider into .tools/
-	@command -v $(TERRAFORM) >/dev/null || { echo "terraform $(TERRAFORM_VERSION) is not installed: it cannot be built with go install nor fetched here; install it on PATH (or set TERRAFORM=/path/to/terraform), then rerun" >&2; exit 1; }
+# Checked first, so a machine without terraform learns it before the installs.
+.PHONY: terraform-bin
+terraform-bin:
+	@command -v $(TERRAFORM) >/dev/null || { echo "terraform $(TERRAFORM_VERSION) is not installed: it cannot be built with go install nor fetched here; install it on PATH (or set TERRAFORM=/absolute/path/to/terraform), then rerun" >&2; exit 1; }
 	@v=$$($(TERRAFORM) version 2>/dev/null | head -1); case "$$v" in *v$(TERRAFORM_VERSION)*) ;; *) echo "note: $$v, checks are pinned to $(TERRAFORM_VERSION)" >&2;; esac
+
+.PHONY: terraform-tools
+terraform-tools: terraform-bin $(TFLINT) $(if $(REAL_PROVIDER),,$(AWS_SCHEMA)/terraform.rc) ## install tflint and the schema-only AWS provider into .tools/
 
 .PHONY: terraform-check
 terraform-check: terraform-tools $(STATICCHECK) ## terraform fmt, init, validate, tflint and mock tests of every module; REAL_PROVIDER=1 uses the real AWS provider
