@@ -46,7 +46,7 @@ func New(cfg *config.Config, logger *slog.Logger, progress io.Writer, reg *prome
 // before Run returns, so SIGINT or SIGTERM lose nothing.
 func (b *Builder) Run(ctx context.Context) (err error) {
 	cfg := b.cfg
-	b.node = telemetry.NewNodeMetrics(b.reg)
+	b.node = telemetry.NewNodeMetrics(b.reg, "publish", "restore")
 	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: b.logger,
 		Hooks: daemon.Hooks{Request: b.node.DaemonRequest, Failover: b.node.DaemonFailover}})
 	if err != nil {

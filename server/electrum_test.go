@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,15 +226,37 @@ func TestElectrumWallet(t *testing.T) {
 	}
 }
 
+var amberBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// amberBinary builds the amber command once per test run.
+func amberBinary(t *testing.T) string {
+	t.Helper()
+	amberBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "amber-bin")
+		if err != nil {
+			amberBuild.err = err
+			return
+		}
+		amberBuild.path = filepath.Join(dir, "amber")
+		if out, err := exec.Command("go", "build", "-o", amberBuild.path, "amber/cmd/amber").CombinedOutput(); err != nil {
+			amberBuild.err = fmt.Errorf("build amber: %v\n%s", err, out)
+		}
+	})
+	if amberBuild.err != nil {
+		t.Fatal(amberBuild.err)
+	}
+	return amberBuild.path
+}
+
 // startServe runs the real `amber serve` binary with env until the test
 // ends, and returns the process and its log.
 func startServe(t *testing.T, env ...string) (*exec.Cmd, *testenv.Buffer) {
 	t.Helper()
-	amber := filepath.Join(t.TempDir(), "amber")
-	if out, err := exec.Command("go", "build", "-o", amber, "amber/cmd/amber").CombinedOutput(); err != nil {
-		t.Fatalf("build amber: %v\n%s", err, out)
-	}
-	serve := exec.Command(amber, "serve")
+	serve := exec.Command(amberBinary(t), "serve")
 	serve.Env = append(os.Environ(), env...)
 	log := &testenv.Buffer{}
 	serve.Stderr = log

@@ -29,6 +29,7 @@ import (
 	"amber/internal/telemetry"
 	"amber/internal/version"
 	"amber/server/mempool"
+	"amber/server/peers"
 	"amber/server/session"
 	"amber/server/transport"
 	"amber/snapshot"
@@ -74,7 +75,7 @@ func (s *Server) Addrs() []string {
 // following, close the index.
 func (s *Server) Run(ctx context.Context) (err error) {
 	cfg := s.cfg
-	s.node = telemetry.NewNodeMetrics(s.reg)
+	s.node = telemetry.NewNodeMetrics(s.reg, "restore")
 	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: s.logger,
 		Hooks: daemon.Hooks{Request: s.node.DaemonRequest, Failover: s.node.DaemonFailover}})
 	if err != nil {
@@ -200,9 +201,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	sv.Stop = ts.Stopping()
 	s.registerMetrics(ix, mp, ts, hub)
+	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
+	sv.Peers, adm.peers = pm, pm
+	if s.reg != nil {
+		s.reg.MustRegister(pm.Collector())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error { return ts.Run(gctx) })
+	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-ts.Ready():
@@ -218,8 +226,17 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		s.mu.Unlock()
 		f.ready.Store(true)
 		close(s.ready)
-		f.checkReady(gctx)
-		<-gctx.Done()
+		// Checked here too, not only after each round: a round stuck
+		// retrying a dead daemon must still turn readiness red.
+		tick := time.NewTicker(readyCheckInterval)
+		defer tick.Stop()
+		for f.checkReady(gctx); gctx.Err() == nil; {
+			select {
+			case <-tick.C:
+				f.checkReady(gctx)
+			case <-gctx.Done():
+			}
+		}
 		s.logger.Info("shutting down: listeners closed, not ready", "drain_delay", cfg.DrainDelay.String(), "grace", cfg.ShutdownGrace.String())
 		s.health.Drain()
 		s.mu.Lock()
@@ -232,7 +249,6 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if cfg.ZMQHashBlock != "" {
 		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
 	}
-	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error {
 		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
@@ -337,6 +353,10 @@ func (f *follower) rewind(ctx context.Context, n int) (index.Tip, error) {
 	}
 }
 
+// readyCheckInterval is how often readiness is checked besides after
+// each round of following.
+const readyCheckInterval = 2 * time.Second
+
 // checkReady asks the daemon for its height: the node is ready while the
 // index trails it by at most READY_MAX_LAG blocks.
 func (f *follower) checkReady(ctx context.Context) {
@@ -402,6 +422,9 @@ func (f *follower) run(ctx context.Context, interval time.Duration, wake <-chan 
 		case <-wake:
 		case op := <-f.ops:
 			tip, err := op.run(syncer)
+			if err == nil {
+				last = tip // so the round that syncs back notifies the tip
+			}
 			op.done <- followerResult{tip, err}
 		}
 		began := time.Now()
@@ -449,6 +472,9 @@ func (f *follower) run(ctx context.Context, interval time.Duration, wake <-chan 
 	}
 }
 
+// feeRateBands are the lower bounds (sat/vB) of the mempool fee metric.
+var feeRateBands = []float64{0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000}
+
 // followerMetrics are the tip-following metrics.
 type followerMetrics struct {
 	daemonHeight prometheus.Gauge
@@ -466,10 +492,10 @@ func newFollowerMetrics(reg *prometheus.Registry, mp *mempool.Mempool) *follower
 	}
 	if reg != nil {
 		fees := prometheus.NewDesc(prometheus.BuildFQName(ns, "mempool", "fee_histogram_vbytes"),
-			"Mempool virtual size at each fee rate bucket (sat/vB lower bound), as in mempool.get_fee_histogram.", []string{"fee_rate"}, nil)
+			"Mempool virtual size by fee rate band; fee_rate is the band's lower bound in sat/vB.", []string{"fee_rate"}, nil)
 		reg.MustRegister(m.daemonHeight, m.lag, m.apply, telemetry.NewCollector([]*prometheus.Desc{fees}, func(ch chan<- prometheus.Metric) {
-			for _, b := range mp.FeeHistogram() {
-				ch <- prometheus.MustNewConstMetric(fees, prometheus.GaugeValue, float64(b.VSize), strconv.FormatFloat(b.Rate, 'f', -1, 64))
+			for i, v := range mp.FeeRateBands(feeRateBands) {
+				ch <- prometheus.MustNewConstMetric(fees, prometheus.GaugeValue, float64(v), strconv.FormatFloat(feeRateBands[i], 'f', -1, 64))
 			}
 		}))
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"amber/internal/chain"
 	"amber/internal/config"
@@ -40,6 +42,7 @@ type node struct {
 	tcp, ws, ssl, wss, tcp6 string
 	// certs trusts the ssl and wss listeners' self-signed certificate.
 	certs  *x509.CertPool
+	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -53,6 +56,8 @@ type nodeOptions struct {
 	tls bool
 	// ipv6 adds a tcp listener on [::1].
 	ipv6 bool
+	// log, when set, receives the server's log at info level.
+	log *testenv.Buffer
 	// prepare makes the chain before the server starts; nil means 105
 	// blocks and one payment to a new script of every kind, mined.
 	prepare func(r *testenv.Regtest)
@@ -96,7 +101,12 @@ func startNode(t *testing.T, opts nodeOptions) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(cfg, telemetry.Discard(), telemetry.NewRegistry(), telemetry.NewHealth("starting"))
+	logger := telemetry.Discard()
+	if opts.log != nil {
+		logger = telemetry.NewLogger(opts.log, new(slog.LevelVar), "text")
+	}
+	n.reg = telemetry.NewRegistry()
+	srv := server.New(cfg, logger, n.reg, telemetry.NewHealth("starting"))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.srv, n.cancel = srv, cancel
 	go func() { n.done <- srv.Run(ctx) }()
@@ -143,6 +153,8 @@ type client struct {
 	notes   chan map[string]json.RawMessage
 	nextID  int
 	closeFn func()
+	// gone is closed when the server closes the connection.
+	gone chan struct{}
 	// backlog holds notifications read while waiting for others, oldest
 	// first; only the test's goroutine uses it.
 	backlog []notification
@@ -176,6 +188,7 @@ func dialTCP(t *testing.T, addr string) *client {
 func lineClient(t *testing.T, conn net.Conn) *client {
 	c := newClient(t, func(b []byte) error { _, err := conn.Write(append(b, '\n')); return err }, func() { conn.Close() })
 	go func() {
+		defer close(c.gone)
 		sc := bufio.NewScanner(conn)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
 		for sc.Scan() {
@@ -199,6 +212,7 @@ func dialWebSocket(t *testing.T, url string, opts *websocket.DialOptions) *clien
 	ws.SetReadLimit(16 << 20)
 	c := newClient(t, func(b []byte) error { return ws.Write(ctx, websocket.MessageText, b) }, func() { ws.CloseNow() })
 	go func() {
+		defer close(c.gone)
 		for {
 			_, b, err := ws.Read(ctx)
 			if err != nil {
@@ -211,9 +225,19 @@ func dialWebSocket(t *testing.T, url string, opts *websocket.DialOptions) *clien
 }
 
 func newClient(t *testing.T, send func([]byte) error, closeFn func()) *client {
-	c := &client{t: t, send: send, replies: map[string]chan json.RawMessage{}, notes: make(chan map[string]json.RawMessage, 100), closeFn: closeFn}
+	c := &client{t: t, send: send, replies: map[string]chan json.RawMessage{}, notes: make(chan map[string]json.RawMessage, 100), closeFn: closeFn, gone: make(chan struct{})}
 	t.Cleanup(closeFn)
 	return c
+}
+
+// closedWithin reports whether the server closes the connection within d.
+func (c *client) closedWithin(d time.Duration) bool {
+	select {
+	case <-c.gone:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 func (c *client) dispatch(b []byte) {

@@ -24,6 +24,10 @@ const (
 	ManifestPrefix = "snapshots/"
 	// ObjectPrefix is where file contents live, by sha256.
 	ObjectPrefix = "sst/"
+	// GCPendingKey records when Retain first saw each unreferenced
+	// object, so the grace period spans processes (amber build --once,
+	// amber snapshot gc).
+	GCPendingKey = "gc/pending.json"
 )
 
 // Errors callers branch on. Errors from Restore wrap them.

@@ -539,10 +539,13 @@ func TestRetain(t *testing.T) {
 
 	// LATEST names an old snapshot: it is kept with the newest two.
 	b.put(LatestKey, []byte(ms[0].Key()))
+	clock := time0
+	p.now = func() time.Time { return clock }
 	for range 2 { // the first run only marks unreferenced objects
 		if err := p.Retain(ctx); err != nil {
 			t.Fatal(err)
 		}
+		clock = clock.Add(DefaultGCGrace)
 	}
 	r := &Restorer{Bucket: b}
 	list, err := r.List(ctx)
@@ -605,6 +608,45 @@ func TestRetainGrace(t *testing.T) {
 		if ok, _ := b.Exists(ctx, orphan); ok != step.exists {
 			t.Fatalf("after %v: exists %v, want %v", clock.Sub(time0), ok, step.exists)
 		}
+	}
+}
+
+// TestRetainGraceAcrossRuns runs each Retain as a new process would (a
+// new Publisher): the grace period still counts, through the record in
+// the bucket, and the orphan goes once it has passed.
+func TestRetainGraceAcrossRuns(t *testing.T) {
+	ctx := context.Background()
+	b := newMem()
+	orphan := ObjectPrefix + strings.Repeat("ef", 32)
+	b.put(orphan, []byte("x"))
+	clock := time0
+	for _, step := range []struct {
+		advance time.Duration
+		exists  bool
+	}{{0, true}, {5 * time.Minute, true}, {6 * time.Minute, false}} {
+		clock = clock.Add(step.advance)
+		p := &Publisher{Bucket: b, GCGrace: 10 * time.Minute}
+		p.now = func() time.Time { return clock }
+		if err := p.Retain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := b.Exists(ctx, orphan); ok != step.exists {
+			t.Fatalf("after %v: exists %v, want %v", clock.Sub(time0), ok, step.exists)
+		}
+	}
+	if ok, _ := b.Exists(ctx, GCPendingKey); ok {
+		t.Error("the pending record stays with nothing pending")
+	}
+	// A corrupt record delays deletion but breaks nothing.
+	b.put(GCPendingKey, []byte("{not json"))
+	b.put(orphan, []byte("x"))
+	p := &Publisher{Bucket: b, GCGrace: 10 * time.Minute}
+	p.now = func() time.Time { return clock }
+	if err := p.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.Exists(ctx, orphan); !ok {
+		t.Error("an orphan deleted on the first run after a corrupt record")
 	}
 }
 

@@ -31,7 +31,7 @@ import (
 // Exit codes.
 const (
 	exitOK    = 0
-	exitFail  = 1 // a runtime failure, or a command not built yet
+	exitFail  = 1 // a runtime failure
 	exitUsage = 2 // bad flags, environment or arguments
 )
 
@@ -47,22 +47,23 @@ func main() {
 type command struct {
 	name  config.Command
 	short string
-	run   func(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) error
+	run   func(ctx context.Context, cfg *config.Config, out *output) error
+}
+
+// output is where a command logs and prints; level changes the log
+// level at run time (the admin RPC's log command).
+type output struct {
+	logger         *slog.Logger
+	level          *slog.LevelVar
+	stdout, stderr io.Writer
 }
 
 var commands = []command{
 	{config.Build, "sync the index from the daemon and publish snapshots", runBuild},
 	{config.Serve, "serve the Electrum protocol to wallets", runServe},
 	{config.Snapshot, "list, show, verify, pull or garbage-collect snapshots; make a signing key", runSnapshot},
-	{config.RPC, "send an admin command to a running server", notBuilt},
+	{config.RPC, "send an admin command to a running server", runRPC},
 	{config.Demo, "run a local regtest chain, builder, snapshot and server", runDemo},
-}
-
-// errNotBuilt marks a subcommand that this release does not have yet.
-var errNotBuilt = errors.New("not implemented in this release yet")
-
-func notBuilt(context.Context, *config.Config, *slog.Logger, io.Writer, io.Writer) error {
-	return errNotBuilt
 }
 
 // run is main without the process: it returns the exit code.
@@ -98,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		var level slog.LevelVar
 		level.Set(cfg.LogLevel)
 		logger := telemetry.NewLogger(stderr, &level, cfg.LogFormat)
-		if err := c.run(ctx, cfg, logger, stdout, stderr); err != nil {
+		if err := c.run(ctx, cfg, &output{logger: logger, level: &level, stdout: stdout, stderr: stderr}); err != nil {
 			fmt.Fprintf(stderr, "amber %s: %v\n", name, err)
 			if errors.Is(err, errUsage) {
 				return exitUsage
@@ -112,26 +113,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // runBuild runs the builder beside the metrics and health listener.
-func runBuild(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, stderr io.Writer) error {
+func runBuild(ctx context.Context, cfg *config.Config, out *output) error {
 	reg := telemetry.NewRegistry()
 	health := telemetry.NewHealth("syncing")
-	return withHTTP(ctx, cfg, logger, reg, health, nil, builder.New(cfg, logger, stderr, reg, health).Run)
+	return withHTTP(ctx, cfg, out.logger, reg, health, nil, builder.New(cfg, out.logger, out.stderr, reg, health).Run)
 }
 
 // runServe runs a server node beside the metrics and health listener.
-func runServe(ctx context.Context, cfg *config.Config, logger *slog.Logger, _, _ io.Writer) error {
+func runServe(ctx context.Context, cfg *config.Config, out *output) error {
 	if len(cfg.Services) == 0 {
-		logger.Warn("SERVICES is empty: no listeners, no wallet can connect")
+		out.logger.Warn("SERVICES is empty: no listeners, no wallet can connect")
 	}
 	reg := telemetry.NewRegistry()
 	health := telemetry.NewHealth("starting")
-	node := server.New(cfg, logger, reg, health)
-	return withHTTP(ctx, cfg, logger, reg, health, statuspage.New(node, cfg.Network).Register, node.Run)
+	node := server.New(cfg, out.logger, reg, health)
+	node.LogLevel = out.level
+	return withHTTP(ctx, cfg, out.logger, reg, health, statuspage.New(node, cfg.Network).Register, node.Run)
 }
 
 // runDemo runs the local demo until interrupted; see package localdemo.
-func runDemo(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout, _ io.Writer) error {
-	return localdemo.Run(ctx, cfg, logger, stdout)
+func runDemo(ctx context.Context, cfg *config.Config, out *output) error {
+	return localdemo.Run(ctx, cfg, out.logger, out.stdout)
 }
 
 // withHTTP runs a component with the HTTP listener (when HTTP_ADDR is

@@ -48,7 +48,8 @@ func TestExitCodes(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
 		{"bad env", []string{"serve"}, map[string]string{"NET": "regtest", "DB_DIRECTORY": "d", "DAEMON_URL": "h", "MAX_SESSIONS": "many"}, 2, "MAX_SESSIONS"},
 		{"bad flag", []string{"build", "--reorg-limit=-1"}, map[string]string{"DB_DIRECTORY": "d", "DAEMON_URL": "h"}, 2, "REORG_LIMIT"},
-		{"not built", []string{"rpc", "getinfo"}, nil, 1, "not implemented"},
+		{"rpc without a server", []string{"rpc", "getinfo"}, map[string]string{"RPC_ADDR": "127.0.0.1:1"}, 1, "cannot reach the admin RPC at 127.0.0.1:1"},
+		{"rpc without a command", []string{"rpc"}, nil, 2, "want a command"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

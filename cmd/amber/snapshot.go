@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"text/tabwriter"
 
 	"amber/internal/config"
@@ -15,7 +13,8 @@ import (
 )
 
 // runSnapshot is `amber snapshot list|show|verify|pull|gc|keygen`.
-func runSnapshot(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) error {
+func runSnapshot(ctx context.Context, cfg *config.Config, out *output) error {
+	logger, stdout, stderr := out.logger, out.stdout, out.stderr
 	if len(cfg.Args) == 0 {
 		return usageError("want an action: list, show, verify, pull, gc or keygen (see amber snapshot --help)")
 	}

@@ -127,6 +127,7 @@ func TestBadValues(t *testing.T) {
 		{"service onion", Serve, []string{"SERVICES", "tcp://x.onion:1"}, nil, "SERVICES", ".onion"},
 		{"ssl without cert", Serve, []string{"SERVICES", "ssl://:50002"}, nil, "SSL_CERTFILE", "required"},
 		{"report rpc", Serve, []string{"REPORT_SERVICES", "rpc://h:1"}, nil, "REPORT_SERVICES", "never advertised"},
+		{"rpc off loopback", Serve, []string{"SERVICES", "rpc://0.0.0.0:8000"}, nil, "SERVICES", "loopback only"},
 		{"report localhost", Serve, []string{"REPORT_SERVICES", "tcp://localhost:1"}, nil, "REPORT_SERVICES", "localhost"},
 		{"report private", Serve, []string{"NET", "mainnet", "REPORT_SERVICES", "tcp://192.168.1.2:1"}, nil, "REPORT_SERVICES", "private"},
 		{"hard below soft", Serve, []string{"COST_SOFT_LIMIT", "100", "COST_HARD_LIMIT", "50"}, nil, "COST_HARD_LIMIT", "at least"},

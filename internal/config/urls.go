@@ -179,6 +179,12 @@ func splitService(rest, proto string) (string, int, error) {
 	if proto == "rpc" && host == "" {
 		host = "localhost"
 	}
+	if proto == "rpc" {
+		// The admin RPC has no authentication: keep it off the network.
+		if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+			return "", 0, fmt.Errorf("the admin RPC has no authentication, so it listens on loopback only; want localhost, 127.0.0.1 or [::1], not %q", host)
+		}
+	}
 	return host, port, nil
 }
 

@@ -22,8 +22,9 @@ type NodeMetrics struct {
 }
 
 // NewNodeMetrics registers the node metrics on reg (nil registers
-// nothing, for tests).
-func NewNodeMetrics(reg prometheus.Registerer) *NodeMetrics {
+// nothing, for tests). The snapshot counters of ops start at zero, so
+// alerts on their rate work before the first snapshot.
+func NewNodeMetrics(reg prometheus.Registerer, ops ...string) *NodeMetrics {
 	ns := Namespace
 	m := &NodeMetrics{
 		DaemonRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "daemon_requests_total",
@@ -42,6 +43,10 @@ func NewNodeMetrics(reg prometheus.Registerer) *NodeMetrics {
 			Help: "Block height of the last snapshot published or restored."}, []string{"op"}),
 		SnapshotErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "snapshot_errors_total",
 			Help: "Snapshot publishes or restores that failed."}, []string{"op"}),
+	}
+	for _, op := range ops {
+		m.SnapshotBytes.WithLabelValues(op)
+		m.SnapshotErrors.WithLabelValues(op)
 	}
 	if reg != nil {
 		reg.MustRegister(m.DaemonRequests, m.DaemonLatency, m.DaemonFailovers, m.SnapshotSeconds, m.SnapshotBytes,

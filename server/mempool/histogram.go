@@ -84,3 +84,24 @@ func compactHistogram(byRate map[int64]int64, bin float64) []FeeBucket {
 	// as ElectrumX drops it.
 	return out
 }
+
+// FeeRateBands is the mempool's virtual size by fee rate band for
+// metrics: out[i] is the vsize paying at least bounds[i] sat/vB and less
+// than bounds[i+1]; bounds rise and start at 0. Unlike the compact
+// histogram it drops nothing.
+func (m *Mempool) FeeRateBands(bounds []float64) []int64 {
+	out := make([]int64, len(bounds))
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, t := range m.txs {
+		rate := float64(rateTenths(t.fee, t.vsize)) / 10
+		i, _ := slices.BinarySearch(bounds, rate)
+		if i == len(bounds) || bounds[i] > rate {
+			i--
+		}
+		if i >= 0 {
+			out[i] += t.vsize
+		}
+	}
+	return out
+}
