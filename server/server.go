@@ -270,7 +270,11 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	defer bucket.Close()
 	start := time.Now()
-	m, err := snapshot.Bootstrap(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys})
+	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys},
+		func(err error, wait time.Duration) {
+			s.node.Snapshot("restore", 0, 0, 0, err)
+			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
+		})
 	switch {
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		s.logger.Warn("no usable snapshot; syncing from genesis", "snapshot", bucket.Name(), "err", err)

@@ -43,6 +43,9 @@ var (
 	ErrCorrupt = errors.New("snapshot: corrupt object")
 	// ErrNoSnapshot means no manifest in the bucket could be used.
 	ErrNoSnapshot = errors.New("snapshot: no valid manifest")
+	// ErrUnavailable means the bucket or the local disk failed during a
+	// restore, not the snapshot: retrying later can succeed.
+	ErrUnavailable = errors.New("snapshot: bucket or disk unavailable")
 )
 
 // File is one file of a checkpoint.

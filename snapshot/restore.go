@@ -217,7 +217,10 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 	}
 	keys, err := r.candidates(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: restore: %w; retry when the bucket is reachable", ErrUnavailable, err)
 	}
 	staging := destDir + ".staging"
 	var errs []error
@@ -238,7 +241,7 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 				// an older one would fail the same way, and giving up on
 				// snapshots (a sync from genesis) costs far more than a
 				// retry, which reuses what was verified.
-				return nil, fmt.Errorf("restore %s from %s: %w; retry when the bucket is reachable (files already downloaded are kept)", key, r.Bucket.Name(), err)
+				return nil, fmt.Errorf("%w: %s: %w; retry when the bucket is reachable (files already downloaded are kept)", ErrUnavailable, r.Bucket.Name(), err)
 			}
 			log.Warn("snapshot unusable, trying an older one", slog.String("snapshot", key), slog.Any("err", err))
 			errs = append(errs, err)
