@@ -65,7 +65,11 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		defer bucket.Close()
 		// With no local DB, resume from the latest snapshot.
 		began := time.Now()
-		m, err := snapshot.Bootstrap(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress, TrustedKeys: cfg.TrustedKeys})
+		m, err := snapshot.BootstrapRetry(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress, TrustedKeys: cfg.TrustedKeys},
+			func(err error, wait time.Duration) {
+				b.node.Snapshot("restore", 0, 0, 0, err)
+				b.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
+			})
 		switch {
 		case errors.Is(err, snapshot.ErrNoSnapshot):
 			b.logger.Info("no snapshot to resume from; syncing from genesis", "snapshot", bucket.Name())

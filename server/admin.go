@@ -281,6 +281,9 @@ func (a *admin) getinfo(ctx context.Context) map[string]any {
 		"mempool_txs":   a.mp.Size(),
 		"banned":        a.bans.list(),
 	}
+	if pc, ok := a.peers.(interface{ Counts() map[string]int }); ok {
+		info["peers"] = pc.Counts()
+	}
 	ready, reason := a.s.health.Ready()
 	info["ready"] = ready
 	info["ready_reason"] = reason

@@ -182,6 +182,9 @@ func TestAdminRPC(t *testing.T) {
 	t.Run("getinfo", func(t *testing.T) {
 		var info map[string]any
 		s.admin(t, &info, "getinfo")
+		if peers, ok := info["peers"].(map[string]any); !ok || peers["total"] != float64(0) {
+			t.Errorf("getinfo peers = %v with discovery off", info["peers"])
+		}
 		if info["network"] != "regtest" || info["db_height"] != float64(height) || info["daemon_height"] != float64(height) || info["ready"] != true {
 			t.Errorf("getinfo: %v (btcd at %d)", info, height)
 		}

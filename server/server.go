@@ -29,6 +29,7 @@ import (
 	"amber/internal/telemetry"
 	"amber/internal/version"
 	"amber/server/mempool"
+	"amber/server/peers"
 	"amber/server/session"
 	"amber/server/transport"
 	"amber/snapshot"
@@ -200,10 +201,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	sv.Stop = ts.Stopping()
 	s.registerMetrics(ix, mp, ts, hub)
+	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
+	sv.Peers, adm.peers = pm, pm
+	if s.reg != nil {
+		s.reg.MustRegister(pm.Collector())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
 	g.Go(func() error { return ts.Run(gctx) })
+	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-ts.Ready():
@@ -263,7 +270,11 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	defer bucket.Close()
 	start := time.Now()
-	m, err := snapshot.Bootstrap(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys})
+	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys},
+		func(err error, wait time.Duration) {
+			s.node.Snapshot("restore", 0, 0, 0, err)
+			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
+		})
 	switch {
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		s.logger.Warn("no usable snapshot; syncing from genesis", "snapshot", bucket.Name(), "err", err)

@@ -42,7 +42,7 @@ func TestSpecVectorsMainnet(t *testing.T) {
 		t.Fatalf("loading mainnet blocks: %v, height %d", err, b.Height())
 	}
 	env := map[string]string{"NET": "mainnet", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": b.URL(),
-		"SERVICES": "tcp://127.0.0.1:0", "DAEMON_POLL_INTERVAL": "100ms"}
+		"SERVICES": "tcp://127.0.0.1:0", "DAEMON_POLL_INTERVAL": "100ms", "PEER_DISCOVERY": "off"}
 	cfg, err := config.Load(config.Serve, nil, func(k string) string { return env[k] }, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"amber/internal/chain"
 	"amber/internal/index"
@@ -30,6 +31,30 @@ func Bootstrap(ctx context.Context, bucket objstore.Bucket, dbDir string, net *c
 	}
 	r.Bucket = bucket
 	return r.Restore(ctx, dbDir, ExpectNetwork(net))
+}
+
+// firstRetryWait is BootstrapRetry's first wait; tests shorten it.
+var firstRetryWait = 2 * time.Second
+
+// BootstrapRetry is Bootstrap retried while the bucket or the disk is
+// unavailable (ErrUnavailable), waiting 2 s, then twice as long each time
+// up to a minute, and calling onRetry before each wait; files already
+// verified are kept between tries. Any other outcome is returned as is.
+func BootstrapRetry(ctx context.Context, bucket objstore.Bucket, dbDir string, net *chain.Network, r *Restorer, onRetry func(err error, wait time.Duration)) (*Manifest, error) {
+	wait := firstRetryWait
+	for {
+		m, err := Bootstrap(ctx, bucket, dbDir, net, r)
+		if !errors.Is(err, ErrUnavailable) {
+			return m, err
+		}
+		onRetry(err, wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
 }
 
 // PublishDB checkpoints an open DB next to its directory, publishes the

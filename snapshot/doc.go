@@ -17,8 +17,10 @@
 // Deletion (Publisher.Retain) goes the other way: old manifests first, then
 // objects no kept manifest references.
 //
-// Restoring (Restorer.Restore) reads LATEST, falls back to older manifests
-// when one is broken, untrusted or its files do not verify, downloads into
-// .part files in a staging directory next to the destination, verifies
-// every size and sha256, and renames the staging directory into place.
+// Restoring (Restorer.Restore) reads LATEST (ignored, with a warning, when a
+// newer manifest exists: a replayed LATEST must not send nodes back), falls
+// back to older manifests when one is broken, untrusted or its files do not
+// verify, downloads into .part files in a staging directory next to the
+// destination, verifies every size and sha256, and renames the staging
+// directory into place.
 package snapshot

@@ -24,6 +24,10 @@ const (
 	ManifestPrefix = "snapshots/"
 	// ObjectPrefix is where file contents live, by sha256.
 	ObjectPrefix = "sst/"
+	// GCPendingKey records when Retain first saw each unreferenced
+	// object, so the grace period spans processes (amber build --once,
+	// amber snapshot gc).
+	GCPendingKey = "gc/pending.json"
 )
 
 // Errors callers branch on. Errors from Restore wrap them.
@@ -39,6 +43,9 @@ var (
 	ErrCorrupt = errors.New("snapshot: corrupt object")
 	// ErrNoSnapshot means no manifest in the bucket could be used.
 	ErrNoSnapshot = errors.New("snapshot: no valid manifest")
+	// ErrUnavailable means the bucket or the local disk failed during a
+	// restore, not the snapshot: retrying later can succeed.
+	ErrUnavailable = errors.New("snapshot: bucket or disk unavailable")
 )
 
 // File is one file of a checkpoint.

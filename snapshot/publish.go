@@ -63,7 +63,7 @@ type Publisher struct {
 	// Keep is the number of newest manifests Retain keeps (default 3).
 	Keep int
 	// GCGrace is how long an object must have been seen unreferenced by
-	// Retain before it is deleted.
+	// Retain before it is deleted; zero means DefaultGCGrace.
 	GCGrace time.Duration
 
 	now     func() time.Time

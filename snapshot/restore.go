@@ -164,7 +164,8 @@ func checkSum(f File, n int64, sum []byte) error {
 }
 
 // candidates returns the manifest keys to try, best first: the one LATEST
-// names, then every older one, newest first.
+// names, then every older one, newest first; or every manifest, newest
+// first, when LATEST names one older than the newest.
 func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
 	latest, err := readLatest(ctx, r.Bucket)
 	if err != nil {
@@ -179,6 +180,16 @@ func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
 		return keys, nil
 	}
 	lh, ok := keyHeight(latest)
+	if len(keys) > 0 && ok {
+		// LATEST is written last, so a newer manifest means LATEST was
+		// replayed (or its publish died just before it): a trusted newer
+		// snapshot wins, and LATEST's is tried in its turn.
+		if nh, _ := keyHeight(keys[0]); nh > lh {
+			r.logger().Warn("LATEST names an older snapshot than the newest in the bucket; ignoring LATEST as replayed or stale",
+				slog.String("snapshot", latest), slog.String("newest", keys[0]))
+			return keys, nil
+		}
+	}
 	out := []string{latest}
 	for _, k := range keys {
 		if h, _ := keyHeight(k); k != latest && (!ok || h < lh) {
@@ -195,7 +206,9 @@ func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
 // .part files in the staging directory destDir+".staging", are verified,
 // renamed into place and synced; then the staging directory is renamed to
 // destDir. A staging directory left by an interrupted restore is reused:
-// files in it that verify are not downloaded again.
+// files in it that verify are not downloaded again. A bucket that cannot
+// be read is an error of its own, not ErrNoSnapshot: the caller should
+// retry rather than give up on snapshots.
 func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*Manifest, error) {
 	log := r.logger()
 	destDir = filepath.Clean(destDir)
@@ -204,7 +217,10 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 	}
 	keys, err := r.candidates(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: restore: %w; retry when the bucket is reachable", ErrUnavailable, err)
 	}
 	staging := destDir + ".staging"
 	var errs []error
@@ -219,6 +235,13 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if !unusable(err) {
+				// The bucket or the local disk failed, not the snapshot:
+				// an older one would fail the same way, and giving up on
+				// snapshots (a sync from genesis) costs far more than a
+				// retry, which reuses what was verified.
+				return nil, fmt.Errorf("%w: %s: %w; retry when the bucket is reachable (files already downloaded are kept)", ErrUnavailable, r.Bucket.Name(), err)
 			}
 			log.Warn("snapshot unusable, trying an older one", slog.String("snapshot", key), slog.Any("err", err))
 			errs = append(errs, err)
@@ -235,6 +258,14 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 		return nil, fmt.Errorf("restore from %s: %w: the bucket has none", r.Bucket.Name(), ErrNoSnapshot)
 	}
 	return nil, fmt.Errorf("restore from %s: %w: %w", r.Bucket.Name(), ErrNoSnapshot, errors.Join(errs...))
+}
+
+// unusable reports whether err says a snapshot itself cannot be used
+// (broken, untrusted, not for this node, incomplete or corrupt), as
+// opposed to a failure to reach it.
+func unusable(err error) bool {
+	return errors.Is(err, ErrInvalidManifest) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrMismatch) ||
+		errors.Is(err, ErrCorrupt) || objstore.IsNotFound(err)
 }
 
 // checkEmpty fails unless dir is missing or an empty directory.

@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,11 @@ import (
 
 	"amber/snapshot/objstore"
 )
+
+// DefaultGCGrace is the grace period when Publisher.GCGrace is zero: far
+// longer than a publish, whose objects are unreferenced until its
+// manifest is written, takes.
+const DefaultGCGrace = time.Hour
 
 // maxManifestSize bounds what readManifest reads.
 const maxManifestSize = 64 << 20
@@ -93,10 +100,12 @@ func readLatest(ctx context.Context, b objstore.Bucket) (string, error) {
 // then deletes objects under sst/ that no kept manifest references.
 //
 // NOTE: the Bucket interface gives no modification times, so the grace
-// period is counted from the first Retain of this Publisher that saw an
-// object unreferenced: an object is deleted only when a previous Retain
-// also saw it unreferenced, at least GCGrace ago. That protects the objects
-// of a publish running in another process, and always takes two runs.
+// period is counted from the first Retain that saw an object
+// unreferenced, recorded in the bucket under GCPendingKey so that one-shot
+// runs (a scheduled amber build --once, amber snapshot gc) count it too:
+// an object is deleted only when a previous Retain also saw it
+// unreferenced, at least GCGrace ago. That protects the objects of a
+// publish running in another process, and always takes two runs.
 // Manifests that do not parse are left alone (and protect nothing).
 func (p *Publisher) Retain(ctx context.Context) error {
 	p.mu.Lock()
@@ -149,6 +158,9 @@ func (p *Publisher) Retain(ctx context.Context) error {
 		log.Info("snapshot deleted", slog.String("snapshot", key))
 	}
 
+	if p.pending == nil {
+		p.pending = loadPending(ctx, p.Bucket, log)
+	}
 	now := p.clock()
 	seen := map[string]bool{}
 	var del []string
@@ -165,7 +177,7 @@ func (p *Publisher) Retain(ctx context.Context) error {
 			p.pending[name] = now
 			return nil
 		}
-		if now.Sub(first) >= p.GCGrace {
+		if now.Sub(first) >= cmp.Or(p.GCGrace, DefaultGCGrace) {
 			del = append(del, name)
 		}
 		return nil
@@ -184,7 +196,42 @@ func (p *Publisher) Retain(ctx context.Context) error {
 		}
 		delete(p.pending, name)
 	}
+	if err := savePending(ctx, p.Bucket, p.pending); err != nil {
+		// Only the grace bookkeeping is lost: the next run starts it again.
+		log.Warn("retain: could not record unreferenced objects; their grace period restarts next run", slog.Any("err", err))
+	}
 	log.Info("snapshots retained", slog.Int("kept", kept), slog.Int("deleted", len(drop)),
 		slog.Int("objects_deleted", len(del)))
 	return nil
+}
+
+// loadPending reads the first-seen times of unreferenced objects; a
+// missing or unreadable record starts empty, which only delays deletion.
+func loadPending(ctx context.Context, b objstore.Bucket, log *slog.Logger) map[string]time.Time {
+	pending := map[string]time.Time{}
+	data, err := readObject(ctx, b, GCPendingKey)
+	if objstore.IsNotFound(err) {
+		return pending
+	}
+	if err == nil {
+		err = json.Unmarshal(data, &pending)
+	}
+	if err != nil {
+		log.Warn("retain: ignoring the record of unreferenced objects", slog.String("key", GCPendingKey), slog.Any("err", err))
+		return map[string]time.Time{}
+	}
+	return pending
+}
+
+// savePending writes the first-seen times, or deletes the record when
+// nothing is pending.
+func savePending(ctx context.Context, b objstore.Bucket, pending map[string]time.Time) error {
+	if len(pending) == 0 {
+		return b.Delete(ctx, GCPendingKey)
+	}
+	data, err := json.Marshal(pending)
+	if err != nil {
+		return err
+	}
+	return b.Upload(ctx, GCPendingKey, bytes.NewReader(data), int64(len(data)))
 }

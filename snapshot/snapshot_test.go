@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"amber/internal/chain"
 	"amber/internal/store"
 	"amber/snapshot/objstore"
 )
@@ -25,6 +26,7 @@ type memBucket struct {
 	objs      map[string][]byte
 	uploads   []string
 	failAfter int // fail uploads once this many succeeded; <0: never
+	getFails  int // fail this many reads of sst/ objects, as a dead bucket does
 }
 
 var _ objstore.Bucket = (*memBucket)(nil)
@@ -52,6 +54,10 @@ func (b *memBucket) Upload(ctx context.Context, name string, r io.Reader, size i
 func (b *memBucket) get(name string) ([]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.getFails > 0 && strings.HasPrefix(name, ObjectPrefix) {
+		b.getFails--
+		return nil, errors.New("injected: connection refused")
+	}
 	d, ok := b.objs[name]
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", name, objstore.ErrNotFound)
@@ -539,10 +545,13 @@ func TestRetain(t *testing.T) {
 
 	// LATEST names an old snapshot: it is kept with the newest two.
 	b.put(LatestKey, []byte(ms[0].Key()))
+	clock := time0
+	p.now = func() time.Time { return clock }
 	for range 2 { // the first run only marks unreferenced objects
 		if err := p.Retain(ctx); err != nil {
 			t.Fatal(err)
 		}
+		clock = clock.Add(DefaultGCGrace)
 	}
 	r := &Restorer{Bucket: b}
 	list, err := r.List(ctx)
@@ -608,6 +617,45 @@ func TestRetainGrace(t *testing.T) {
 	}
 }
 
+// TestRetainGraceAcrossRuns runs each Retain as a new process would (a
+// new Publisher): the grace period still counts, through the record in
+// the bucket, and the orphan goes once it has passed.
+func TestRetainGraceAcrossRuns(t *testing.T) {
+	ctx := context.Background()
+	b := newMem()
+	orphan := ObjectPrefix + strings.Repeat("ef", 32)
+	b.put(orphan, []byte("x"))
+	clock := time0
+	for _, step := range []struct {
+		advance time.Duration
+		exists  bool
+	}{{0, true}, {5 * time.Minute, true}, {6 * time.Minute, false}} {
+		clock = clock.Add(step.advance)
+		p := &Publisher{Bucket: b, GCGrace: 10 * time.Minute}
+		p.now = func() time.Time { return clock }
+		if err := p.Retain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := b.Exists(ctx, orphan); ok != step.exists {
+			t.Fatalf("after %v: exists %v, want %v", clock.Sub(time0), ok, step.exists)
+		}
+	}
+	if ok, _ := b.Exists(ctx, GCPendingKey); ok {
+		t.Error("the pending record stays with nothing pending")
+	}
+	// A corrupt record delays deletion but breaks nothing.
+	b.put(GCPendingKey, []byte("{not json"))
+	b.put(orphan, []byte("x"))
+	p := &Publisher{Bucket: b, GCGrace: 10 * time.Minute}
+	p.now = func() time.Time { return clock }
+	if err := p.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.Exists(ctx, orphan); !ok {
+		t.Error("an orphan deleted on the first run after a corrupt record")
+	}
+}
+
 func newestOnlyOf(m *Manifest, others ...*Manifest) []string {
 	other := map[string]bool{}
 	for _, o := range others {
@@ -622,4 +670,41 @@ func newestOnlyOf(m *Manifest, others ...*Manifest) []string {
 		}
 	}
 	return out
+}
+
+// TestBootstrapRetry: a bucket failing mid-download is retried, not
+// given up for an older snapshot or a sync from genesis.
+func TestBootstrapRetry(t *testing.T) {
+	defer func(w time.Duration) { firstRetryWait = w }(firstRetryWait)
+	firstRetryWait = time.Millisecond
+	ctx := context.Background()
+	b := newMem()
+	d := newTestDB(t)
+	ms := publishN(t, d, &Publisher{Bucket: b}, 1, 2)
+	net, err := chain.Lookup("bitcoin", netName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.getFails = 3
+	var retries []error
+	dir := filepath.Join(t.TempDir(), "db")
+	m, err := BootstrapRetry(ctx, b, dir, net, &Restorer{}, func(err error, _ time.Duration) { retries = append(retries, err) })
+	if err != nil || m == nil || m.Key() != ms[1].Key() {
+		t.Fatalf("BootstrapRetry = %v, %v; want %s", m, err, ms[1].Key())
+	}
+	if len(retries) == 0 || !errors.Is(retries[0], ErrUnavailable) || !strings.Contains(retries[0].Error(), "retry when the bucket is reachable") {
+		t.Errorf("retries: %v", retries)
+	}
+	// Bootstrap alone reports the outage rather than falling back.
+	b.getFails = 1
+	if _, err := Bootstrap(ctx, b, filepath.Join(t.TempDir(), "db"), net, &Restorer{}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Bootstrap with a failing bucket: %v", err)
+	}
+	// A cancelled wait ends the retries.
+	b.getFails = 1 << 30
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = BootstrapRetry(cctx, b, filepath.Join(t.TempDir(), "db"), net, &Restorer{}, func(error, time.Duration) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("BootstrapRetry after cancel: %v", err)
+	}
 }

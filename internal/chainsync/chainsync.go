@@ -303,14 +303,32 @@ func (s *Syncer) checkTipOnChain(ctx context.Context, prog *Progress) (bool, err
 	if tip.Height < 0 {
 		return false, nil
 	}
-	hs, err := s.src.BlockHashes(ctx, tip.Height, 1)
+	h, ok, err := s.hashAt(ctx, tip.Height)
 	if err != nil {
 		return false, fmt.Errorf("chainsync: hash at %d: %w", tip.Height, err)
 	}
-	if hs[0] == tip.Hash {
+	if ok && h == tip.Hash {
 		return false, nil
 	}
 	return true, s.reorg(ctx, prog)
+}
+
+// hashAt returns the source's block hash at height, or ok false when the
+// source's chain no longer reaches that height.
+//
+// NOTE: a daemon in the middle of a reorg (btcd disconnects and connects
+// one block at a time, answering RPCs in between) may have a tip below
+// the height it gave a moment ago; that is not an error, only a block
+// of ours that is not (or not yet) in its chain.
+func (s *Syncer) hashAt(ctx context.Context, height int32) (chainhash.Hash, bool, error) {
+	hs, err := s.src.BlockHashes(ctx, height, 1)
+	if err == nil {
+		return hs[0], true, nil
+	}
+	if best, _, berr := s.src.BestBlock(ctx); berr == nil && best < height {
+		return chainhash.Hash{}, false, nil
+	}
+	return chainhash.Hash{}, false, err
 }
 
 // reorg disconnects blocks until the index's tip is on the source's chain.
@@ -323,11 +341,11 @@ func (s *Syncer) reorg(ctx context.Context, prog *Progress) error {
 	old := w.Tip()
 	for {
 		t := w.Tip()
-		hs, err := s.src.BlockHashes(ctx, t.Height, 1)
+		h, ok, err := s.hashAt(ctx, t.Height)
 		if err != nil {
 			return fmt.Errorf("chainsync: hash at %d during reorg: %w", t.Height, err)
 		}
-		if hs[0] == t.Hash {
+		if ok && h == t.Hash {
 			break
 		}
 		if err := w.Disconnect(); err != nil {

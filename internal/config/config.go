@@ -123,10 +123,15 @@ type Config struct {
 	ShutdownGrace time.Duration
 
 	// Peers.
-	PeerDiscovery string // on, self or off
-	PeerAnnounce  bool
-	TorProxyHost  string
-	TorProxyPort  int
+	PeerDiscovery      string // on, self or off
+	PeerAnnounce       bool
+	PeerSeeds          []string // real names; nil means the network's list
+	PeerAllowPrivate   bool
+	PeerVerifyInterval time.Duration
+	PeerRetryInterval  time.Duration
+	TorProxyHost       string
+	TorProxyPort       int // 0: auto-detect, for .onion peers only
+	BlacklistURL       string
 
 	// Logging.
 	LogLevel  slog.Level
@@ -233,10 +238,10 @@ func (c *Config) validate(cmd Command, raw map[string]string) error {
 	if tls && (c.SSLCertFile == "" || c.SSLKeyFile == "") {
 		return &Error{Var: "SSL_CERTFILE", Reason: "SSL_CERTFILE and SSL_KEYFILE are required when SERVICES has ssl:// or wss://; want paths to PEM files"}
 	}
-	if c.PeerAnnounce && c.Network != nil && c.Network.Name != "regtest" {
+	if c.PeerAnnounce && !c.PeerAllowPrivate && c.Network != nil && c.Network.Name != "regtest" {
 		for _, s := range c.ReportServices {
 			if ip, err := netip.ParseAddr(s.Host); err == nil && (ip.IsPrivate() || ip.IsLoopback()) {
-				return &Error{Var: "REPORT_SERVICES", Value: raw["REPORT_SERVICES"], Reason: "a private or loopback address cannot be announced to peers; want a public host, or PEER_ANNOUNCE=off"}
+				return &Error{Var: "REPORT_SERVICES", Value: raw["REPORT_SERVICES"], Reason: "a private or loopback address cannot be announced to peers; want a public host, PEER_ANNOUNCE=off or PEER_ALLOW_PRIVATE=on"}
 			}
 		}
 	}

@@ -271,7 +271,7 @@ var options = []option{
 		parse: durationField(func(c *Config) *time.Duration { return &c.ShutdownGrace }, time.Second)},
 
 	{env: "PEER_DISCOVERY", def: "on", group: "Peers", cmds: srvCmds,
-		usage: "on (discover and verify peers), self (only announce ourselves) or off",
+		usage: "on (discover and verify peers), self (verify and list only our own REPORT_SERVICES) or off",
 		parse: func(c *Config, v string) error {
 			switch strings.ToLower(v) {
 			case "on", "self", "off":
@@ -283,8 +283,44 @@ var options = []option{
 	{env: "PEER_ANNOUNCE", def: "on", boolean: true, group: "Peers", cmds: srvCmds,
 		usage: "announce ourselves to verified peers (on or off)",
 		parse: boolField(func(c *Config) *bool { return &c.PeerAnnounce })},
+	{env: "PEER_SEEDS", defNote: "the network's built-in list", group: "Peers", cmds: srvCmds,
+		usage: "comma-separated peers to start discovery from, replacing the built-in list: host [s[port]] [t[port]] (s is TLS, t is TCP; a bare letter means the network's default port)",
+		parse: func(c *Config, v string) error {
+			c.PeerSeeds = nil
+			for _, part := range strings.Split(v, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					c.PeerSeeds = append(c.PeerSeeds, part)
+				}
+			}
+			return nil
+		}},
+	{env: "PEER_ALLOW_PRIVATE", def: "off", boolean: true, group: "Peers", cmds: srvCmds,
+		usage: "accept peers at private and loopback addresses, several on one address told apart by port (private clusters and test networks)",
+		parse: boolField(func(c *Config) *bool { return &c.PeerAllowPrivate })},
+	{env: "PEER_VERIFY_INTERVAL", def: "3h", group: "Peers", cmds: srvCmds,
+		usage: "a verified peer is listed this long and verified again before it runs out",
+		parse: func(c *Config, v string) error {
+			if err := durationField(func(c *Config) *time.Duration { return &c.PeerVerifyInterval }, time.Second)(c, v); err != nil {
+				return err
+			}
+			if c.PeerVerifyInterval < 100*time.Millisecond {
+				return errors.New("want at least 100ms")
+			}
+			return nil
+		}},
+	{env: "PEER_RETRY_INTERVAL", def: "300", group: "Peers", cmds: srvCmds,
+		usage: "seconds before a failed peer is tried again; doubled after each further failure",
+		parse: func(c *Config, v string) error {
+			if err := durationField(func(c *Config) *time.Duration { return &c.PeerRetryInterval }, time.Second)(c, v); err != nil {
+				return err
+			}
+			if c.PeerRetryInterval < 10*time.Millisecond {
+				return errors.New("want at least 10ms")
+			}
+			return nil
+		}},
 	{env: "TOR_PROXY_HOST", def: "localhost", group: "Peers", cmds: srvCmds,
-		usage: "SOCKS5 proxy host for .onion peers",
+		usage: "SOCKS5 proxy host for .onion peers (without TOR_PROXY_PORT, ports 9050, 9150 and 1080 are tried)",
 		parse: func(c *Config, v string) error { c.TorProxyHost = v; return nil }},
 	{env: "TOR_PROXY_PORT", defNote: "none", group: "Peers", cmds: srvCmds,
 		usage: "SOCKS5 proxy port; when set, all peers are reached through the proxy",
@@ -293,6 +329,20 @@ var options = []option{
 				return nil
 			}
 			return intField(func(c *Config) *int { return &c.TorProxyPort }, 1, 65535)(c, v)
+		}},
+
+	{env: "BLACKLIST_URL", defNote: "none", group: "Peers", cmds: srvCmds,
+		usage: "http(s) URL of a JSON list of peers never to use or list: host names, *.domain, or IP addresses; fetched every 10 minutes",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("want an http:// or https:// URL")
+			}
+			c.BlacklistURL = v
+			return nil
 		}},
 
 	{env: "RPC_ADDR", def: "127.0.0.1:8000", group: "Admin", cmds: []Command{RPC},

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -40,8 +42,22 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 // commit pipeline failure, for instance) and relies on it not returning.
 // Its default logger exits the process; panicking instead lets the
 // process's own handling, and tests, see it.
+//
+// A full disk is the usual cause an operator can fix, so it gets a line
+// that says what to do.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, syscall.ENOSPC) {
+			// The path error alone: Pebble's wrapping adds a stack trace.
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				err = pe
+			}
+			l.log.Error("disk full: the index stays at its last commit; free space on the DB directory's disk and restart",
+				slog.String("err", err.Error()))
+			break
+		}
+	}
 	l.log.Error("pebble fatal", slog.String("detail", msg))
 	panic("store: pebble fatal: " + msg)
 }

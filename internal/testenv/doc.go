@@ -29,6 +29,10 @@
 // signed requests of its own (Minio.Do, Minio.CreateBucket) for tests that
 // need no SDK.
 //
+// FaultProxy sits between Amber and a daemon's JSON-RPC server and injects
+// faults on demand: it stops and starts on the same port, delays answers,
+// or fails requests with HTTP errors, counting what it injected.
+//
 // # Wallet and Regtest
 //
 // Wallet holds keys derived from a seed and makes scripts of every

@@ -1,0 +1,24 @@
+// Package reliability is the suite that proves Amber keeps working and
+// loses nothing when things go wrong. It has tests only.
+//
+// It drives the real amber binary, built once per run, against real btcd
+// and MinIO processes (internal/testenv):
+//
+//   - Crashes: `amber build` and `amber serve` are killed with SIGKILL at
+//     random moments of an initial sync, tip following, a reorg, a snapshot
+//     publish and a snapshot restore. After each restart the index must
+//     equal, row for row (index.Digest), an uninterrupted run's, and the
+//     server must give the same answers to a fixed set of Electrum
+//     requests over TCP.
+//   - Faults: the daemon stopped, restarted, slow and answering with errors
+//     (testenv.FaultProxy in front of btcd); the bucket going away in the
+//     middle of an upload and of a download; the DB directory running out
+//     of space. Each must be logged clearly and end without corruption.
+//
+// `go test ./reliability/` (and so `make test`) runs a short version.
+// `make soak` sets SOAK_DURATION (default 20m): the crash and fault
+// rounds repeat until their share of it is used, every fuzz target of the
+// module runs for a bounded time, and a summary table (kill points
+// survived, faults injected, fuzz execs per target, inputs tried, data
+// mismatches) is written to SOAK.md.
+package reliability
