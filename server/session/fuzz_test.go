@@ -86,16 +86,16 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 	net.Params.GenesisBlock.Serialize(&gbuf)
 	genesis, _ := chain.ParseBlock(gbuf.Bytes())
 	spk := []byte{0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
-	b1 := tbBlock(t, genesis.Hash, 1)
+	b1 := block(t, genesis.Hash, 1)
 	pay := wire.NewMsgTx(2)
 	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
 	pay.AddTxOut(wire.NewTxOut(20e8, spk))
 	pay.AddTxOut(wire.NewTxOut(29e8, []byte{0x52}))
-	b2 := tbBlock(t, b1.Hash, 2, pay)
+	b2 := block(t, b1.Hash, 2, pay)
 	spend := wire.NewMsgTx(2)
 	spend.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: pay.TxHash(), Index: 1}})
 	spend.AddTxOut(wire.NewTxOut(28e8, spk))
-	b3 := tbBlock(t, b2.Hash, 3, spend)
+	b3 := block(t, b2.Hash, 3, spend)
 	w, err := ix.NewWriter()
 	if err != nil {
 		t.Fatal(err)
@@ -136,29 +136,6 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 		backend: NewBackend(ix, Synced(mp, ix), d, 100_000),
 		table:   table, names: names, spk: spk, txid: pay.TxHash(), blockTxs: 2,
 	}
-}
-
-// tbBlock is block (synced_test.go) for a testing.TB: a block on prev at
-// height h with a coinbase paying OP_TRUE and txs.
-func tbBlock(tb testing.TB, prev chainhash.Hash, h int, txs ...*wire.MsgTx) *chain.Block {
-	tb.Helper()
-	cb := wire.NewMsgTx(1)
-	cb.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Index: wire.MaxPrevOutIndex}, SignatureScript: []byte{4, byte(h), 0, 0, 0}})
-	cb.AddTxOut(wire.NewTxOut(50e8, []byte{0x51}))
-	msg := wire.MsgBlock{Header: wire.BlockHeader{PrevBlock: prev, Timestamp: time.Unix(int64(h), 0), Nonce: uint32(h)}}
-	msg.AddTransaction(cb)
-	for _, tx := range txs {
-		msg.AddTransaction(tx)
-	}
-	var buf bytes.Buffer
-	if err := msg.Serialize(&buf); err != nil {
-		tb.Fatal(err)
-	}
-	b, err := chain.ParseBlock(buf.Bytes())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
 }
 
 var fuzzVersions = []rpc.Version{V14, V142, V16, V17}

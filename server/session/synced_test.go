@@ -39,7 +39,9 @@ func (f *fakeDaemon) RawTransactions(_ context.Context, ids []chainhash.Hash) ([
 	return out, nil
 }
 
-func block(t *testing.T, prev chainhash.Hash, h int, txs ...*wire.MsgTx) *chain.Block {
+// block is a block on prev at height h with a coinbase paying OP_TRUE
+// and txs.
+func block(t testing.TB, prev chainhash.Hash, h int, txs ...*wire.MsgTx) *chain.Block {
 	t.Helper()
 	cb := wire.NewMsgTx(1)
 	var hb [4]byte
