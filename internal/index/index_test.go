@@ -379,11 +379,9 @@ func TestDisconnectRestoresState(t *testing.T) {
 	}
 }
 
-// TestReorgToCompetingBranch swaps the last blocks for another branch.
-func TestReorgToCompetingBranch(t *testing.T) {
-	net := regtest(t)
-	a := makeChain(net, 5, 200)
-	// Branch b shares a's first 190 blocks and then goes its own way.
+// competingBranch shares a's first 190 blocks and then goes its own way
+// for 15 blocks, to height 204.
+func competingBranch(a []*chain.Block) []*chain.Block {
 	s := newSynth(99, a[189].Hash)
 	b := append([]*chain.Block{}, a[:190]...)
 	for h := int32(190); h < 205; h++ {
@@ -391,6 +389,14 @@ func TestReorgToCompetingBranch(t *testing.T) {
 		s.prev = blk.Hash
 		b = append(b, blk)
 	}
+	return b
+}
+
+// TestReorgToCompetingBranch swaps the last blocks for another branch.
+func TestReorgToCompetingBranch(t *testing.T) {
+	net := regtest(t)
+	a := makeChain(net, 5, 200)
+	b := competingBranch(a)
 	db, ix := openIndex(t, net, 100)
 	connectAll(t, ix, a, 50)
 	w, _ := ix.NewWriter()
@@ -710,13 +716,7 @@ func TestBulkWriter(t *testing.T) {
 func TestBlockTxIDsAfterReorg(t *testing.T) {
 	net := regtest(t)
 	a := makeChain(net, 5, 200)
-	s := newSynth(99, a[189].Hash)
-	b := append([]*chain.Block{}, a[:190]...)
-	for h := int32(190); h < 205; h++ {
-		blk := s.block(h)
-		s.prev = blk.Hash
-		b = append(b, blk)
-	}
+	b := competingBranch(a)
 	_, ix := openIndex(t, net, 100)
 	connectAll(t, ix, a, 50)
 	check := func(blocks []*chain.Block, heights ...int32) {
