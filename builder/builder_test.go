@@ -153,20 +153,6 @@ func openIndex(t *testing.T, dir string) (*store.DB, *index.Index) {
 	return db, ix
 }
 
-func digestOf(t *testing.T, dir string) string {
-	t.Helper()
-	db, err := store.Open(dir, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	d, err := index.Digest(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // compareWithChain checks every script's history, UTXOs and balance
 // against a naive recomputation from the daemon's raw blocks.
 func compareWithChain(t *testing.T, ix *index.Index, blocks []*chain.Block) {
@@ -254,7 +240,7 @@ func TestBuildReorgs(t *testing.T) {
 			}
 			fresh := t.TempDir()
 			mustBuild(t, fresh, []string{r.Btcd.URL()})
-			if got, want := digestOf(t, dir), digestOf(t, fresh); got != want {
+			if got, want := testenv.DigestDir(t, dir), testenv.DigestDir(t, fresh); got != want {
 				t.Fatalf("after a reorg of %d: digest %s, from scratch %s", depth, got, want)
 			}
 			_, ix := openIndex(t, dir)

@@ -82,7 +82,7 @@ func TestBuildKill9Resumes(t *testing.T) {
 	start := time.Now()
 	mustBuild(t, ref, []string{b.URL()}, env...)
 	full := time.Since(start)
-	want := digestOf(t, ref)
+	want := testenv.DigestDir(t, ref)
 
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
@@ -120,7 +120,7 @@ func TestBuildKill9Resumes(t *testing.T) {
 		t.Fatalf("no kill landed mid-sync (an uninterrupted sync took %v)", full)
 	}
 	mustBuild(t, dir, []string{b.URL()}, env...)
-	if got := digestOf(t, dir); got != want {
+	if got := testenv.DigestDir(t, dir); got != want {
 		t.Fatalf("after 6 kills the index digest is %s, an uninterrupted build gives %s", got, want)
 	}
 }
@@ -158,7 +158,7 @@ func TestBuildFailover(t *testing.T) {
 	if !strings.Contains(log, "daemon failover") {
 		t.Errorf("no failover logged:\n%s", tail(log, 20))
 	}
-	if got, want := digestOf(t, dir), digestOf(t, ref); got != want {
+	if got, want := testenv.DigestDir(t, dir), testenv.DigestDir(t, ref); got != want {
 		t.Fatalf("after failover digest %s, want %s", got, want)
 	}
 }

@@ -111,7 +111,7 @@ func TestSnapshotToServer(t *testing.T) {
 		t.Errorf("headers.subscribe = %s, want %s", sc.Text(), want)
 	}
 	stop()
-	if got, want := digestOf(t, serverDB), digestOf(t, builderDB); got != want {
+	if got, want := testenv.DigestDir(t, serverDB), testenv.DigestDir(t, builderDB); got != want {
 		t.Fatalf("restored index digest %s, builder's %s", got, want)
 	}
 }
@@ -182,7 +182,7 @@ func TestSnapshotIncrementalAndReorg(t *testing.T) {
 	}
 	fresh := t.TempDir()
 	mustBuild(t, fresh, []string{b.URL()})
-	if got, want := digestOf(t, serverDB), digestOf(t, fresh); got != want {
+	if got, want := testenv.DigestDir(t, serverDB), testenv.DigestDir(t, fresh); got != want {
 		t.Fatalf("bootstrapped-and-reorganised index %s, fresh sync %s", got, want)
 	}
 }

@@ -246,24 +246,10 @@ func hasIndex(dir string) bool {
 	return err == nil
 }
 
-func digestOf(t *testing.T, dir string) string {
-	t.Helper()
-	db, err := store.Open(dir, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	d, err := index.Digest(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // sameDigest compares two indexes row for row and counts the comparison.
 func sameDigest(t *testing.T, what, dir, refDir string) {
 	t.Helper()
-	got, want := digestOf(t, dir), digestOf(t, refDir)
+	got, want := testenv.DigestDir(t, dir), testenv.DigestDir(t, refDir)
 	if got != want {
 		tally.compared(0, 1, 1)
 		t.Errorf("%s: index digest %s, an uninterrupted run gives %s", what, got, want)
