@@ -91,7 +91,17 @@ type group struct {
 	retained   float64
 	retainedAt time.Time
 	members    map[*Meter]struct{}
+
+	// memberCost caches the members' summed cost for groupCostTTL, so a
+	// request in a large group does not visit every member; joins and
+	// leaves clear it.
+	memberCost   float64
+	memberCostAt time.Time
 }
+
+// groupCostTTL is how stale a group's cached member cost may be; ElectrumX
+// recomputes far less often (on moves over 100, or every 300 s).
+const groupCostTTL = time.Second
 
 // retainedNow decays the cost left by departed sessions: ElectrumX
 // refunds HARD/5000 per second. Callers hold Groups.mu.
@@ -134,6 +144,8 @@ type Meter struct {
 	cost float64
 	at   time.Time // when cost was last decayed
 	subs int       // subscriptions, which slow the decay
+
+	share float64 // own cost in the group's cached sum; Groups.mu
 }
 
 // Join starts metering a session from addr.
@@ -151,6 +163,7 @@ func (gs *Groups) Join(addr netip.Addr) *Meter {
 		gs.m[name] = g
 	}
 	g.members[m] = struct{}{}
+	g.memberCostAt = time.Time{}
 	m.group = g
 	return m
 }
@@ -167,6 +180,7 @@ func (m *Meter) Leave() {
 	defer gs.mu.Unlock()
 	g := m.group
 	delete(g.members, m)
+	g.memberCostAt = time.Time{}
 	g.retained = g.retainedNow(gs.limits, gs.now()) + cost
 	if len(g.members) == 0 && g.retained == 0 {
 		delete(gs.m, g.name)
@@ -219,24 +233,37 @@ func (m *Meter) Cost() float64 {
 }
 
 // ExtraCost is what the rest of the session's group costs: retained cost
-// plus the other members' costs.
+// plus the other members' costs (their sum at most groupCostTTL old).
 func (m *Meter) ExtraCost() float64 {
 	if m.group == nil {
 		return 0
 	}
 	gs := m.gs
 	gs.mu.Lock()
-	others := make([]*Meter, 0, len(m.group.members))
-	for o := range m.group.members {
-		if o != m {
-			others = append(others, o)
+	g := m.group
+	now := gs.now()
+	extra := g.retainedNow(gs.limits, now)
+	if g.memberCostAt.IsZero() || now.Sub(g.memberCostAt) >= groupCostTTL {
+		members := make([]*Meter, 0, len(g.members))
+		for o := range g.members {
+			members = append(members, o)
+		}
+		gs.mu.Unlock()
+		costs := make([]float64, len(members))
+		for i, o := range members {
+			costs[i] = o.Cost()
+		}
+		gs.mu.Lock()
+		g.memberCost, g.memberCostAt = 0, now
+		for i, o := range members {
+			o.share = costs[i]
+			g.memberCost += costs[i]
 		}
 	}
-	extra := m.group.retainedNow(gs.limits, gs.now())
+	// The others' part of the cached sum: this session's own cost is
+	// always counted fresh by the caller.
+	extra += max(0, g.memberCost-m.share)
 	gs.mu.Unlock()
-	for _, o := range others {
-		extra += o.Cost()
-	}
 	return extra
 }
 
