@@ -222,7 +222,24 @@ loop:
 			prog.Blocks++
 			prog.Txs += uint64(len(b.Txs))
 			h := w.Tip().Height
-			if (following || w.Size() >= s.opts.BatchBytes) && h < to {
+			if !following && !s.opts.CollectTouched && w.Size() >= s.opts.BatchBytes && h < to {
+				// Catching up with nobody to notify: the batch commits in
+				// the background while the next one is indexed.
+				next, err := w.CommitNext(false)
+				if err != nil {
+					applyErr = err
+					w = nil
+					break loop
+				}
+				prog.Height, prog.Elapsed, prog.Committed = h, time.Since(started), true
+				if s.opts.OnCommit != nil {
+					s.opts.OnCommit(w.Tip(), w.Touched())
+				}
+				if s.opts.Progress != nil {
+					s.opts.Progress(*prog)
+				}
+				w = next
+			} else if (following || w.Size() >= s.opts.BatchBytes) && h < to {
 				if err := commit(following); err != nil {
 					applyErr = err
 					break loop
@@ -246,10 +263,14 @@ loop:
 	_ = g.Wait()
 	// Whatever was applied cleanly is committed, also on cancellation and
 	// before handling a reorg; a batch holding part of a block is dropped.
-	if broken {
+	switch {
+	case w == nil: // CommitNext failed and released the index
+	case broken:
 		w.Close()
-	} else if err := commit(true); err != nil && applyErr == nil {
-		applyErr = err
+	default:
+		if err := commit(true); err != nil && applyErr == nil {
+			applyErr = err
+		}
 	}
 	if applyErr == nil && parent.Err() != nil {
 		applyErr = parent.Err()

@@ -167,3 +167,47 @@ func TestNoUndoFarFromTip(t *testing.T) {
 		t.Fatalf("disconnect %d: %v, want ErrReorgTooDeep after 10", n, err)
 	}
 }
+
+// TestCommitNext indexes a chain with each batch committed in the
+// background while the next is applied: the rows are those of one batch,
+// readers see each tip once its commit is done, and spends the cache
+// cannot answer wait for the commit that wrote their outputs.
+func TestCommitNext(t *testing.T) {
+	net := regtest(t)
+	blocks := makeChain(net, 11, 300)
+	ref, refDigest := openCached(t, 100, 0)
+	bulkConnect(t, ref, blocks, 1000)
+	for _, cache := range []int64{0, 64 << 20} {
+		ix, d := openCached(t, 100, cache)
+		w, err := ix.NewBulkWriter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, blk := range blocks {
+			if err := w.Connect(blk); err != nil {
+				t.Fatalf("cache %d: connect block %d: %v", cache, i, err)
+			}
+			if i%7 == 6 {
+				if w, err = w.CommitNext(false); err != nil {
+					t.Fatal(err)
+				}
+				if w.Tip().Height != int32(i) {
+					t.Fatalf("next writer starts at %d, want %d", w.Tip().Height, i)
+				}
+			}
+		}
+		if err := w.Commit(true); err != nil {
+			t.Fatal(err)
+		}
+		if tip := ix.Tip(); tip.Height != 299 || tip.Hash != blocks[299].Hash {
+			t.Fatalf("tip %d after the last commit", tip.Height)
+		}
+		if d() != refDigest() {
+			t.Fatalf("cache %d: rows differ from one batch's", cache)
+		}
+		checkAgainstOracle(t, ix, naive.Build(blocks))
+		if _, err := ix.NewWriter(); err != nil {
+			t.Fatalf("the index stays marked as written: %v", err)
+		}
+	}
+}

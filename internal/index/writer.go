@@ -46,6 +46,11 @@ type Writer struct {
 	// disconnected records that blocks were taken out, which makes the
 	// commit clear the index's txid and UTXO caches.
 	disconnected bool
+	// pending delivers the result of the previous writer's commit, which
+	// runs in the background (CommitNext); this writer waits for it before
+	// it reads the DB, commits or closes. prevErr keeps a failure.
+	pending <-chan error
+	prevErr error
 }
 
 // freshEntryBytes is what one output created in the batch holds until
@@ -141,11 +146,85 @@ func (w *Writer) writeFresh() error {
 	return nil
 }
 
+// wait waits for the previous writer's background commit, if any.
+func (w *Writer) wait() error {
+	if w.pending != nil {
+		if err := <-w.pending; err != nil {
+			// What the DB holds now is unknown: trust no cached output.
+			w.ix.utxos.clear()
+			w.prevErr = err
+		}
+		w.pending = nil
+	}
+	return w.prevErr
+}
+
+// CommitNext commits the batch of a bulk writer in the background and
+// returns a bulk writer that continues from its tip, so that Pebble's
+// work on one batch (sorting it into the memtable) overlaps the indexing
+// of the next instead of stalling it. The new writer waits for that
+// commit before it reads the DB, commits or closes, and fails if the
+// commit failed; readers see the new tip once the commit is done. The
+// UTXO cache is updated at once: spends it cannot answer wait for the
+// commit, so it never answers what the DB would not.
+func (w *Writer) CommitNext(sync bool) (*Writer, error) {
+	if w.done {
+		return nil, errors.New("index: writer already finished")
+	}
+	if !w.bulk {
+		return nil, errors.New("index: CommitNext needs a bulk writer")
+	}
+	if err := w.wait(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	w.done = true
+	err := w.writeFresh()
+	if err == nil {
+		err = w.set(metaKey("tip"), w.tip.marshal())
+	}
+	if err != nil {
+		w.release()
+		return nil, err
+	}
+	c := w.ix.utxos
+	for op := range w.spentOld {
+		c.del(op)
+	}
+	for op, f := range w.fresh {
+		c.put(op, f)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := w.b.Commit(sync)
+		if err == nil {
+			w.ix.mu.Lock()
+			w.ix.tip, w.ix.txCounts = w.tip, w.counts
+			w.ix.mu.Unlock()
+		} else {
+			err = fmt.Errorf("index: commit through height %d: %w", w.tip.Height, err)
+		}
+		w.b.Close()
+		done <- err
+	}()
+	// The index stays marked as written: the new writer owns it now.
+	next := &Writer{ix: w.ix, b: w.ix.db.NewBatch(), r: w.ix.db, tip: w.tip,
+		counts: w.counts[:len(w.counts):len(w.counts)], bulk: true, undoFrom: w.undoFrom, pending: done}
+	if w.touched != nil {
+		next.CollectTouched()
+	}
+	return next, nil
+}
+
 // Commit writes the batch atomically and publishes the new tip to readers.
 // sync makes it durable before returning. The Writer is finished after.
 func (w *Writer) Commit(sync bool) error {
 	if w.done {
 		return errors.New("index: writer already finished")
+	}
+	if err := w.wait(); err != nil {
+		w.Close()
+		return err
 	}
 	w.done = true
 	defer w.release()
@@ -182,9 +261,11 @@ func (w *Writer) Commit(sync bool) error {
 	return nil
 }
 
-// Close discards an uncommitted batch.
+// Close discards an uncommitted batch (after the previous writer's
+// background commit is done).
 func (w *Writer) Close() {
 	if !w.done {
+		_ = w.wait()
 		w.done = true
 		w.release()
 	}
@@ -285,6 +366,9 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 			if ok {
 				fund, hx, value = f.txNum, f.hashX, f.value
 			} else {
+				if err := w.wait(); err != nil {
+					return err
+				}
 				var err error
 				if fund, hx, err = w.lookupOutpoint(prev, in.Prev.Index); err != nil {
 					return err
