@@ -105,6 +105,11 @@ func New(ix *index.Index, src Source, opts Options) *Syncer {
 	return &Syncer{ix: ix, src: src, opts: opts, logger: opts.Logger, started: time.Now()}
 }
 
+// splitBytes is the smallest batch a catch-up commits early for the
+// final commit to stay small (see run); below it commits cost more than
+// they save.
+const splitBytes = 1 << 20
+
 // chunk is a run of consecutive parsed blocks, in order.
 type chunk struct {
 	start  int32
@@ -186,6 +191,7 @@ func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, sta
 		broken   bool // the batch holds part of a block: discard it
 	)
 	following := to-from+1 < s.opts.TipDistance
+	batchFrom := from // the first block of w's batch
 	w, err := s.newBulkWriter(to)
 	if err != nil {
 		cancel()
@@ -222,9 +228,14 @@ loop:
 			prog.Blocks++
 			prog.Txs += uint64(len(b.Txs))
 			h := w.Tip().Height
-			if !following && !s.opts.CollectTouched && w.Size() >= s.opts.BatchBytes && h < to {
-				// Catching up with nobody to notify: the batch commits in
-				// the background while the next one is indexed.
+			// Catching up with nobody to notify, a batch commits in the
+			// background while the next one is indexed. It also commits
+			// once it holds as many blocks as remain: the batches halve
+			// towards the target, so the final commit, which nothing
+			// overlaps, is small instead of a whole CACHE_MB batch.
+			full := w.Size() >= s.opts.BatchBytes ||
+				h-batchFrom+1 >= to-h && w.Size() >= min(s.opts.BatchBytes, splitBytes)
+			if !following && !s.opts.CollectTouched && full && h < to {
 				next, err := w.CommitNext(false)
 				if err != nil {
 					applyErr = err
@@ -238,7 +249,7 @@ loop:
 				if s.opts.Progress != nil {
 					s.opts.Progress(*prog)
 				}
-				w = next
+				w, batchFrom = next, h+1
 			} else if (following || w.Size() >= s.opts.BatchBytes) && h < to {
 				if err := commit(following); err != nil {
 					applyErr = err
@@ -247,6 +258,7 @@ loop:
 				if w, err = s.newBulkWriter(to); err != nil {
 					return err
 				}
+				batchFrom = h + 1
 			} else if s.opts.Progress != nil && prog.Blocks%100 == 0 {
 				p := *prog
 				p.Height, p.Elapsed, p.Committed = h, time.Since(started), false
