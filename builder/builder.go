@@ -48,6 +48,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	cfg := b.cfg
 	b.node = telemetry.NewNodeMetrics(b.reg, "publish", "restore")
 	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: b.logger,
+		CookieFile: cfg.DaemonCookieFile, MaxRetryDelay: cfg.DaemonRetryMax,
 		Hooks: daemon.Hooks{Request: b.node.DaemonRequest, Failover: b.node.DaemonFailover}})
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	cfg := s.cfg
 	s.node = telemetry.NewNodeMetrics(s.reg, "restore")
 	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: s.logger,
+		CookieFile: cfg.DaemonCookieFile, MaxRetryDelay: cfg.DaemonRetryMax,
 		Hooks: daemon.Hooks{Request: s.node.DaemonRequest, Failover: s.node.DaemonFailover}})
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -63,6 +65,8 @@ type Config struct {
 
 	// Daemon.
 	DaemonURLs         []DaemonURL
+	DaemonCookieFile   string
+	DaemonRetryMax     time.Duration
 	DaemonPollInterval time.Duration
 	ZMQHashBlock       string
 
@@ -343,4 +347,18 @@ func (o option) flag() string {
 		return o.flagAs
 	}
 	return strings.ReplaceAll(strings.ToLower(o.env), "_", "-")
+}
+
+// coreDataSubdirs are Bitcoin Core's per-network data subdirectories.
+var coreDataSubdirs = map[string]string{"mainnet": "", "testnet": "testnet3", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
+
+// DefaultCookieFile is where Bitcoin Core writes its cookie for net with
+// the default data directory: ~/.bitcoin/[subdir/].cookie. It is empty
+// when the home directory is unknown.
+func DefaultCookieFile(net *chain.Network) string {
+	home, err := os.UserHomeDir()
+	if err != nil || net == nil {
+		return ""
+	}
+	return filepath.Join(home, ".bitcoin", coreDataSubdirs[net.Name], ".cookie")
 }

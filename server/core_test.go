@@ -1,0 +1,249 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"amber/internal/config"
+	"amber/internal/telemetry"
+	"amber/internal/testenv"
+	"amber/server"
+)
+
+// inproc is an in-process server with its log and readiness.
+type inproc struct {
+	srv    *server.Server
+	health *telemetry.Health
+	log    *testenv.Buffer
+	dbDir  string
+	stop   func()
+}
+
+// runInproc starts server.Run with env (NET, DAEMON_URL, ...) on a fresh
+// DB_DIRECTORY and waits until it serves and reports ready.
+func runInproc(t *testing.T, env map[string]string) *inproc {
+	t.Helper()
+	p := &inproc{health: telemetry.NewHealth("starting"), log: &testenv.Buffer{}, dbDir: t.TempDir()}
+	full := map[string]string{"DB_DIRECTORY": p.dbDir, "SERVICES": "tcp://127.0.0.1:0", "PEER_DISCOVERY": "off",
+		"DAEMON_POLL_INTERVAL": "100ms"}
+	for k, v := range env {
+		full[k] = v
+	}
+	cfg, err := config.Load(config.Serve, nil, func(k string) string { return full[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p.srv = server.New(cfg, logger, telemetry.NewRegistry(), p.health)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.srv.Run(ctx) }()
+	var once sync.Once
+	p.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("server log:\n%s", tailLines(p.log.String(), 60))
+		}
+	})
+	select {
+	case <-p.srv.Ready():
+	case err := <-done:
+		t.Fatalf("server stopped: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("server not serving after 3 minutes")
+	}
+	waitFor(t, "the server to be ready", 2*time.Minute, func() bool { ok, _ := p.health.Ready(); return ok },
+		func() any { _, why := p.health.Ready(); return why })
+	return p
+}
+
+// headerWatch subscribes to headers and keeps every notified height.
+type headerWatch struct {
+	mu      sync.Mutex
+	heights []int32
+}
+
+func watchHeaders(t *testing.T, addr string) *headerWatch {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "%s\n%s\n", `{"jsonrpc":"2.0","id":1,"method":"server.version","params":["core-test","1.4"]}`,
+		`{"jsonrpc":"2.0","id":2,"method":"blockchain.headers.subscribe","params":[]}`)
+	lines := bufio.NewScanner(conn)
+	lines.Buffer(nil, 1<<20)
+	for i := 0; i < 2; i++ {
+		if !lines.Scan() {
+			t.Fatalf("no reply to the subscription: %v", lines.Err())
+		}
+	}
+	w := &headerWatch{}
+	go func() {
+		for lines.Scan() {
+			var n struct {
+				Method string `json:"method"`
+				Params []struct {
+					Height int32 `json:"height"`
+				} `json:"params"`
+			}
+			if json.Unmarshal(lines.Bytes(), &n) == nil && n.Method == "blockchain.headers.subscribe" && len(n.Params) == 1 {
+				w.mu.Lock()
+				w.heights = append(w.heights, n.Params[0].Height)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *headerWatch) seen() []int32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int32(nil), w.heights...)
+}
+
+// TestCoreFailoverNeverRewinds indexes the real mainnet blocks 0..14,131
+// from Bitcoin Core A, then loses A and fails over to B, 20 blocks behind,
+// and then, losing B, to C, restarted with -reindex. Neither is a reorg:
+// no block is disconnected, no headers notification goes backwards,
+// readiness is red while no daemon is at the index's tip and green once C
+// is, and the index equals an uninterrupted run's.
+func TestCoreFailoverNeverRewinds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	const tip = testenv.MainnetBlocksTip
+	blocks := testenv.MainnetBlocksFile(t)
+	opts := testenv.BitcoindOptions{Network: "mainnet", OldTip: true, LoadBlocks: []string{blocks}}
+	a := testenv.StartBitcoind(t, opts)
+	b := testenv.StartBitcoind(t, opts)
+	c := testenv.StartBitcoind(t, opts)
+	for _, n := range []*testenv.Bitcoind{a, b, c} {
+		n.WaitHeight(tip, 2*time.Minute)
+	}
+	var hash string
+	b.MustCall(&hash, "getblockhash", tip-19)
+	b.MustCall(nil, "invalidateblock", hash)
+	if h := b.Height(); h != tip-20 {
+		t.Fatalf("B at %d, want %d", h, tip-20)
+	}
+
+	p := runInproc(t, map[string]string{"NET": "mainnet", "DAEMON_URL": a.URL() + "," + b.URL() + "," + c.URL(),
+		"DAEMON_RETRY_MAX": "250ms", "READY_MAX_LAG": "2"})
+	watch := watchHeaders(t, p.srv.Addrs()[0])
+
+	// Sample readiness throughout; a green sample must come when C (the
+	// only daemon that can reach the tip once A is gone) is at it.
+	var (
+		mu        sync.Mutex
+		reasons   = map[string]bool{}
+		badGreens []string
+		sampling  = make(chan struct{})
+		sampled   = make(chan struct{})
+		redSeen   = make(chan struct{})
+		redOnce   sync.Once
+	)
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			ok, why := p.health.Ready()
+			if !ok {
+				mu.Lock()
+				reasons[why] = true
+				mu.Unlock()
+				redOnce.Do(func() { close(redSeen) })
+				continue
+			}
+			select {
+			case <-redSeen:
+			default:
+				continue // still green from A: its loss is not yet seen
+			}
+			var h int32
+			if err := c.CallInto(&h, "getblockcount"); err != nil || h < tip-2 {
+				mu.Lock()
+				badGreens = append(badGreens, fmt.Sprintf("ready while C is at %d (%v)", h, err))
+				mu.Unlock()
+			}
+		}
+	}()
+
+	a.Kill()
+	select {
+	case <-redSeen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("still ready 30 s after losing A, with only B (20 behind) left")
+	}
+	waitFor(t, "the server to wait for B", 20*time.Second, func() bool {
+		return strings.Contains(p.log.String(), "daemon is behind the index")
+	})
+	c.Reindex()
+	reindexing := c.Height()
+	b.Kill()
+	c.WaitHeight(tip, 2*time.Minute)
+	waitFor(t, "ready again once C has reindexed", time.Minute, func() bool { ok, _ := p.health.Ready(); return ok },
+		func() any { _, why := p.health.Ready(); return why })
+	close(sampling)
+	<-sampled
+
+	log := p.log.String()
+	if strings.Contains(log, "chain reorganised") {
+		t.Error("blocks were disconnected")
+	}
+	if !strings.Contains(log, c.RPCAddr()) {
+		t.Error("the server never failed over to C")
+	}
+	last := int32(tip)
+	for _, h := range watch.seen() {
+		if h < last {
+			t.Errorf("headers notification went back to %d (after %d)", h, last)
+		}
+		last = h
+	}
+	mu.Lock()
+	for _, g := range badGreens {
+		t.Error(g)
+	}
+	t.Logf("C was at %d when its -reindex restart answered; not-ready reasons seen: %v", reindexing, reasons)
+	sawC := false
+	for why := range reasons {
+		sawC = sawC || strings.Contains(why, c.RPCAddr())
+	}
+	if !sawC {
+		t.Error("readiness never named C while it reindexed: the failover did not reach it in time")
+	}
+	mu.Unlock()
+	if got := p.srv.Addrs(); len(got) == 0 {
+		t.Fatal("server stopped serving")
+	}
+	p.stop()
+
+	ref := runInproc(t, map[string]string{"NET": "mainnet", "DAEMON_URL": c.URL()})
+	ref.stop()
+	if got, want := testenv.DigestDir(t, p.dbDir), testenv.DigestDir(t, ref.dbDir); got != want {
+		t.Fatalf("index digest %s after the failovers, %s from an uninterrupted run", got, want)
+	}
+}
