@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +294,7 @@ func (c *Bitcoind) start() (exited bool, err error) {
 		args = append(args, "-loadblock="+f)
 	}
 	args = append(args, c.extra...)
+	reindex := slices.Contains(c.extra, "-reindex")
 	c.extra = nil
 	args = append(args, o.Args...)
 	env := filterEnv(os.Environ(), "HOME=")
@@ -303,8 +305,17 @@ func (c *Bitcoind) start() (exited bool, err error) {
 	}
 	c.proc = p
 	err = waitFor(p, c.timeout, func() error {
-		_, err := c.Call("getblockcount")
-		return err
+		// Ready once the saved mempool is back, as it was before a stop.
+		var info struct {
+			Loaded bool `json:"loaded"`
+		}
+		if err := c.CallInto(&info, "getmempoolinfo"); err != nil {
+			return err
+		}
+		if !info.Loaded && !reindex {
+			return errors.New("mempool not loaded yet")
+		}
+		return nil
 	})
 	if err != nil && !p.exited() {
 		_ = p.kill()
@@ -376,7 +387,7 @@ func (c *Bitcoind) Restart(extraArgs ...string) {
 
 // Reindex restarts bitcoind with -reindex: it wipes its chain state and
 // rebuilds it from its block files, reporting a low height meanwhile.
-// Restart returns as soon as RPC answers, before the rebuild is over.
+// It returns as soon as RPC answers, before the rebuild is over.
 func (c *Bitcoind) Reindex() {
 	c.t.Helper()
 	c.Restart("-reindex")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
+	"github.com/btcsuite/btcd/wire/v2"
 )
 
 // TestBitcoindRegtest checks that Core runs isolated on loopback with REST
@@ -110,5 +111,32 @@ func TestBitcoindMainnet(t *testing.T) {
 	}
 	if c.Height() != MainnetBlocksTip {
 		t.Fatalf("height %d, want %d", c.Height(), MainnetBlocksTip)
+	}
+}
+
+// TestRegtestCore runs the wallet helpers on Bitcoin Core: mining,
+// payments, a reorganisation and a restart that keeps the mempool.
+func TestRegtestCore(t *testing.T) {
+	skipShort(t)
+	r := StartRegtest(t, RegtestOptions{Core: true})
+	if r.Daemon != "core" || r.Btcd != nil {
+		t.Fatalf("daemon %s", r.Daemon)
+	}
+	r.Mine(101)
+	pay := r.Pay(r.Wallet.NewScript(P2TR).TxOut(coin))
+	var entry map[string]any
+	r.Core.MustCall(&entry, "getmempoolentry", pay.TxHash().String())
+	r.Mine(1)
+	if r.Height() != 102 || r.Wallet.Height() != 102 {
+		t.Fatalf("height %d, wallet %d", r.Height(), r.Wallet.Height())
+	}
+	blocks := r.Reorg(2, 3)
+	if len(blocks) != 3 || r.Height() != 103 {
+		t.Fatalf("reorg: %d blocks, height %d", len(blocks), r.Height())
+	}
+	second := r.Pay(r.Wallet.NewScript(P2WPKH).TxOut(coin))
+	r.Restart()
+	if _, ok := r.Wallet.UTXO(wire.OutPoint{Hash: second.TxHash(), Index: 0}); !ok {
+		t.Fatal("a payment in Core's mempool was lost across a graceful restart")
 	}
 }
