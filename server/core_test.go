@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/wire/v2"
+
 	"amber/internal/config"
 	"amber/internal/telemetry"
 	"amber/internal/testenv"
@@ -245,5 +247,61 @@ func TestCoreFailoverNeverRewinds(t *testing.T) {
 	ref.stop()
 	if got, want := testenv.DigestDir(t, p.dbDir), testenv.DigestDir(t, ref.dbDir); got != want {
 		t.Fatalf("index digest %s after the failovers, %s from an uninterrupted run", got, want)
+	}
+}
+
+// TestCoreNoTxIndex serves transaction.get (raw and verbose) and
+// get_merkle for confirmed and mempool transactions from a Bitcoin Core
+// without -txindex: the index names each confirmed transaction's block.
+func TestCoreNoTxIndex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: true})
+	r.Mine(101)
+	confirmed := r.Pay(r.Wallet.NewScript(testenv.P2WPKH).TxOut(1e8), testenv.NullDataOutput([]byte("no txindex")))
+	r.Mine(1)
+	unconfirmed := r.Pay(r.Wallet.NewScript(testenv.P2TR).TxOut(2e8))
+	// Core itself cannot find the confirmed one without its block.
+	if _, err := r.Core.Call("getrawtransaction", confirmed.TxHash().String(), 0); err == nil {
+		t.Fatal("Core found a confirmed transaction without -txindex and a block hash; the test proves nothing")
+	}
+
+	p := runInproc(t, map[string]string{"NET": "regtest", "DAEMON_URL": r.URL()})
+	c := dialTCP(t, p.srv.Addrs()[0])
+	c.version("1.4")
+	waitFor(t, "the mempool view to have the payment", 20*time.Second, func() bool {
+		return len(get[[]map[string]any](c, "blockchain.scripthash.get_mempool", shOf(unconfirmed.TxOut[0].PkScript))) == 1
+	})
+	for _, tx := range []*wire.MsgTx{confirmed, unconfirmed} {
+		if got := get[string](c, "blockchain.transaction.get", tx.TxHash().String()); got != txHex(t, tx) {
+			t.Errorf("transaction.get %s: %.60s..., want the transaction", tx.TxHash(), got)
+		}
+		v := get[map[string]any](c, "blockchain.transaction.get", tx.TxHash().String(), true)
+		if v["txid"] != tx.TxHash().String() || v["hex"] != txHex(t, tx) {
+			t.Errorf("verbose transaction.get %s: %v", tx.TxHash(), v)
+		}
+	}
+	m := get[map[string]any](c, "blockchain.transaction.get_merkle", confirmed.TxHash().String(), 102)
+	if pos, _ := m["pos"].(float64); pos != 1 {
+		t.Errorf("get_merkle: %v", m)
+	}
+	if strings.Contains(p.log.String(), "--txindex") {
+		t.Error("the server asked Bitcoin Core for a transaction index")
+	}
+}
+
+// TestBtcdWithoutTxIndexSaysSo: btcd has no block-hash form of
+// getrawtransaction, so the server says in one line at start that it
+// needs --txindex.
+func TestBtcdWithoutTxIndexSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Btcd: testenv.BtcdOptions{NoTxIndex: true}})
+	r.Mine(2)
+	p := runInproc(t, map[string]string{"NET": "regtest", "DAEMON_URL": r.URL()})
+	if n := strings.Count(p.log.String(), "restart btcd with --txindex"); n != 1 {
+		t.Fatalf("%d lines naming --txindex, want 1:\n%s", n, p.log.String())
 	}
 }

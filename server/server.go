@@ -120,6 +120,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(start).Round(time.Millisecond).String())
+	// Confirmed transactions are asked for in their block: Bitcoin Core
+	// needs no -txindex; btcd does, which is said once here.
+	dc.SetTxLocator(ix.TxBlockHash)
+	if ids, err := ix.BlockTxIDs(1); err == nil && len(ids) > 0 {
+		if err := dc.CheckTxIndex(ctx, ids[0]); err != nil {
+			s.logger.Warn(err.Error())
+		}
+	}
 	f.pending = newChange() // nobody is subscribed yet
 
 	mp := mempool.New(dc, ix, mempool.Options{Logger: s.logger})
