@@ -305,3 +305,78 @@ func TestBtcdWithoutTxIndexSaysSo(t *testing.T) {
 		t.Fatalf("%d lines naming --txindex, want 1:\n%s", n, p.log.String())
 	}
 }
+
+// TestCoreCookieRestart: with a DAEMON_URL without a password the server
+// authenticates with Core's cookie; Core restarts and writes a new cookie,
+// and the server keeps serving (new blocks, transactions) without ever
+// logging the cookie.
+func TestCoreCookieRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: true, Bitcoind: testenv.BitcoindOptions{Cookie: true}})
+	r.Mine(101)
+	_, before, err := r.Core.Cookie()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := runInproc(t, map[string]string{"NET": "regtest", "DAEMON_URL": r.URL(), "DAEMON_COOKIE_FILE": r.Core.CookiePath})
+	c := dialTCP(t, p.srv.Addrs()[0])
+	c.version("1.4")
+	c.call("blockchain.headers.subscribe")
+
+	r.Restart()
+	_, after, err := r.Core.Cookie()
+	if err != nil || after == before {
+		t.Fatalf("Core kept its cookie across a restart (%v)", err)
+	}
+	r.Mine(1)
+	c.waitHeader(102)
+	tx := r.Pay(r.Wallet.NewScript(testenv.P2WPKH).TxOut(1e8))
+	waitFor(t, "the payment in the mempool view", 20*time.Second, func() bool {
+		return len(get[[]map[string]any](c, "blockchain.scripthash.get_mempool", shOf(tx.TxOut[0].PkScript))) == 1
+	})
+	if got := get[string](c, "blockchain.transaction.get", tx.TxHash().String()); got != txHex(t, tx) {
+		t.Error("transaction.get after the restart did not return the payment")
+	}
+	log := p.log.String()
+	for _, secret := range []string{before, after} {
+		if strings.Contains(log, secret) {
+			t.Fatal("the log shows a cookie")
+		}
+	}
+	if n := strings.Count(log, "daemon warming up"); n > 1 {
+		t.Errorf("%d warm-up lines for one restart, want at most 1", n)
+	}
+}
+
+// TestCoreWarmUpWaited: Core restarting with a full check of its blocks
+// answers RPC -28 for a while; the server waits it out with one log line
+// and keeps serving.
+func TestCoreWarmUpWaited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	const tip = testenv.MainnetBlocksTip
+	core := testenv.StartBitcoind(t, testenv.BitcoindOptions{Network: "mainnet", OldTip: true,
+		LoadBlocks: []string{testenv.MainnetBlocksFile(t)}, LoadHeight: tip})
+	p := runInproc(t, map[string]string{"NET": "mainnet", "DAEMON_URL": core.URL()})
+	core.Restart("-checkblocks=0", "-checklevel=4")
+	waitFor(t, "the server to see Core warm up", 30*time.Second, func() bool {
+		return strings.Contains(p.log.String(), "daemon warmed up")
+	})
+	if n := strings.Count(p.log.String(), "daemon warming up"); n != 1 {
+		t.Errorf("%d warm-up lines, want 1", n)
+	}
+	c := dialTCP(t, p.srv.Addrs()[0])
+	c.version("1.4")
+	var hdr struct {
+		Height int32 `json:"height"`
+	}
+	if err := json.Unmarshal(c.call("blockchain.headers.subscribe"), &hdr); err != nil || hdr.Height != tip {
+		t.Fatalf("after the warm-up: tip %d (%v)", hdr.Height, err)
+	}
+	if ok, why := p.health.Ready(); !ok {
+		waitFor(t, "ready after the warm-up", 10*time.Second, func() bool { ok, _ := p.health.Ready(); return ok }, func() any { return why })
+	}
+}

@@ -195,6 +195,15 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			return nil, &Error{Var: o.env, Value: redact(o, raw[o.env]), Reason: err.Error()}
 		}
 	}
+	// A flag shows in ps: daemon credentials come from the environment or
+	// the cookie file only.
+	if set["daemon-url"] {
+		for _, u := range c.DaemonURLs {
+			if u.Password != "" {
+				return nil, &Error{Var: "flags", Reason: "--daemon-url carries a password, which ps shows to every user: set DAEMON_URL in the environment, or leave the password out and use the cookie file (DAEMON_COOKIE_FILE)"}
+			}
+		}
+	}
 	if err := c.validate(cmd, raw); err != nil {
 		return nil, err
 	}
