@@ -567,3 +567,27 @@ func MainnetBlocksFile(t testing.TB) string {
 
 // MainnetBlocksTip is the height of the last block in MainnetBlocksFile.
 const MainnetBlocksTip = 14131
+
+// Credentials returns the JSON-RPC user and password: the configured
+// ones, or the current cookie's.
+func (c *Bitcoind) Credentials() (user, pass string) {
+	if c.opts.Cookie {
+		user, pass, _ = c.Cookie()
+		return user, pass
+	}
+	return c.RPCUser, c.RPCPass
+}
+
+// Node is what btcd and Bitcoin Core both offer a test: raw JSON-RPC calls,
+// the address and the credentials.
+type Node interface {
+	Call(method string, params ...any) (json.RawMessage, error)
+	RPCAddr() string
+	URL() string
+	Credentials() (user, pass string)
+}
+
+var (
+	_ Node = (*Btcd)(nil)
+	_ Node = (*Bitcoind)(nil)
+)

@@ -90,6 +90,14 @@ func StartRegtest(t testing.TB, opts RegtestOptions) *Regtest {
 	return &Regtest{Btcd: b, Daemon: "btcd", Wallet: w, MiningScript: mining, node: b, t: t}
 }
 
+// Node returns the node, btcd or Bitcoin Core.
+func (r *Regtest) Node() Node {
+	if r.Btcd != nil {
+		return r.Btcd
+	}
+	return r.Core
+}
+
 // URL returns the node's JSON-RPC URL in DAEMON_URL form.
 func (r *Regtest) URL() string { return r.node.URL() }
 
@@ -281,6 +289,13 @@ func (r *Regtest) Reorg(depth, n int) []*wire.MsgBlock {
 		r.t.Fatalf("testenv: cannot reorganise %d blocks of a chain of height %d", depth, tip)
 	}
 	r.Invalidate(r.blockHash(tip - int32(depth) + 1))
+	if r.Core != nil && n > 0 {
+		// Core would mine the invalidated block again, byte for byte,
+		// and refuse it: the first new block pays another script.
+		r.Core.Generate(1, r.Wallet.NewScript(P2WPKH).Address.EncodeAddress())
+		first := r.Sync()
+		return append(first, r.Mine(n-1)...)
+	}
 	return r.Mine(n)
 }
 
