@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
@@ -646,4 +647,24 @@ func (c *Client) CheckNetwork(ctx context.Context, net *chain.Network) error {
 			c.URL(), h, net.Name, net.Genesis, net.Name)
 	}
 	return nil
+}
+
+// slowCallKey carries CallSlow's timeout to send.
+type slowCallKey struct{}
+
+// CallSlow makes one call that may take long (gettxoutsetinfo scans the
+// whole UTXO set: minutes on mainnet): bounded by timeout instead of
+// Options.Timeout, and tried once against the daemon in use, since
+// repeating a call that timed out would only load the daemon again.
+func (c *Client) CallSlow(ctx context.Context, timeout time.Duration, method string, params ...any) (json.RawMessage, error) {
+	ctx = context.WithValue(ctx, slowCallKey{}, timeout)
+	raw, err := c.post(ctx, c.current(), call{method: method, params: params})
+	var perm *permanentError
+	if errors.As(err, &perm) {
+		err = perm.err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	return raw, nil
 }
