@@ -109,10 +109,16 @@ func activity(t *testing.T, r *testenv.Regtest, rounds int) {
 }
 
 // chainBlocks fetches the daemon's best chain as parsed blocks.
-func chainBlocks(t *testing.T, b *testenv.Btcd) []*chain.Block {
+func chainBlocks(t *testing.T, b testenv.Node) []*chain.Block {
 	t.Helper()
 	var blocks []*chain.Block
-	for h := int32(0); h <= b.Height(); h++ {
+	raw, err := b.Call("getblockcount")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var height int32
+	json.Unmarshal(raw, &height)
+	for h := int32(0); h <= height; h++ {
 		raw, err := b.Call("getblockhash", h)
 		if err != nil {
 			t.Fatal(err)
@@ -213,38 +219,42 @@ func TestBuildOnceMatchesChain(t *testing.T) {
 		t.Errorf("build log lacks the tip or verify lines:\n%s", tail(out, 20))
 	}
 	_, ix := openIndex(t, dir)
-	compareWithChain(t, ix, chainBlocks(t, r.Btcd))
+	compareWithChain(t, ix, chainBlocks(t, r.Node()))
 }
 
 // TestBuildReorgs reorganises the chain under a built index by 1, 6 and 50
-// blocks; each time the resumed build must end in the same state as a
-// build of the winning chain from scratch.
+// blocks, on btcd and on Bitcoin Core; each time the resumed build must
+// end in the same state as a build of the winning chain from scratch.
 func TestBuildReorgs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs btcd")
+		t.Skip("runs btcd and Bitcoin Core")
 	}
-	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
-	r.Mine(110)
-	activity(t, r, 10)
-	r.Mine(60)
-	dir := t.TempDir()
-	mustBuild(t, dir, []string{r.Btcd.URL()})
-	for _, depth := range []int{1, 6, 50} {
-		t.Run(fmt.Sprint(depth), func(t *testing.T) {
-			activity(t, r, 4)
-			mustBuild(t, dir, []string{r.Btcd.URL()})
-			r.Reorg(depth, depth+2)
-			out := mustBuild(t, dir, []string{r.Btcd.URL()})
-			if !strings.Contains(out, "chain reorganised") || !strings.Contains(out, fmt.Sprintf("depth=%d", depth)) {
-				t.Errorf("no reorg of depth %d logged:\n%s", depth, tail(out, 15))
+	for _, d := range daemons {
+		t.Run(d, func(t *testing.T) {
+			r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: d == "core"})
+			r.Mine(110)
+			activity(t, r, 10)
+			r.Mine(60)
+			dir := t.TempDir()
+			mustBuild(t, dir, []string{r.URL()})
+			for _, depth := range []int{1, 6, 50} {
+				t.Run(fmt.Sprint(depth), func(t *testing.T) {
+					activity(t, r, 4)
+					mustBuild(t, dir, []string{r.URL()})
+					r.Reorg(depth, depth+2)
+					out := mustBuild(t, dir, []string{r.URL()})
+					if !strings.Contains(out, "chain reorganised") || !strings.Contains(out, fmt.Sprintf("depth=%d", depth)) {
+						t.Errorf("no reorg of depth %d logged:\n%s", depth, tail(out, 15))
+					}
+					fresh := t.TempDir()
+					mustBuild(t, fresh, []string{r.URL()})
+					if got, want := testenv.DigestDir(t, dir), testenv.DigestDir(t, fresh); got != want {
+						t.Fatalf("after a reorg of %d: digest %s, from scratch %s", depth, got, want)
+					}
+					_, ix := openIndex(t, dir)
+					compareWithChain(t, ix, chainBlocks(t, r.Node()))
+				})
 			}
-			fresh := t.TempDir()
-			mustBuild(t, fresh, []string{r.Btcd.URL()})
-			if got, want := testenv.DigestDir(t, dir), testenv.DigestDir(t, fresh); got != want {
-				t.Fatalf("after a reorg of %d: digest %s, from scratch %s", depth, got, want)
-			}
-			_, ix := openIndex(t, dir)
-			compareWithChain(t, ix, chainBlocks(t, r.Btcd))
 		})
 	}
 }

@@ -82,6 +82,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	cfg := s.cfg
 	s.node = telemetry.NewNodeMetrics(s.reg, "restore")
 	dc, err := daemon.New(cfg.DaemonURLs, daemon.Options{Logger: s.logger,
+		CookieFile: cfg.DaemonCookieFile, MaxRetryDelay: cfg.DaemonRetryMax,
 		Hooks: daemon.Hooks{Request: s.node.DaemonRequest, Failover: s.node.DaemonFailover}})
 	if err != nil {
 		return err
@@ -136,6 +137,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		meter.Update(int64(tip.Height), int64(tip.Height), true, "txs", int64(synced))
 	}
 	s.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(start).Round(time.Millisecond).String())
+	// Confirmed transactions are asked for in their block: Bitcoin Core
+	// needs no -txindex; btcd does, which is said once here.
+	dc.SetTxLocator(ix.TxBlockHash)
+	if ids, err := ix.BlockTxIDs(1); err == nil && len(ids) > 0 {
+		if err := dc.CheckTxIndex(ctx, ids[0]); err != nil {
+			s.logger.Warn(err.Error())
+		}
+	}
 	f.pending = newChange() // nobody is subscribed yet
 
 	mp := mempool.New(dc, ix, mempool.Options{Logger: s.logger})
@@ -378,18 +387,22 @@ func (f *follower) rewind(ctx context.Context, n int) (index.Tip, error) {
 // each round of following.
 const readyCheckInterval = 2 * time.Second
 
-// checkReady asks the daemon for its height: the node is ready while the
-// index trails it by at most READY_MAX_LAG blocks.
+// checkReady asks the daemon for its chain state: the node is ready while
+// the daemon is not in initial block download and the index and the
+// daemon are at most READY_MAX_LAG blocks apart, either way (a daemon
+// behind the index, reindexing or a lagging failover target, cannot
+// confirm what the node serves).
 func (f *follower) checkReady(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	h, err := f.dc.BlockCount(ctx)
+	info, err := f.dc.BlockchainInfo(ctx)
 	if err != nil {
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			f.health.SetReady(false, "daemon unreachable: "+err.Error())
 		}
 		return
 	}
+	h := info.Blocks
 	tip := f.ix.Tip()
 	lag := max(0, int64(h)-int64(tip.Height))
 	if f.metrics != nil {
@@ -401,6 +414,14 @@ func (f *follower) checkReady(ctx context.Context) {
 	}
 	if lag > int64(f.maxLag) {
 		f.health.SetReady(false, fmt.Sprintf("%d blocks behind the daemon (READY_MAX_LAG %d)", lag, f.maxLag))
+		return
+	}
+	if info.InitialBlockDownload != nil && *info.InitialBlockDownload {
+		f.health.SetReady(false, fmt.Sprintf("daemon %s is in initial block download (at height %d)", f.dc.URL(), h))
+		return
+	}
+	if ahead := int64(tip.Height) - int64(h); ahead > int64(f.maxLag) {
+		f.health.SetReady(false, fmt.Sprintf("daemon %s is %d blocks behind the index (at %d, index at %d; READY_MAX_LAG %d): waiting for it", f.dc.URL(), ahead, h, tip.Height, f.maxLag))
 		return
 	}
 	f.health.SetReady(true, "")

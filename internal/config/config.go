@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -63,6 +65,8 @@ type Config struct {
 
 	// Daemon.
 	DaemonURLs         []DaemonURL
+	DaemonCookieFile   string
+	DaemonRetryMax     time.Duration
 	DaemonPollInterval time.Duration
 	ZMQHashBlock       string
 
@@ -189,6 +193,15 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	for _, o := range opts {
 		if err := o.parse(c, raw[o.env]); err != nil {
 			return nil, &Error{Var: o.env, Value: redact(o, raw[o.env]), Reason: err.Error()}
+		}
+	}
+	// A flag shows in ps: daemon credentials come from the environment or
+	// the cookie file only.
+	if set["daemon-url"] {
+		for _, u := range c.DaemonURLs {
+			if u.Password != "" {
+				return nil, &Error{Var: "flags", Reason: "--daemon-url carries a password, which ps shows to every user: set DAEMON_URL in the environment, or leave the password out and use the cookie file (DAEMON_COOKIE_FILE)"}
+			}
 		}
 	}
 	if err := c.validate(cmd, raw); err != nil {
@@ -343,4 +356,18 @@ func (o option) flag() string {
 		return o.flagAs
 	}
 	return strings.ReplaceAll(strings.ToLower(o.env), "_", "-")
+}
+
+// coreDataSubdirs are Bitcoin Core's per-network data subdirectories.
+var coreDataSubdirs = map[string]string{"mainnet": "", "testnet": "testnet3", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
+
+// DefaultCookieFile is where Bitcoin Core writes its cookie for net with
+// the default data directory: ~/.bitcoin/[subdir/].cookie. It is empty
+// when the home directory is unknown.
+func DefaultCookieFile(net *chain.Network) string {
+	home, err := os.UserHomeDir()
+	if err != nil || net == nil {
+		return ""
+	}
+	return filepath.Join(home, ".bitcoin", coreDataSubdirs[net.Name], ".cookie")
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +211,30 @@ func TestBareBooleanFlags(t *testing.T) {
 	c, err = Load(Build, nil, env(append(serveBase, "BUILD_ONCE", "1")...), nil)
 	if err != nil || !c.Once {
 		t.Errorf("BUILD_ONCE=1: once %v err %v", c != nil && c.Once, err)
+	}
+}
+
+// TestDaemonCredentials: a password in --daemon-url (visible in ps) is
+// refused, DAEMON_URL from the environment or a flag without a password
+// is fine, and the cookie file defaults to Core's place for the network.
+func TestDaemonCredentials(t *testing.T) {
+	_, err := Load(Build, []string{"--daemon-url=u:secret@node1"}, env("DB_DIRECTORY", "d"), nil)
+	if err == nil || !strings.Contains(err.Error(), "ps") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("password in a flag: %v", err)
+	}
+	c, err := Load(Build, []string{"--daemon-url=node1", "--net=regtest"}, env("DB_DIRECTORY", "d"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, _ := os.UserHomeDir()
+	if want := filepath.Join(home, ".bitcoin", "regtest", ".cookie"); c.DaemonCookieFile != want {
+		t.Errorf("regtest cookie %s, want %s", c.DaemonCookieFile, want)
+	}
+	c, err = Load(Build, nil, env("DAEMON_URL", "u:secret@node1", "DB_DIRECTORY", "d", "DAEMON_COOKIE_FILE", "/x/.cookie"), nil)
+	if err != nil || c.DaemonCookieFile != "/x/.cookie" || c.DaemonRetryMax != 4*time.Second {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if c, _ = Load(Build, nil, env("DAEMON_URL", "node1", "DB_DIRECTORY", "d"), nil); c.DaemonCookieFile != filepath.Join(home, ".bitcoin", ".cookie") {
+		t.Errorf("mainnet cookie %s", c.DaemonCookieFile)
 	}
 }

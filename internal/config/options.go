@@ -66,6 +66,18 @@ var options = []option{
 	{env: "DAEMON_URL", group: "Daemon", cmds: syncCmds,
 		usage: "daemon JSON-RPC URLs, comma-separated for round-robin failover: http://user:pass@host:port/ (scheme and port optional)",
 		parse: func(c *Config, v string) (err error) { c.DaemonURLs, err = ParseDaemonURLs(v); return err }},
+	{env: "DAEMON_COOKIE_FILE", defNote: "Bitcoin Core's: ~/.bitcoin/.cookie on mainnet, ~/.bitcoin/<testnet3|testnet4|signet|regtest>/.cookie", group: "Daemon", cmds: syncCmds,
+		usage: "bitcoind cookie file, used for DAEMON_URLs without a password; read again after every 401 (bitcoind writes a new one each start)",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				v = DefaultCookieFile(c.Network)
+			}
+			c.DaemonCookieFile = v
+			return nil
+		}},
+	{env: "DAEMON_RETRY_MAX", def: "4s", group: "Daemon", cmds: syncCmds,
+		usage: "longest wait between retries of a failing daemon (the backoff doubles from 250ms); a failure after this wait fails over to the next DAEMON_URL",
+		parse: durationField(func(c *Config) *time.Duration { return &c.DaemonRetryMax }, time.Second)},
 	{env: "DAEMON_POLL_INTERVAL", def: "1s", group: "Daemon", cmds: syncCmds,
 		usage: "how often to ask the daemon for a new tip and mempool",
 		parse: durationField(func(c *Config) *time.Duration { return &c.DaemonPollInterval }, time.Millisecond)},

@@ -74,6 +74,8 @@ type Client struct {
 	sem    chan struct{}
 	cookie *cookie
 	nextID atomic.Uint64
+	// locator names the block of a confirmed transaction.
+	locator atomic.Pointer[TxLocator]
 
 	mu  sync.Mutex
 	eps []*endpoint
@@ -91,6 +93,7 @@ type endpoint struct {
 	probing     chan struct{} // holds a token while a REST probe runs
 	noSmartFee  atomic.Bool   // estimatesmartfee is missing
 	noNetInfo   atomic.Bool   // getnetworkinfo is missing
+	noTxBlock   atomic.Bool   // getrawtransaction takes no block hash (btcd)
 	failing     atomic.Bool   // the last attempt failed in transport
 	warming     atomic.Bool   // the last attempt met -28
 }

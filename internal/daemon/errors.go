@@ -76,6 +76,15 @@ func (e *RPCError) methodMissing() bool {
 		(e.Code == btcdUnimplemented && (e.Message == btcdUnimplementedMessage || e.Message == btcdNoWalletMessage))
 }
 
+// badParams reports whether the daemon refused the parameters: JSON-RPC's
+// invalid-params code, or btcd's "wrong number of params".
+func (e *RPCError) badParams() bool {
+	return e.Code == codeInvalidParams || strings.Contains(e.Message, "wrong number of params")
+}
+
+// codeInvalidParams is JSON-RPC's code for unacceptable parameters.
+const codeInvalidParams = -32602
+
 // HTTPError is a reply that is not JSON-RPC: an HTTP status without a
 // decodable body, such as 401 for bad credentials or 503 when Bitcoin
 // Core's work queue is full. The client retries it like a transport error.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
@@ -231,8 +232,12 @@ func (c *Client) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]by
 // RawTransaction returns the serialized transaction with the given txid.
 // The daemon finds confirmed transactions only with a transaction index
 // (btcd --txindex, bitcoind -txindex).
+//
+// With a TxLocator set, a confirmed transaction is asked for in its block
+// (getrawtransaction TXID 0 BLOCKHASH), which Bitcoin Core answers without
+// -txindex.
 func (c *Client) RawTransaction(ctx context.Context, txid chainhash.Hash) ([]byte, error) {
-	raw, err := c.Call(ctx, "getrawtransaction", txid.String(), 0)
+	raw, err := c.getTx(ctx, txid, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +289,66 @@ func (c *Client) RawTransactions(ctx context.Context, txids []chainhash.Hash) ([
 // RawTransactionVerbose returns the daemon's verbose description of a
 // transaction (getrawtransaction with verbosity 1) as it gave it.
 func (c *Client) RawTransactionVerbose(ctx context.Context, txid chainhash.Hash) (json.RawMessage, error) {
-	return c.Call(ctx, "getrawtransaction", txid.String(), 1)
+	return c.getTx(ctx, txid, 1)
+}
+
+// TxLocator returns the hash of the block holding a confirmed
+// transaction, ok false when it does not know the transaction.
+type TxLocator func(txid chainhash.Hash) (block chainhash.Hash, ok bool)
+
+// SetTxLocator makes getrawtransaction name the block of a confirmed
+// transaction, so the daemon needs no transaction index (Bitcoin Core).
+func (c *Client) SetTxLocator(f TxLocator) { c.locator.Store(&f) }
+
+// getTx calls getrawtransaction with the transaction's block when it is
+// known and the daemon takes it; btcd does not (wrong number of
+// parameters), which is learned once per daemon.
+func (c *Client) getTx(ctx context.Context, txid chainhash.Hash, verbosity int) (json.RawMessage, error) {
+	var (
+		block   chainhash.Hash
+		located bool
+	)
+	if f := c.locator.Load(); f != nil {
+		block, located = (*f)(txid)
+	}
+	var raw json.RawMessage
+	err := c.do(ctx, "getrawtransaction", func(ctx context.Context, ep *endpoint) error {
+		params := []any{txid.String(), verbosity}
+		if located && !ep.noTxBlock.Load() {
+			r, err := c.post(ctx, ep, call{method: "getrawtransaction", params: append(params, block.String())})
+			var rpcErr *RPCError
+			if !errors.As(err, &rpcErr) || !rpcErr.badParams() {
+				raw = r
+				return err
+			}
+			ep.noTxBlock.Store(true)
+			c.log.Info("daemon takes no block hash in getrawtransaction (btcd): confirmed transactions need its transaction index (--txindex)", "daemon", ep.name)
+		}
+		r, err := c.post(ctx, ep, call{method: "getrawtransaction", params: params})
+		raw = r
+		return err
+	})
+	return raw, err
+}
+
+// CheckTxIndex tells, in one line, when the daemon cannot serve confirmed
+// transactions: btcd (no block-hash form of getrawtransaction) without
+// --txindex. Bitcoin Core needs no transaction index. probe is a
+// confirmed transaction to try, such as block 1's coinbase.
+func (c *Client) CheckTxIndex(ctx context.Context, probe chainhash.Hash) error {
+	if _, err := c.Call(ctx, "getindexinfo"); err == nil {
+		return nil // Bitcoin Core: the block hash is enough
+	} else if !errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	_, err := c.Call(ctx, "getrawtransaction", probe.String(), 0)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("daemon %s has no transaction index and cannot look transactions up by block: restart btcd with --txindex (blockchain.transaction.get of confirmed transactions fails until then)", c.URL())
+	}
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 // RawMempool returns the txids of the transactions in the daemon's
@@ -583,4 +647,24 @@ func (c *Client) CheckNetwork(ctx context.Context, net *chain.Network) error {
 			c.URL(), h, net.Name, net.Genesis, net.Name)
 	}
 	return nil
+}
+
+// slowCallKey carries CallSlow's timeout to send.
+type slowCallKey struct{}
+
+// CallSlow makes one call that may take long (gettxoutsetinfo scans the
+// whole UTXO set: minutes on mainnet): bounded by timeout instead of
+// Options.Timeout, and tried once against the daemon in use, since
+// repeating a call that timed out would only load the daemon again.
+func (c *Client) CallSlow(ctx context.Context, timeout time.Duration, method string, params ...any) (json.RawMessage, error) {
+	ctx = context.WithValue(ctx, slowCallKey{}, timeout)
+	raw, err := c.post(ctx, c.current(), call{method: method, params: params})
+	var perm *permanentError
+	if errors.As(err, &perm) {
+		err = perm.err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	return raw, nil
 }

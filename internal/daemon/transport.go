@@ -189,7 +189,11 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, []byte, erro
 	}
 	defer func() { <-c.sem }()
 
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	timeout := c.opts.Timeout
+	if d, ok := ctx.Value(slowCallKey{}).(time.Duration); ok {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := c.httpc.Do(req.WithContext(ctx))
 	if err != nil {

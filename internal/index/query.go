@@ -348,3 +348,19 @@ func (ix *Index) Output(txid chainhash.Hash, vout uint32) (hx chain.HashX, value
 	}
 	return hx, binary.BigEndian.Uint64(b), true, nil
 }
+
+// TxBlockHash returns the hash of the block holding a confirmed
+// transaction, so a daemon without a transaction index can still find it
+// (getrawtransaction TXID 0 BLOCKHASH). ok is false for a transaction the
+// index does not have, such as one in the mempool.
+func (ix *Index) TxBlockHash(txid chainhash.Hash) (chainhash.Hash, bool) {
+	_, h, ok, err := ix.LookupTx(txid)
+	if err != nil || !ok {
+		return chainhash.Hash{}, false
+	}
+	hdr, err := ix.Header(h)
+	if err != nil {
+		return chainhash.Hash{}, false
+	}
+	return chainhash.DoubleHashH(hdr), true
+}

@@ -268,6 +268,9 @@ func (b *Btcd) URL() string {
 	return fmt.Sprintf("http://%s:%s@%s/", b.RPCUser, b.RPCPass, b.RPCAddr())
 }
 
+// Credentials returns the JSON-RPC user and password.
+func (b *Btcd) Credentials() (user, pass string) { return b.RPCUser, b.RPCPass }
+
 // Pid returns the process id of the running (or last) btcd process.
 func (b *Btcd) Pid() int { return b.proc.pid() }
 

@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"testing"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -20,6 +23,17 @@ type RegtestOptions struct {
 	// Btcd configures the node. Its Network and MiningAddr are set by
 	// StartRegtest.
 	Btcd BtcdOptions
+	// Core runs Bitcoin Core instead of btcd, configured by Bitcoind
+	// (whose Network is set to regtest).
+	Core     bool
+	Bitcoind BitcoindOptions
+}
+
+// rpcNode is what Regtest needs of a daemon: btcd and Bitcoin Core
+// answer these raw calls alike.
+type rpcNode interface {
+	Call(method string, params ...any) (json.RawMessage, error)
+	URL() string
 }
 
 // Regtest is a regtest btcd whose block rewards pay to a Wallet, with the
@@ -27,15 +41,20 @@ type RegtestOptions struct {
 // reorganisation helpers. Its methods fail the test on error and must be
 // called from the test's goroutine.
 type Regtest struct {
-	// Btcd is the node.
+	// Btcd is the node, nil when it is Bitcoin Core (Core).
 	Btcd *Btcd
+	// Core is the node when RegtestOptions.Core was set.
+	Core *Bitcoind
+	// Daemon names the node's kind: "btcd" or "core".
+	Daemon string
 	// Wallet owns the block rewards and follows the node's best chain
 	// through Sync.
 	Wallet *Wallet
 	// MiningScript is the wallet script block rewards pay to.
 	MiningScript *Script
 
-	t testing.TB
+	node rpcNode
+	t    testing.TB
 }
 
 // StartRegtest makes a wallet, starts a regtest btcd that mines to one of
@@ -60,16 +79,84 @@ func StartRegtest(t testing.TB, opts RegtestOptions) *Regtest {
 	btcdParams := btcdNetworks["regtest"].params
 	w := NewWallet(btcdParams, seed)
 	mining := w.NewScript(kind)
+	if opts.Core {
+		co := opts.Bitcoind
+		co.Network = "regtest"
+		c := StartBitcoind(t, co)
+		return &Regtest{Core: c, Daemon: "core", Wallet: w, MiningScript: mining, node: c, t: t}
+	}
 	bo.MiningAddr = mining.Address.EncodeAddress()
 	b := StartBtcd(t, bo)
-	return &Regtest{Btcd: b, Wallet: w, MiningScript: mining, t: t}
+	return &Regtest{Btcd: b, Daemon: "btcd", Wallet: w, MiningScript: mining, node: b, t: t}
 }
+
+// Node returns the node, btcd or Bitcoin Core.
+func (r *Regtest) Node() Node {
+	if r.Btcd != nil {
+		return r.Btcd
+	}
+	return r.Core
+}
+
+// URL returns the node's JSON-RPC URL in DAEMON_URL form.
+func (r *Regtest) URL() string { return r.node.URL() }
+
+// call makes a raw call and decodes the result into v, failing the test.
+func (r *Regtest) call(v any, method string, params ...any) {
+	r.t.Helper()
+	raw, err := r.node.Call(method, params...)
+	if err != nil {
+		r.t.Fatalf("testenv: %s %s: %v", r.Daemon, method, err)
+	}
+	if v != nil {
+		if err := json.Unmarshal(raw, v); err != nil {
+			r.t.Fatalf("testenv: %s %s: decode %s: %v", r.Daemon, method, raw, err)
+		}
+	}
+}
+
+// Height returns the height of the node's best block.
+func (r *Regtest) Height() int32 {
+	r.t.Helper()
+	var n int32
+	r.call(&n, "getblockcount")
+	return n
+}
+
+// Generate mines n blocks to the mining script without syncing the
+// wallet, and returns their hashes.
+func (r *Regtest) Generate(n int) []chainhash.Hash {
+	r.t.Helper()
+	if r.Btcd != nil {
+		return r.Btcd.Generate(n)
+	}
+	return r.Core.Generate(n, r.MiningScript.Address.EncodeAddress())
+}
+
+// Block returns the node's block with the given hash.
+func (r *Regtest) Block(hash chainhash.Hash) *wire.MsgBlock {
+	r.t.Helper()
+	var hexStr string
+	r.call(&hexStr, "getblock", hash.String(), 0)
+	b, err := hex.DecodeString(hexStr)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var block wire.MsgBlock
+	if err := block.Deserialize(bytes.NewReader(b)); err != nil {
+		r.t.Fatalf("testenv: block %s: %v", hash, err)
+	}
+	return &block
+}
+
+// BlockHash returns the hash of the node's best-chain block at height.
+func (r *Regtest) BlockHash(height int32) chainhash.Hash { r.t.Helper(); return r.blockHash(height) }
 
 // Mine generates n blocks, lets the wallet learn their outputs, and returns
 // them.
 func (r *Regtest) Mine(n int) []*wire.MsgBlock {
 	r.t.Helper()
-	r.Btcd.Generate(n)
+	r.Generate(n)
 	return r.Sync()
 }
 
@@ -80,11 +167,7 @@ func (r *Regtest) Mine(n int) []*wire.MsgBlock {
 // disconnected blocks.
 func (r *Regtest) Sync() []*wire.MsgBlock {
 	r.t.Helper()
-	c := r.Btcd.Client
-	_, best, err := c.GetBestBlock()
-	if err != nil {
-		r.t.Fatalf("testenv: getbestblock: %v", err)
-	}
+	best := r.Height()
 	w := r.Wallet
 	disconnected := 0
 	for h := w.Height(); h > 0; h = w.Height() {
@@ -98,11 +181,7 @@ func (r *Regtest) Sync() []*wire.MsgBlock {
 	}
 	var blocks []*wire.MsgBlock
 	for h := w.Height() + 1; h <= best; h++ {
-		hash := r.blockHash(h)
-		block, err := c.GetBlock(&hash)
-		if err != nil {
-			r.t.Fatalf("testenv: getblock %s: %v", hash, err)
-		}
+		block := r.Block(r.blockHash(h))
 		if err := w.ConnectBlock(block); err != nil {
 			r.t.Fatal(err)
 		}
@@ -117,9 +196,11 @@ func (r *Regtest) Sync() []*wire.MsgBlock {
 // blockHash returns the hash of btcd's best-chain block at height.
 func (r *Regtest) blockHash(height int32) chainhash.Hash {
 	r.t.Helper()
-	h, err := r.Btcd.Client.GetBlockHash(int64(height))
+	var s string
+	r.call(&s, "getblockhash", height)
+	h, err := chainhash.NewHashFromStr(s)
 	if err != nil {
-		r.t.Fatalf("testenv: getblockhash %d: %v", height, err)
+		r.t.Fatal(err)
 	}
 	return *h
 }
@@ -127,30 +208,36 @@ func (r *Regtest) blockHash(height int32) chainhash.Hash {
 // reloadMempool replaces the wallet's unconfirmed set with btcd's mempool.
 func (r *Regtest) reloadMempool() {
 	r.t.Helper()
-	c := r.Btcd.Client
-	txids, err := c.GetRawMempool()
-	if err != nil {
-		r.t.Fatalf("testenv: getrawmempool: %v", err)
-	}
+	var txids []string
+	r.call(&txids, "getrawmempool")
 	r.Wallet.ResetMempool()
 	for _, txid := range txids {
-		tx, err := c.GetRawTransaction(txid)
+		var hexStr string
+		r.call(&hexStr, "getrawtransaction", txid, 0)
+		b, err := hex.DecodeString(hexStr)
 		if err != nil {
-			r.t.Fatalf("testenv: getrawtransaction %s: %v", txid, err)
+			r.t.Fatal(err)
 		}
-		r.Wallet.AddTx(tx.MsgTx())
+		var tx wire.MsgTx
+		if err := tx.Deserialize(bytes.NewReader(b)); err != nil {
+			r.t.Fatalf("testenv: tx %s: %v", txid, err)
+		}
+		r.Wallet.AddTx(&tx)
 	}
 }
 
 // TryBroadcast submits the transaction to btcd and, once accepted, records
 // it in the wallet. It returns btcd's error for a rejected transaction.
 func (r *Regtest) TryBroadcast(tx *wire.MsgTx) (chainhash.Hash, error) {
-	txid, err := r.Btcd.Client.SendRawTransaction(tx, true)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := tx.Serialize(&buf); err != nil {
+		return chainhash.Hash{}, err
+	}
+	if _, err := r.node.Call("sendrawtransaction", hex.EncodeToString(buf.Bytes())); err != nil {
 		return chainhash.Hash{}, err
 	}
 	r.Wallet.AddTx(tx)
-	return *txid, nil
+	return tx.TxHash(), nil
 }
 
 // Broadcast submits the transaction to btcd and records it in the wallet.
@@ -185,9 +272,7 @@ func (r *Regtest) Pay(outputs ...*wire.TxOut) *wire.MsgTx {
 // the chain before it the best chain again, and syncs the wallet.
 func (r *Regtest) Invalidate(hash chainhash.Hash) {
 	r.t.Helper()
-	if err := r.Btcd.Client.InvalidateBlock(&hash); err != nil {
-		r.t.Fatalf("testenv: invalidateblock %s: %v", hash, err)
-	}
+	r.call(nil, "invalidateblock", hash.String())
 	r.Sync()
 }
 
@@ -204,6 +289,13 @@ func (r *Regtest) Reorg(depth, n int) []*wire.MsgBlock {
 		r.t.Fatalf("testenv: cannot reorganise %d blocks of a chain of height %d", depth, tip)
 	}
 	r.Invalidate(r.blockHash(tip - int32(depth) + 1))
+	if r.Core != nil && n > 0 {
+		// Core would mine the invalidated block again, byte for byte,
+		// and refuse it: the first new block pays another script.
+		r.Core.Generate(1, r.Wallet.NewScript(P2WPKH).Address.EncodeAddress())
+		first := r.Sync()
+		return append(first, r.Mine(n-1)...)
+	}
 	return r.Mine(n)
 }
 
@@ -212,7 +304,11 @@ func (r *Regtest) Reorg(depth, n int) []*wire.MsgBlock {
 // unconfirmed transactions.
 func (r *Regtest) Restart() {
 	r.t.Helper()
-	r.Btcd.Restart()
-	r.Wallet.ResetMempool()
+	if r.Btcd != nil {
+		r.Btcd.Restart()
+	} else {
+		r.Core.Restart()
+	}
 	r.Sync()
+	r.reloadMempool()
 }
