@@ -20,6 +20,7 @@ import (
 // uses the side-by-side chain (10,000 blocks, about 310,000 transactions;
 // replaying it into btcd takes minutes), otherwise the Small workload.
 // AMBER_BENCH_CACHES lists the CACHE_MB values (default "16,64,256,1200").
+// AMBER_BENCH_DAEMON=core feeds it from Bitcoin Core (REST on) instead.
 func BenchmarkBuildRSS(b *testing.B) {
 	spec := chaingen.Small
 	if os.Getenv("AMBER_BENCH_CHAIN") == "peer310k" {
@@ -30,7 +31,12 @@ func BenchmarkBuildRSS(b *testing.B) {
 		caches = v
 	}
 	c := chaingen.Load(b, spec)
-	node := testenv.StartBtcd(b, testenv.BtcdOptions{})
+	var node testenv.Node
+	if os.Getenv("AMBER_BENCH_DAEMON") == "core" {
+		node = testenv.StartBitcoind(b, testenv.BitcoindOptions{OldTip: true})
+	} else {
+		node = testenv.StartBtcd(b, testenv.BtcdOptions{})
+	}
 	c.Submit(b, node, c.Height())
 	txs := float64(c.Txs() + c.Height() + 1)
 	for _, mb := range strings.Split(caches, ",") {
