@@ -119,7 +119,9 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Wake:       wake,
 		Logger:     b.logger,
-		BatchBytes: cfg.CacheMB << 20 / 4,
+		// CACHE_MB: half the block cache, a quarter the UTXO cache, an
+		// eighth each the batch being indexed and the one committing.
+		BatchBytes: cfg.CacheMB << 20 / 8,
 		Progress: func(p chainsync.Progress) {
 			meter.Update(int64(p.Height), int64(p.Target), false, "txs", int64(p.Txs))
 			m.blocks.Add(float64(p.Blocks - lastBlocks))

@@ -116,7 +116,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	var synced uint64
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Logger:         s.logger,
-		BatchBytes:     cfg.CacheMB << 20 / 4,
+		BatchBytes:     cfg.CacheMB << 20 / 8, // as amber build splits CACHE_MB
 		CollectTouched: true,
 		OnCommit:       f.committed,
 		Progress: func(p chainsync.Progress) {

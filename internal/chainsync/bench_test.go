@@ -40,7 +40,7 @@ func BenchmarkSyncSegments(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	batchBytes := cacheMB << 20 / 4
+	batchBytes := cacheMB << 20 / 8 // as amber build
 	if v := os.Getenv("AMBER_BENCH_BATCH_MB"); v != "" {
 		mb, err := strconv.Atoi(v)
 		if err != nil {
