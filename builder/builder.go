@@ -117,8 +117,8 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		wake = daemon.WatchBlocks(ctx, cfg.ZMQHashBlock, b.logger)
 	}
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
-		Wake:       wake,
-		Logger:     b.logger,
+		Wake:   wake,
+		Logger: b.logger,
 		// CACHE_MB: half the block cache, a quarter the UTXO cache, an
 		// eighth each the batch being indexed and the one committing.
 		BatchBytes: cfg.CacheMB << 20 / 8,
