@@ -368,18 +368,22 @@ func (f *follower) rewind(ctx context.Context, n int) (index.Tip, error) {
 // each round of following.
 const readyCheckInterval = 2 * time.Second
 
-// checkReady asks the daemon for its height: the node is ready while the
-// index trails it by at most READY_MAX_LAG blocks.
+// checkReady asks the daemon for its chain state: the node is ready while
+// the daemon is not in initial block download and the index and the
+// daemon are at most READY_MAX_LAG blocks apart, either way (a daemon
+// behind the index, reindexing or a lagging failover target, cannot
+// confirm what the node serves).
 func (f *follower) checkReady(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	h, err := f.dc.BlockCount(ctx)
+	info, err := f.dc.BlockchainInfo(ctx)
 	if err != nil {
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			f.health.SetReady(false, "daemon unreachable: "+err.Error())
 		}
 		return
 	}
+	h := info.Blocks
 	tip := f.ix.Tip()
 	lag := max(0, int64(h)-int64(tip.Height))
 	if f.metrics != nil {
@@ -391,6 +395,14 @@ func (f *follower) checkReady(ctx context.Context) {
 	}
 	if lag > int64(f.maxLag) {
 		f.health.SetReady(false, fmt.Sprintf("%d blocks behind the daemon (READY_MAX_LAG %d)", lag, f.maxLag))
+		return
+	}
+	if info.InitialBlockDownload != nil && *info.InitialBlockDownload {
+		f.health.SetReady(false, fmt.Sprintf("daemon %s is in initial block download (at height %d)", f.dc.URL(), h))
+		return
+	}
+	if ahead := int64(tip.Height) - int64(h); ahead > int64(f.maxLag) {
+		f.health.SetReady(false, fmt.Sprintf("daemon %s is %d blocks behind the index (at %d, index at %d; READY_MAX_LAG %d): waiting for it", f.dc.URL(), ahead, h, tip.Height, f.maxLag))
 		return
 	}
 	f.health.SetReady(true, "")
