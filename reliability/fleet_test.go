@@ -195,6 +195,7 @@ type fleetFigures struct {
 	drainCloses  []time.Duration // SIGTERM to a wallet's session closing
 	exitTimes    []time.Duration // SIGTERM to exit 0
 	unreadyTimes []time.Duration // SIGTERM to /readyz red
+	lbDownTimes  []time.Duration // SIGTERM to HAProxy marking the node down
 }
 
 func (f *fleet) errorf(format string, args ...any) {
@@ -526,6 +527,10 @@ func (f *fleet) leave(n *node) {
 	if err := n.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	slot := fmt.Sprintf("slot%d", n.slot)
+	f.waitLB(func(st map[string]testenv.HAProxyServer) bool { return strings.HasPrefix(st[slot].Status, "DOWN") },
+		n.name+" marked down after SIGTERM")
+	f.figures.lbDownTimes = append(f.figures.lbDownTimes, time.Since(n.termAt))
 	// A block at once: the draining node's wallets must still be told.
 	f.mine("just after SIGTERM to " + n.name)
 	for !n.p.exited() {
@@ -796,9 +801,9 @@ func (f *fleet) report(took time.Duration) {
 	tally.fleetRun(fleetRun{took: took, cycles: len(fig.readyTimes), rounds: f.rounds, readyTimes: fig.readyTimes,
 		caughtUp: fig.caughtUp, reconnects: reconnects, probes: int(f.probes.Load()), errors: int(f.errs.Load())})
 	f.t.Logf("fleet: %d join/leave cycles, %d rounds (a mempool tx and a block each) in %v; new node ready after %v (caught up %v blocks); "+
-		"SIGTERM to /readyz red %v, to sessions closed %v, to exit %v; %d wallet reconnects, %d probe sessions, %d errors",
+		"SIGTERM to /readyz red %v, to HAProxy down %v, to sessions closed %v, to exit %v; %d wallet reconnects, %d probe sessions, %d errors",
 		len(fig.readyTimes), f.rounds, took.Round(time.Millisecond), durations(fig.readyTimes), fig.caughtUp,
-		durations(fig.unreadyTimes), durations(fig.drainCloses), durations(fig.exitTimes), reconnects, f.probes.Load(), f.errs.Load())
+		durations(fig.unreadyTimes), durations(fig.lbDownTimes), durations(fig.drainCloses), durations(fig.exitTimes), reconnects, f.probes.Load(), f.errs.Load())
 }
 
 func durations(ds []time.Duration) string {
