@@ -34,7 +34,8 @@ const (
 	fleetSlots      = 4               // HAProxy servers: three nodes and the slot a new node takes
 	fleetWallets    = 12              // long-lived wallets, three per source address
 	fleetScripts    = 3               // scripts every wallet subscribes to
-	fleetDrainDelay = 2 * time.Second // DRAIN_DELAY of every node
+	fleetDrainDelay = 3 * time.Second // DRAIN_DELAY of every node
+	fleetQuiet      = 2 * time.Second // no block mined this close to the end of a drain
 	fleetGrace      = 2 * time.Second // SHUTDOWN_GRACE
 	fleetSyncWait   = 45 * time.Second
 )
@@ -383,10 +384,10 @@ func (f *fleet) round() {
 // every wallet has it.
 func (f *fleet) mine(what string) {
 	t := f.t
-	// No block in the last second before a drain closes sessions: a block
-	// mined earlier must reach the draining node's wallets as a
+	// No block in the last fleetQuiet before a drain closes sessions: a
+	// block mined earlier must reach the draining node's wallets as a
 	// notification, and one mined later may legitimately not.
-	if n := f.leaving; n != nil && time.Since(n.termAt) > fleetDrainDelay-time.Second {
+	if n := f.leaving; n != nil && time.Since(n.termAt) > fleetDrainDelay-fleetQuiet {
 		for !n.p.exited() {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -709,7 +710,6 @@ func (f *fleet) checkSessions(requireWallets bool) {
 	f.pause.Store(true)
 	defer f.pause.Store(false)
 	f.waitSynced("before listing sessions")
-	time.Sleep(300 * time.Millisecond) // a probe's session closing
 	for _, n := range f.live {
 		want := map[string]string{}
 		for _, w := range f.wallets {
@@ -733,7 +733,7 @@ func (f *fleet) checkSessions(requireWallets bool) {
 		}
 		got := map[string]string{}
 		for _, s := range sessions {
-			if s.Transport == "tcp" {
+			if s.Transport == "tcp" && s.Client != "fleet-probe" { // a probe's session may still be closing
 				got[s.Remote] = s.Client
 			}
 		}
@@ -748,8 +748,9 @@ func (f *fleet) checkSessions(requireWallets bool) {
 
 // checkEveryBlockNotified checks that every wallet got a headers
 // notification for every block the rounds mined: rounds mine only while
-// every wallet is connected and in step, and never in the last second of
-// a drain, so none may be missing, whichever node served the wallet.
+// every wallet is connected and in step, and never in the last
+// fleetQuiet of a drain, so none may be missing, whichever node served
+// the wallet.
 func (f *fleet) checkEveryBlockNotified() {
 	heights := f.mined
 	for _, w := range f.wallets {
