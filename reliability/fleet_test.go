@@ -568,8 +568,8 @@ func (f *fleet) leave(n *node) {
 		}
 		d := closed.Sub(n.termAt)
 		f.figures.drainCloses = append(f.figures.drainCloses, d)
-		if d < fleetDrainDelay {
-			f.errorf("w%d: its session on %s closed %v after SIGTERM, before DRAIN_DELAY %v", w.id, n.name, d, fleetDrainDelay)
+		if d < fleetDrainDelay || d > fleetDrainDelay+fleetGrace+2*time.Second {
+			f.errorf("w%d: its session on %s closed %v after SIGTERM, want DRAIN_DELAY %v (+ SHUTDOWN_GRACE %v at most)", w.id, n.name, d, fleetDrainDelay, fleetGrace)
 		}
 		if now != n.name {
 			moved++
