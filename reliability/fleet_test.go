@@ -824,8 +824,24 @@ type fleetConn struct {
 	conn  net.Conn
 	rd    *bufio.Reader
 	id    int
-	node  string   // instance, from server.banner
-	notes [][]byte // notifications read while waiting for a reply
+	node    string   // instance, from server.banner
+	notes   [][]byte // notifications read while waiting for a reply
+	partial []byte   // the start of a line a read deadline cut
+}
+
+// readLine reads one line by deadline; a line cut by the deadline is
+// completed by the next call.
+func (c *fleetConn) readLine(deadline time.Time) ([]byte, error) {
+	c.conn.SetDeadline(deadline)
+	b, err := c.rd.ReadBytes('\n')
+	if err != nil {
+		c.partial = append(c.partial, b...)
+		return nil, err
+	}
+	if len(c.partial) > 0 {
+		b, c.partial = append(c.partial, b...), nil
+	}
+	return b, nil
 }
 
 func dialFleet(lb string, src net.IP, client string) (*fleetConn, error) {
@@ -863,7 +879,7 @@ func (c *fleetConn) call(method string, params ...any) (json.RawMessage, error) 
 		return nil, err
 	}
 	for {
-		line, err := c.rd.ReadBytes('\n')
+		line, err := c.readLine(time.Now().Add(20 * time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", method, err)
 		}
@@ -896,8 +912,7 @@ func (c *fleetConn) next(d time.Duration) ([]byte, error) {
 		c.notes = c.notes[1:]
 		return n, nil
 	}
-	c.conn.SetDeadline(time.Now().Add(d))
-	return c.rd.ReadBytes('\n')
+	return c.readLine(time.Now().Add(d))
 }
 
 // fleetWallet is an Electrum-like wallet: it subscribes to headers and
