@@ -966,10 +966,21 @@ func (w *fleetWallet) run() {
 			continue
 		}
 		line, err := c.next(200 * time.Millisecond)
+		if err == nil {
+			// A session the node closes while a request is on its way
+			// (a drain) ends the session like a read does.
+			if err = w.handle(c, line); err != nil && !closedByPeer(err) {
+				if !w.f.stop.Load() {
+					w.fail("%v", err)
+				}
+				err = io.EOF
+			}
+		}
 		var ne net.Error
 		switch {
-		case err != nil && errors.As(err, &ne) && ne.Timeout():
-		case err != nil:
+		case err == nil:
+		case errors.As(err, &ne) && ne.Timeout():
+		default:
 			w.mu.Lock()
 			if w.closedAt == nil {
 				w.closedAt = map[string]time.Time{}
@@ -981,20 +992,18 @@ func (w *fleetWallet) run() {
 			if w.f.stop.Load() {
 				return
 			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			if !closedByPeer(err) {
 				w.fail("session ended: %v", err)
 			}
 			continue
-		default:
-			if err := w.handle(c, line); err != nil {
-				if !w.f.stop.Load() {
-					w.fail("%v", err)
-				}
-				c.conn.Close()
-			}
 		}
 		w.evaluate()
 	}
+}
+
+// closedByPeer reports whether err is the other end closing the session.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // connect opens a session through HAProxy and subscribes; it retries for
