@@ -215,8 +215,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The follower outlives gctx: sessions kept open for DRAIN_DELAY still
+	// get new blocks and mempool changes, and answers that include them,
+	// until the transport has closed them.
+	followCtx, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollowing()
 	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
-	g.Go(func() error { return ts.Run(gctx) })
+	g.Go(func() error {
+		defer stopFollowing()
+		return ts.Run(gctx)
+	})
 	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
 		select {
@@ -254,10 +262,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return s.reloadOnHUP(gctx, ts) })
 	var wake <-chan struct{}
 	if cfg.ZMQHashBlock != "" {
-		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
+		wake = daemon.WatchBlocks(followCtx, cfg.ZMQHashBlock, s.logger)
 	}
 	g.Go(func() error {
-		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
+		return f.run(followCtx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
 		})
 	})
