@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Metrics is a small summary of the DB's state, meant to feed Prometheus
 // gauges and counters. Counters count since Open.
@@ -56,4 +59,21 @@ func (d *DB) Metrics() Metrics {
 		out.TableBytes += l.TablesSize
 	}
 	return out
+}
+
+// DiskUsage estimates the bytes of SST that hold the keys from start to
+// end, both inclusive, as Pebble does: a table wholly inside the range
+// counts whole; of a table that straddles a bound only the data blocks
+// that overlap the range count (a block that straddles counts whole on
+// each side; index, filter and property blocks count on neither). Keys
+// still in memtables count nothing: Flush first.
+func (d *DB) DiskUsage(start, end []byte) (uint64, error) {
+	if d.closed.Load() {
+		return 0, ErrClosed
+	}
+	n, err := d.db.EstimateDiskUsage(start, end)
+	if err != nil {
+		return 0, fmt.Errorf("estimate disk usage of %x..%x in %s: %w", start, end, d.dir, err)
+	}
+	return n, nil
 }
