@@ -137,6 +137,7 @@ type mnUTXO struct {
 	height int32
 	kind   uint8
 	spent  bool
+	skip   int32 // once spent: an index after it, at or before the next unspent entry
 }
 
 type mainnetGen struct {
@@ -344,10 +345,8 @@ func (g *mainnetGen) take(h int32) (mnUTXO, bool) {
 		i = len(g.pool) - 1
 	}
 	// The nearest unspent entry, searching younger then older ones.
-	for j := i; j < len(g.pool); j++ {
-		if !g.pool[j].spent {
-			return g.spend(j), true
-		}
+	if j := g.nextUnspent(i); j < len(g.pool) {
+		return g.spend(j), true
 	}
 	for j := i - 1; j >= 0; j-- {
 		if !g.pool[j].spent {
@@ -357,8 +356,23 @@ func (g *mainnetGen) take(h int32) (mnUTXO, bool) {
 	return mnUTXO{}, false
 }
 
+// nextUnspent returns the index of the first unspent entry at or after i,
+// or len(pool), following and shortening the skip pointers of spent
+// entries (path halving), so runs of spent entries cost about nothing.
+func (g *mainnetGen) nextUnspent(i int) int {
+	for i < len(g.pool) && g.pool[i].spent {
+		next := int(g.pool[i].skip)
+		if next < len(g.pool) && g.pool[next].spent {
+			g.pool[i].skip = g.pool[next].skip
+		}
+		i = next
+	}
+	return i
+}
+
 func (g *mainnetGen) spend(j int) mnUTXO {
 	g.pool[j].spent = true
+	g.pool[j].skip = int32(j + 1)
 	g.live--
 	return g.pool[j]
 }
@@ -384,6 +398,9 @@ func (g *mainnetGen) add(u mnUTXO) {
 			}
 		}
 		g.pool = append(g.pool[:0], g.pool[drop:]...)
+		for i := range g.pool {
+			g.pool[i].skip = max(0, g.pool[i].skip-int32(drop))
+		}
 	}
 	g.pool = append(g.pool, u)
 	g.live++
