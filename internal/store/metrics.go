@@ -32,6 +32,10 @@ type Metrics struct {
 	WriteStalls int64
 	// CacheHits and CacheMisses count block cache lookups (counters).
 	CacheHits, CacheMisses int64
+	// FlushedBytes and CompactedBytes count the SST bytes written by
+	// flushes and by compactions (counters): the write amplification of
+	// the LSM is (FlushedBytes+CompactedBytes)/FlushedBytes.
+	FlushedBytes, CompactedBytes uint64
 	// Uptime is the time since Open.
 	Uptime time.Duration
 }
@@ -57,6 +61,8 @@ func (d *DB) Metrics() Metrics {
 	for _, l := range m.Levels {
 		out.Tables += l.TablesCount
 		out.TableBytes += l.TablesSize
+		out.FlushedBytes += l.TableBytesFlushed
+		out.CompactedBytes += l.TableBytesCompacted
 	}
 	return out
 }
