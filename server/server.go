@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -57,6 +58,10 @@ type Server struct {
 	// LogLevel, when set before Run, is the level `amber rpc log`
 	// changes at run time.
 	LogLevel *slog.LevelVar
+	// Progress, when set before Run, is where a terminal shows the
+	// snapshot download and the catch-up as live lines, as `amber build`
+	// does; otherwise (and when it is not a terminal) progress is logged.
+	Progress io.Writer
 }
 
 // New returns a Server for cfg.
@@ -94,7 +99,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
-		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: s.logger})
+		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -108,10 +113,19 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		telemetry.RegisterDB(s.reg, db.Metrics)
 	}
 	f := &follower{logger: s.logger, ix: ix, pending: newChange(), ops: make(chan followerOp)}
+	// The catch-up from genesis or an old snapshot reports height, rate
+	// and ETA like `amber build`, with the same meter and batch budget.
+	meter := telemetry.NewMeter("sync", "blocks", s.Progress, s.logger)
+	var synced uint64
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Logger:         s.logger,
+		BatchBytes:     cfg.CacheMB << 20 / 4,
 		CollectTouched: true,
 		OnCommit:       f.committed,
+		Progress: func(p chainsync.Progress) {
+			synced = p.Txs
+			meter.Update(int64(p.Height), int64(p.Target), false, "txs", int64(p.Txs))
+		},
 	})
 	s.health.SetReady(false, "catching up with the daemon")
 	start := time.Now()
@@ -121,6 +135,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			return nil
 		}
 		return err
+	}
+	if synced > 0 {
+		meter.Update(int64(tip.Height), int64(tip.Height), true, "txs", int64(synced))
 	}
 	s.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(start).Round(time.Millisecond).String())
 	f.pending = newChange() // nobody is subscribed yet
@@ -285,7 +302,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	defer bucket.Close()
 	start := time.Now()
-	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys},
+	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, Progress: s.Progress, TrustedKeys: s.cfg.TrustedKeys},
 		func(err error, wait time.Duration) {
 			s.node.Snapshot("restore", 0, 0, 0, err)
 			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
