@@ -11,6 +11,7 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/chain"
+	"amber/internal/merkle"
 	"amber/internal/store"
 )
 
@@ -78,7 +79,18 @@ type Index struct {
 	// the reorg is dropped.
 	txids    map[int32][]chainhash.Hash
 	txidsGen uint64
+
+	// hdrMu guards hdrTree and orders checkpoint proofs against commits:
+	// a commit holds it while the headers and the tip change, so a proof
+	// never mixes kept nodes with headers of another branch.
+	hdrMu   sync.RWMutex
+	hdrTree *merkle.Tree
 }
+
+// headerTreeBase is the lowest level of the header merkle tree kept in
+// memory: 16 bytes per block (15 MB at mainnet height) instead of 64, for
+// four header reads per proof.
+const headerTreeBase = 2
 
 // txidsCacheBlocks bounds the txid cache: a full mainnet block holds
 // about 4,000 txids (128 KB).
@@ -93,7 +105,7 @@ func Open(db *store.DB, net *chain.Network, opts Options) (*Index, error) {
 	if opts.ReorgLimit <= 0 {
 		opts.ReorgLimit = net.ReorgLimit
 	}
-	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1}}
+	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1}, hdrTree: merkle.NewTree(headerTreeBase)}
 	v, err := db.Get(metaKey("schema"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):

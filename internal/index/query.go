@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
@@ -347,4 +348,80 @@ func (ix *Index) Output(txid chainhash.Hash, vout uint32) (hx chain.HashX, value
 		return hx, 0, false, fmt.Errorf("index: utxo %s:%d: %w", txid, vout, err)
 	}
 	return hx, binary.BigEndian.Uint64(b), true, nil
+}
+
+// CheckpointProof returns the merkle branch of the block hash at height
+// in the tree of the block hashes 0 to cpHeight, and that tree's root
+// (spec §5.7). The tree's complete nodes are kept in memory, so a proof
+// costs O(log n): a few header reads and hashes.
+func (ix *Index) CheckpointProof(height, cpHeight int32) ([]chainhash.Hash, chainhash.Hash, error) {
+	for {
+		ix.hdrMu.RLock()
+		tip := ix.Tip().Height
+		if height < 0 || height > cpHeight || cpHeight > tip {
+			ix.hdrMu.RUnlock()
+			return nil, chainhash.Hash{}, fmt.Errorf("index: no checkpoint proof of height %d at cp_height %d (tip %d)", height, cpHeight, tip)
+		}
+		if int(cpHeight) < ix.hdrTree.Len() {
+			br, root, err := ix.hdrTree.Branch(int(height), int(cpHeight)+1, ix.blockHashes)
+			ix.hdrMu.RUnlock()
+			return br, root, err
+		}
+		ix.hdrMu.RUnlock()
+		if err := ix.extendHeaderTree(); err != nil {
+			return nil, chainhash.Hash{}, err
+		}
+	}
+}
+
+// extendHeaderTree brings the header tree up to the tip. The first call
+// reads every header (about a second at mainnet height); later ones only
+// the new blocks.
+func (ix *Index) extendHeaderTree() error {
+	ix.hdrMu.Lock()
+	defer ix.hdrMu.Unlock()
+	n := int(ix.Tip().Height) + 1
+	from := ix.hdrTree.Len()
+	if n <= from {
+		return nil
+	}
+	start := time.Now()
+	if err := ix.hdrTree.Extend(n, ix.blockHashes); err != nil {
+		return fmt.Errorf("index: build the header merkle tree to height %d: %w", n-1, err)
+	}
+	if n-from > 10_000 {
+		ix.logger.Info("header merkle tree built", "height", n-1, "nodes", ix.hdrTree.Nodes(), "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	return nil
+}
+
+// blockHashes reads the hashes of the blocks at heights [lo, hi) in one
+// scan of their header rows.
+func (ix *Index) blockHashes(lo, hi int) ([]chainhash.Hash, error) {
+	out := make([]chainhash.Hash, 0, hi-lo)
+	if hi-lo <= 1<<headerTreeBase {
+		// A proof's few leaves: point reads are cheaper than an iterator.
+		for h := lo; h < hi; h++ {
+			v, err := ix.db.Get(headerKey(uint32(h)))
+			if err != nil {
+				return nil, fmt.Errorf("index: read header %d: %w", h, err)
+			}
+			out = append(out, chain.HeaderHash(v))
+		}
+		return out, nil
+	}
+	err := store.ScanRange(ix.db, headerKey(uint32(lo)), headerKey(uint32(hi)), func(k, v []byte) error {
+		if h := int(binary.BigEndian.Uint32(k[1:])); h != lo+len(out) {
+			return fmt.Errorf("index: header row of height %d missing (found %d)", lo+len(out), h)
+		}
+		out = append(out, chain.HeaderHash(v))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: read headers %d to %d: %w", lo, hi-1, err)
+	}
+	if len(out) != hi-lo {
+		return nil, fmt.Errorf("index: read %d headers from height %d, want %d", len(out), lo, hi-lo)
+	}
+	return out, nil
 }

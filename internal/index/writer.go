@@ -38,8 +38,10 @@ type Writer struct {
 	bulk     bool
 	spentOld map[wire.OutPoint]struct{}
 	// disconnected records that blocks were taken out, which makes the
-	// commit clear the index's txid cache.
+	// commit clear the index's txid cache; low is the lowest tip reached,
+	// above which the header tree forgets its nodes.
 	disconnected bool
+	low          int32
 }
 
 type freshOut struct {
@@ -120,6 +122,8 @@ func (w *Writer) Commit(sync bool) error {
 	if err := w.b.Set(metaKey("tip"), w.tip.marshal()); err != nil {
 		return fmt.Errorf("index: write tip: %w", err)
 	}
+	w.ix.hdrMu.Lock()
+	defer w.ix.hdrMu.Unlock()
 	if err := w.b.Commit(sync); err != nil {
 		return fmt.Errorf("index: commit through height %d: %w", w.tip.Height, err)
 	}
@@ -130,6 +134,9 @@ func (w *Writer) Commit(sync bool) error {
 		clear(w.ix.txids)
 	}
 	w.ix.mu.Unlock()
+	if w.disconnected {
+		w.ix.hdrTree.Truncate(int(w.low) + 1)
+	}
 	return nil
 }
 
@@ -314,6 +321,9 @@ func (w *Writer) Disconnect() error {
 		return errors.New("index: a bulk writer cannot disconnect blocks")
 	}
 	w.fresh = nil // the outputs it lists may be the ones taken out
+	if !w.disconnected {
+		w.low = w.tip.Height
+	}
 	w.disconnected = true
 	height := w.tip.Height
 	if height <= 0 {
@@ -401,6 +411,7 @@ func (w *Writer) Disconnect() error {
 	}
 	w.counts = w.counts[:height:height]
 	w.tip = Tip{Height: height - 1, Hash: chain.HeaderHash(prevHeader), TxCount: first}
+	w.low = min(w.low, w.tip.Height)
 	return nil
 }
 

@@ -211,15 +211,7 @@ func (b *Backend) CheckpointProof(height, cpHeight int32) (branch []string, root
 	if height > cpHeight || cpHeight > tip {
 		return nil, "", badRequest("require header height %s <= cp_height %s <= chain height %s", commas(int64(height)), commas(int64(cpHeight)), commas(int64(tip)))
 	}
-	leaves := make([]chainhash.Hash, cpHeight+1)
-	for h := int32(0); h <= cpHeight; h++ {
-		raw, err := b.Index.Header(h)
-		if err != nil {
-			return nil, "", err
-		}
-		leaves[h] = chain.HeaderHash(raw)
-	}
-	br, r, err := merkle.Branch(leaves, int(height))
+	br, r, err := b.Index.CheckpointProof(height, cpHeight)
 	if err != nil {
 		return nil, "", err
 	}
