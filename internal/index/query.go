@@ -90,15 +90,21 @@ func (ix *Index) History(hx chain.HashX, limit int) (items []HistoryItem, more b
 }
 
 // UTXOs returns the confirmed unspent outputs of a script in chain order.
-func (ix *Index) UTXOs(hx chain.HashX) ([]UTXO, error) {
+// At most limit are read when limit > 0; more reports whether there were
+// more, so a script with hundreds of thousands of outputs costs a bounded
+// scan.
+func (ix *Index) UTXOs(hx chain.HashX, limit int) (out []UTXO, more bool, err error) {
 	v := ix.view()
 	defer v.close()
 	prefix := append([]byte{prefixUTXO}, hx[:]...)
-	var out []UTXO
-	err := v.r.Scan(prefix, func(k, val []byte) error {
+	err = v.r.Scan(prefix, func(k, val []byte) error {
 		n := getTxNum(k[len(prefix):])
 		h, ok := heightOf(v.counts, n)
 		if !ok {
+			return store.ErrStop
+		}
+		if limit > 0 && len(out) == limit {
+			more = true
 			return store.ErrStop
 		}
 		out = append(out, UTXO{TxNum: n, Height: h,
@@ -106,27 +112,40 @@ func (ix *Index) UTXOs(hx chain.HashX) ([]UTXO, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrStop) {
-		return nil, fmt.Errorf("index: utxos of %s: %w", hx, err)
+		return nil, false, fmt.Errorf("index: utxos of %s: %w", hx, err)
 	}
 	for i := range out {
 		if out[i].TxID, err = v.txid(out[i].TxNum); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return out, nil
+	return out, more, nil
 }
 
-// Balance is the confirmed balance of a script in satoshis.
-func (ix *Index) Balance(hx chain.HashX) (uint64, error) {
-	utxos, err := ix.UTXOs(hx)
-	if err != nil {
-		return 0, err
+// Balance is the confirmed balance of a script in satoshis and the number
+// of unspent outputs summed. At most limit outputs are read when limit >
+// 0; more reports whether there were more (and sum is then partial). It
+// reads the output rows only, not their txids.
+func (ix *Index) Balance(hx chain.HashX, limit int) (sum uint64, n int, more bool, err error) {
+	v := ix.view()
+	defer v.close()
+	prefix := append([]byte{prefixUTXO}, hx[:]...)
+	err = v.r.Scan(prefix, func(k, val []byte) error {
+		if _, ok := heightOf(v.counts, getTxNum(k[len(prefix):])); !ok {
+			return store.ErrStop
+		}
+		if limit > 0 && n == limit {
+			more = true
+			return store.ErrStop
+		}
+		sum += binary.BigEndian.Uint64(val)
+		n++
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrStop) {
+		return 0, 0, false, fmt.Errorf("index: balance of %s: %w", hx, err)
 	}
-	var sum uint64
-	for _, u := range utxos {
-		sum += u.Value
-	}
-	return sum, nil
+	return sum, n, more, nil
 }
 
 // Header returns the raw 80-byte header at height.

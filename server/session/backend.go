@@ -63,6 +63,10 @@ type Backend struct {
 	// HistoryLimit caps confirmed history entries served for one script:
 	// (MAX_SEND - 100) / 99, spec §5.5.
 	HistoryLimit int
+	// UTXOLimit caps the unspent outputs get_balance and listunspent read
+	// for one script: as many as the history limit, whose entries are
+	// about as large in a reply.
+	UTXOLimit int
 	// MaxSend is MAX_SEND, the largest response; it also caps server.ping's
 	// pong_len (spec §4.7).
 	MaxSend int
@@ -76,7 +80,7 @@ type Backend struct {
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
 }
 
 // History is the script's confirmed history followed by its mempool
@@ -146,17 +150,22 @@ type Balance struct {
 	Unconfirmed int64  `json:"unconfirmed"`
 }
 
-// GetBalance answers get_balance.
-func (b *Backend) GetBalance(hx chain.HashX) (Balance, error) {
-	c, err := b.Index.Balance(hx)
+// GetBalance answers get_balance; rows is the number of unspent outputs
+// read, which the request is charged for. A script with more than
+// UTXOLimit outputs gets the 10001 error after reading UTXOLimit + 1.
+func (b *Backend) GetBalance(hx chain.HashX) (bal Balance, rows int, err error) {
+	c, n, more, err := b.Index.Balance(hx, b.UTXOLimit)
 	if err != nil {
-		return Balance{}, err
+		return Balance{}, n, err
+	}
+	if more {
+		return Balance{}, n + 1, rpc.ErrTooManyUTXOs()
 	}
 	var u int64
 	if b.Mempool != nil {
 		u = b.Mempool.Balance(hx)
 	}
-	return Balance{Confirmed: c, Unconfirmed: u}, nil
+	return Balance{Confirmed: c, Unconfirmed: u}, n, nil
 }
 
 // Unspent is one listunspent entry.
@@ -168,13 +177,17 @@ type Unspent struct {
 }
 
 // ListUnspent answers listunspent: confirmed outputs in chain order, then
-// mempool outputs (height 0), less anything the mempool spends.
-func (b *Backend) ListUnspent(hx chain.HashX) ([]Unspent, error) {
-	utxos, err := b.Index.UTXOs(hx)
+// mempool outputs (height 0), less anything the mempool spends. rows and
+// the bound are as for GetBalance.
+func (b *Backend) ListUnspent(hx chain.HashX) (out []Unspent, rows int, err error) {
+	utxos, more, err := b.Index.UTXOs(hx, b.UTXOLimit)
 	if err != nil {
-		return nil, err
+		return nil, len(utxos), err
 	}
-	out := make([]Unspent, 0, len(utxos))
+	if more {
+		return nil, len(utxos) + 1, rpc.ErrTooManyUTXOs()
+	}
+	out = make([]Unspent, 0, len(utxos))
 	spent := func(id chainhash.Hash, vout uint32) bool {
 		if b.Mempool == nil {
 			return false
@@ -192,7 +205,7 @@ func (b *Backend) ListUnspent(hx chain.HashX) ([]Unspent, error) {
 			out = append(out, Unspent{TxHash: u.OutPoint.Hash.String(), TxPos: u.OutPoint.Index, Height: 0, Value: u.Value})
 		}
 	}
-	return out, nil
+	return out, len(utxos), nil
 }
 
 // HeaderHex returns the header at height as hex.

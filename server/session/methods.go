@@ -336,7 +336,8 @@ func bySPK(h scriptHandler) rpc.Handler[*Session] {
 }
 
 func getBalance(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
-	return s.Backend.GetBalance(hx)
+	bal, _, err := s.Backend.GetBalance(hx)
+	return bal, err
 }
 
 // historyItem is one get_history entry; Fee only for mempool entries.
@@ -388,7 +389,7 @@ func getMempool(wrap bool) scriptHandler {
 
 func listUnspent(wrap bool) scriptHandler {
 	return func(_ context.Context, s *Session, hx chain.HashX, _ string) (any, error) {
-		u, err := s.Backend.ListUnspent(hx)
+		u, _, err := s.Backend.ListUnspent(hx)
 		if err != nil {
 			return nil, err
 		}
