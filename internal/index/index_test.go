@@ -743,9 +743,16 @@ func TestBlockTxIDsAfterReorg(t *testing.T) {
 				t.Fatalf("block %d: txids %v, want %v", h, ids, blocks[h].TxIDs())
 			}
 			ids[0] = chainhash.Hash{} // the caller's copy, not the cache's
+			if tr, err := ix.BlockTree(h); err != nil || tr.Root() != blocks[h].Header.MerkleRoot {
+				t.Fatalf("block %d: cached tree's root is not the header's merkle root (%v)", h, err)
+			}
 		}
 	}
 	check(a, 150, 195, 199, 195, 199)
+	// Each block is read once; every later ask is a hit.
+	if hits, misses, bytes := ix.BlockTreeCacheStats(); misses != 3 || hits != 7 || bytes == 0 {
+		t.Fatalf("cache after 10 asks of 3 blocks: %d hits, %d misses, %d bytes; want 7, 3, > 0", hits, misses, bytes)
+	}
 	w, err := ix.NewWriter()
 	if err != nil {
 		t.Fatal(err)
@@ -764,4 +771,7 @@ func TestBlockTxIDsAfterReorg(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(b, 150, 195, 199, 204)
+	if _, misses, _ := ix.BlockTreeCacheStats(); misses != 7 {
+		t.Fatalf("%d misses after the reorg, want 7: the reorg must empty the cache", misses)
+	}
 }

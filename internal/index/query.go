@@ -12,6 +12,7 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/chain"
+	"amber/internal/merkle"
 	"amber/internal/store"
 )
 
@@ -163,32 +164,60 @@ func (ix *Index) Header(height int32) ([]byte, error) {
 // BlockTxIDs returns the txids of the block at height in block order. Block
 // 0 has none in the index.
 func (ix *Index) BlockTxIDs(height int32) ([]chainhash.Hash, error) {
+	t, err := ix.BlockTree(height)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(t.Leaves()), nil
+}
+
+// BlockTree returns the merkle tree of the txids of the block at height,
+// from a cache of recently asked blocks that a reorg clears. The tree is
+// shared: the caller must not change it.
+func (ix *Index) BlockTree(height int32) (*merkle.BlockTree, error) {
 	ix.mu.RLock()
-	cached, hit := ix.txids[height]
-	gen := ix.txidsGen
+	cached, hit := ix.trees[height]
+	gen := ix.treesGen
 	ix.mu.RUnlock()
 	if hit {
-		return slices.Clone(cached), nil
+		ix.treeHits.Add(1)
+		return cached, nil
 	}
+	ix.treeMisses.Add(1)
 	ids, err := ix.readBlockTxIDs(height)
 	if err != nil {
 		return nil, err
 	}
+	t, err := merkle.NewBlockTree(ids)
+	if err != nil {
+		return nil, fmt.Errorf("index: block %d: %w", height, err)
+	}
 	ix.mu.Lock()
-	if gen == ix.txidsGen {
-		if ix.txids == nil {
-			ix.txids = map[int32][]chainhash.Hash{}
+	if _, dup := ix.trees[height]; gen == ix.treesGen && !dup && t.Bytes() <= blockTreeCacheBytes {
+		if ix.trees == nil {
+			ix.trees = map[int32]*merkle.BlockTree{}
 		}
-		for h := range ix.txids {
-			if len(ix.txids) < txidsCacheBlocks {
+		for h, old := range ix.trees {
+			if ix.treesBytes+t.Bytes() <= blockTreeCacheBytes {
 				break
 			}
-			delete(ix.txids, h) // any one: map order is random
+			delete(ix.trees, h) // any one: map order is random
+			ix.treesBytes -= old.Bytes()
 		}
-		ix.txids[height] = ids
+		ix.trees[height] = t
+		ix.treesBytes += t.Bytes()
 	}
 	ix.mu.Unlock()
-	return slices.Clone(ids), nil
+	return t, nil
+}
+
+// BlockTreeCacheStats reports the block tree cache's hits and misses
+// since the index was opened, and the bytes it holds.
+func (ix *Index) BlockTreeCacheStats() (hits, misses uint64, bytes int) {
+	ix.mu.RLock()
+	bytes = ix.treesBytes
+	ix.mu.RUnlock()
+	return ix.treeHits.Load(), ix.treeMisses.Load(), bytes
 }
 
 func (ix *Index) readBlockTxIDs(height int32) ([]chainhash.Hash, error) {

@@ -38,7 +38,7 @@ type Writer struct {
 	bulk     bool
 	spentOld map[wire.OutPoint]struct{}
 	// disconnected records that blocks were taken out, which makes the
-	// commit clear the index's txid cache; low is the lowest tip reached,
+	// commit clear the index's block tree cache; low is the lowest tip reached,
 	// above which the header tree forgets its nodes.
 	disconnected bool
 	low          int32
@@ -130,8 +130,9 @@ func (w *Writer) Commit(sync bool) error {
 	w.ix.mu.Lock()
 	w.ix.tip, w.ix.txCounts = w.tip, w.counts
 	if w.disconnected {
-		w.ix.txidsGen++
-		clear(w.ix.txids)
+		w.ix.treesGen++
+		clear(w.ix.trees)
+		w.ix.treesBytes = 0
 	}
 	w.ix.mu.Unlock()
 	if w.disconnected {

@@ -118,3 +118,28 @@ func BenchmarkTreeBranchAtTip(b *testing.B) {
 		}
 	}
 }
+
+// TestBlockTreeMatchesBranch: every branch of a block tree equals the
+// hashing Branch, for every block size up to 70 leaves.
+func TestBlockTreeMatchesBranch(t *testing.T) {
+	for n := 1; n <= 70; n++ {
+		ls := leafHashes(uint64(n), n)
+		bt, err := NewBlockTree(slices.Clone(ls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			want, root, _ := Branch(ls, i)
+			got, err := bt.Branch(i)
+			if err != nil || !slices.Equal(got, want) || bt.Root() != root {
+				t.Fatalf("%d leaves, index %d: branch or root differs (%v)", n, i, err)
+			}
+		}
+		if _, err := bt.Branch(n); err == nil {
+			t.Fatalf("%d leaves: a branch past the end succeeded", n)
+		}
+	}
+	if _, err := NewBlockTree(nil); err == nil {
+		t.Fatal("a tree of no leaves was built")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"amber/internal/chain"
 	"amber/internal/daemon"
 	"amber/internal/index"
-	"amber/internal/merkle"
 	"amber/server/mempool"
 	"amber/server/rpc"
 )
@@ -231,23 +231,18 @@ func (b *Backend) CheckpointProof(height, cpHeight int32) (branch []string, root
 	return hashStrings(br), r.String(), nil
 }
 
-// TxMerkle answers get_merkle: the branch of txid in the block at height.
+// TxMerkle answers get_merkle: the branch of txid in the block at height,
+// from the index's cache of block merkle trees.
 func (b *Backend) TxMerkle(txid chainhash.Hash, height int32) (branch []string, pos int, err error) {
-	ids, err := b.Index.BlockTxIDs(height)
+	tree, err := b.Index.BlockTree(height)
 	if err != nil || height > b.Index.Tip().Height {
 		return nil, 0, badRequest("height %s out of range", commas(int64(height)))
 	}
-	pos = -1
-	for i, id := range ids {
-		if id == txid {
-			pos = i
-			break
-		}
-	}
+	pos = slices.Index(tree.Leaves(), txid)
 	if pos < 0 {
 		return nil, 0, badRequest("tx %s not in block at height %s", txid, commas(int64(height)))
 	}
-	br, _, err := merkle.Branch(ids, pos)
+	br, err := tree.Branch(pos)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -256,17 +251,18 @@ func (b *Backend) TxMerkle(txid chainhash.Hash, height int32) (branch []string, 
 
 // IDFromPos answers id_from_pos: the txid at a position, and its branch.
 func (b *Backend) IDFromPos(height int32, pos int, wantMerkle bool) (chainhash.Hash, []string, error) {
-	ids, err := b.Index.BlockTxIDs(height)
+	tree, err := b.Index.BlockTree(height)
 	if err != nil {
 		return chainhash.Hash{}, nil, badRequest("db error: block %d not on disk (>%d)", height, b.Index.Tip().Height)
 	}
+	ids := tree.Leaves()
 	if pos < 0 || pos >= len(ids) {
 		return chainhash.Hash{}, nil, badRequest("no tx at position %s in block at height %s", commas(int64(pos)), commas(int64(height)))
 	}
 	if !wantMerkle {
 		return ids[pos], nil, nil
 	}
-	br, _, err := merkle.Branch(ids, pos)
+	br, err := tree.Branch(pos)
 	if err != nil {
 		return chainhash.Hash{}, nil, err
 	}
