@@ -28,9 +28,13 @@ import (
 	"amber/internal/index"
 	"amber/internal/telemetry"
 	"amber/internal/version"
+	"amber/server/cost"
 	"amber/server/mempool"
+	"amber/server/methods"
 	"amber/server/peers"
+	"amber/server/query"
 	"amber/server/session"
+	"amber/server/statuspage"
 	"amber/server/transport"
 	"amber/snapshot"
 	"amber/snapshot/objstore/open"
@@ -44,9 +48,9 @@ type Server struct {
 	health *telemetry.Health
 
 	mu       sync.Mutex
-	addrs    []string      // bound listener addresses, once serving
-	live     *live         // set once serving, for Status
-	snapshot *SnapshotInfo // the restored snapshot, if any
+	addrs    []string                 // bound listener addresses, once serving
+	live     *live                    // set once serving, for Status
+	snapshot *statuspage.SnapshotInfo // the restored snapshot, if any
 	ready    chan struct{}
 	node     *telemetry.NodeMetrics
 
@@ -126,11 +130,23 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		s.logger.Warn("first mempool refresh failed; retrying while serving", "err", err)
 	}
 
-	backend := session.NewBackend(ix, session.Synced(mp, ix), dc, cfg.MaxSend)
+	backend := query.NewBackend(ix, query.Synced(mp, ix), dc, cfg.MaxSend)
 	f.mu.Lock()
 	f.backend = backend
 	f.mu.Unlock()
-	table, err := session.NewTable()
+	handlers := &methods.Handlers{
+		Backend: backend,
+		Info: &methods.ServerInfo{
+			Software:        version.Software(),
+			ProtocolMin:     session.ProtocolMin.String(),
+			ProtocolMax:     session.ProtocolMax.String(),
+			DonationAddress: cfg.DonationAddress,
+			BannerFile:      cfg.BannerFile,
+			ReportServices:  cfg.ReportServices,
+			Genesis:         cfg.Network.Genesis.String(),
+		},
+	}
+	table, err := handlers.Table()
 	if err != nil {
 		return err
 	}
@@ -144,16 +160,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		metrics = session.NewMetrics(s.reg, telemetry.Namespace, func() float64 { return float64(allSubs.Count()) })
 	}
 	sv := &session.Server{
-		Backend: backend,
-		Info: &session.ServerInfo{
-			Software:        version.Software(),
-			ProtocolMin:     session.ProtocolMin.String(),
-			ProtocolMax:     session.ProtocolMax.String(),
-			DonationAddress: cfg.DonationAddress,
-			BannerFile:      cfg.BannerFile,
-			ReportServices:  cfg.ReportServices,
-			Genesis:         cfg.Network.Genesis.String(),
-		},
+		Software:          handlers.Info.Software,
 		Table:             table,
 		Hub:               hub,
 		Logger:            s.logger,
@@ -164,7 +171,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		DropClientUnknown: cfg.DropClientUnknown,
 		MaxSubs:           cfg.MaxSessionSubs,
 		AllSubs:           allSubs,
-		Groups: session.NewGroups(session.Limits{
+		Groups: cost.NewGroups(cost.Limits{
 			SoftLimit: cfg.CostSoftLimit, HardLimit: cfg.CostHardLimit, DecayPerSec: cfg.CostDecayPerSec,
 			BandwidthUnitCost: cfg.BandwidthUnitCost, RequestSleep: cfg.RequestSleep,
 			InitialConcurrent: cfg.InitialConcurrent, SubnetIPv4: cfg.SubnetIPv4, SubnetIPv6: cfg.SubnetIPv6,
@@ -201,8 +208,8 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	sv.Stop = ts.Stopping()
 	s.registerMetrics(ix, mp, ts, hub)
-	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
-	sv.Peers, adm.peers = pm, pm
+	pm := peers.New(peers.FromConfig(cfg, handlers.Info.Software, handlers.Info.ProtocolMin, handlers.Info.ProtocolMax, ix, ts.Ready(), s.logger))
+	handlers.Peers, adm.peers = pm, pm
 	if s.reg != nil {
 		s.reg.MustRegister(pm.Collector())
 	}
@@ -319,7 +326,7 @@ type follower struct {
 	ix      *index.Index
 	mu      sync.Mutex
 	pending session.Change
-	backend *session.Backend // set once serving; its caches follow commits
+	backend *query.Backend // set once serving; its caches follow commits
 
 	ops     chan followerOp // admin work run between rounds, as the only writer
 	health  *telemetry.Health
@@ -388,6 +395,8 @@ func (f *follower) checkReady(ctx context.Context) {
 	}
 	f.health.SetReady(true, "")
 }
+
+var _ methods.Peers = (*peers.Manager)(nil)
 
 func newChange() session.Change {
 	return session.Change{Scripts: map[chain.HashX]struct{}{}, Outpoints: map[wire.OutPoint]struct{}{}}

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -288,25 +287,9 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 // outpoint, confirming candidates by their full txid.
 func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.HashX, error) {
 	prefix := outLookupKey(txid, vout, 0)[:1+shortLen+voutLen]
-	var (
-		found bool
-		fund  uint64
-		hx    chain.HashX
-	)
-	err := w.r.Scan(prefix, func(k, v []byte) error {
-		n := getTxNum(k[len(prefix):])
-		full, err := w.r.Get(txidKey(n))
-		if err != nil {
-			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
-		}
-		if bytes.Equal(full, txid[:]) {
-			found, fund = true, n
-			copy(hx[:], v)
-			return store.ErrStop
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, store.ErrStop) {
+	var hx chain.HashX
+	fund, found, err := confirmTx(w.r, prefix, txid, func(val []byte) { copy(hx[:], val) })
+	if err != nil {
 		return 0, hx, err
 	}
 	if !found {
