@@ -188,10 +188,7 @@ func (ix *Index) BlockTree(height int32) (*merkle.BlockTree, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := merkle.NewBlockTree(ids)
-	if err != nil {
-		return nil, fmt.Errorf("index: block %d: %w", height, err)
-	}
+	t := merkle.NewBlockTree(ids)
 	ix.mu.Lock()
 	if _, dup := ix.trees[height]; gen == ix.treesGen && !dup && t.Bytes() <= blockTreeCacheBytes {
 		if ix.trees == nil {

@@ -13,12 +13,10 @@ type BlockTree struct {
 	levels [][]chainhash.Hash // levels[0]: the leaves; the last: the root
 }
 
-// NewBlockTree builds the tree over leaves, which must not be empty; it
-// keeps leaves, which the caller must not change after.
-func NewBlockTree(leaves []chainhash.Hash) (*BlockTree, error) {
-	if len(leaves) == 0 {
-		return nil, fmt.Errorf("merkle: no leaves")
-	}
+// NewBlockTree builds the tree over leaves; it keeps leaves, which the
+// caller must not change after. A tree of no leaves (the genesis block,
+// whose coinbase the index leaves out) has no branches and a zero root.
+func NewBlockTree(leaves []chainhash.Hash) *BlockTree {
 	levels := [][]chainhash.Hash{leaves}
 	for level := leaves; len(level) > 1; {
 		next := make([]chainhash.Hash, (len(level)+1)/2)
@@ -29,14 +27,19 @@ func NewBlockTree(leaves []chainhash.Hash) (*BlockTree, error) {
 		levels = append(levels, next)
 		level = next
 	}
-	return &BlockTree{levels: levels}, nil
+	return &BlockTree{levels: levels}
 }
 
 // Leaves are the tree's leaves, which the caller must not change.
 func (t *BlockTree) Leaves() []chainhash.Hash { return t.levels[0] }
 
-// Root is the merkle root.
-func (t *BlockTree) Root() chainhash.Hash { return t.levels[len(t.levels)-1][0] }
+// Root is the merkle root, zero for no leaves.
+func (t *BlockTree) Root() chainhash.Hash {
+	if len(t.levels[0]) == 0 {
+		return chainhash.Hash{}
+	}
+	return t.levels[len(t.levels)-1][0]
+}
 
 // Branch is Branch(leaves, index) without hashing.
 func (t *BlockTree) Branch(index int) ([]chainhash.Hash, error) {
