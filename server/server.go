@@ -169,6 +169,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		IdleTimeout:       cfg.SessionTimeout,
 		DropClient:        cfg.DropClient,
 		DropClientUnknown: cfg.DropClientUnknown,
+		Concurrent:        cfg.InitialConcurrent,
 		MaxSubs:           cfg.MaxSessionSubs,
 		AllSubs:           allSubs,
 		Groups: cost.NewGroups(cost.Limits{

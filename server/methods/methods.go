@@ -288,14 +288,15 @@ func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []j
 	return out, nil
 }
 
-func (hs *Handlers) headersSubscribe(_ context.Context, s *session.Session, _ []json.RawMessage) (any, error) {
-	tip := hs.Backend.Index.Tip()
-	raw, err := hs.Backend.Index.Header(tip.Height)
-	if err != nil {
-		return nil, err
-	}
-	s.Subs.SubscribeHeaders()
-	return session.NewHeaderNotice(raw, tip.Height), nil
+func (hs *Handlers) headersSubscribe(ctx context.Context, s *session.Session, _ []json.RawMessage) (any, error) {
+	return s.Subs.SubscribeHeaders(ctx, func() (any, error) {
+		tip := hs.Backend.Index.Tip()
+		raw, err := hs.Backend.Index.Header(tip.Height)
+		if err != nil {
+			return nil, err
+		}
+		return session.NewHeaderNotice(raw, tip.Height), nil
+	})
 }
 
 func (hs *Handlers) estimateFee(ctx context.Context, s *session.Session, args []json.RawMessage) (any, error) {
@@ -403,8 +404,8 @@ func (hs *Handlers) listUnspent(wrap bool) scriptHandler {
 }
 
 func (hs *Handlers) subscribe(method string) scriptHandler {
-	return func(_ context.Context, s *session.Session, hx chain.HashX, echo string) (any, error) {
-		return s.Subs.SubscribeScript(hs.Backend, hx, method, echo)
+	return func(ctx context.Context, s *session.Session, hx chain.HashX, echo string) (any, error) {
+		return s.Subs.SubscribeScript(ctx, hs.Backend, hx, method, echo)
 	}
 }
 
@@ -425,7 +426,7 @@ func outpointArgs(args []json.RawMessage) (wire.OutPoint, error) {
 }
 
 func (hs *Handlers) outpointMethod(sub bool) rpc.Handler[*session.Session] {
-	return func(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
+	return func(ctx context.Context, s *session.Session, args []json.RawMessage) (any, error) {
 		op, err := outpointArgs(args)
 		if err != nil {
 			return nil, err
@@ -434,7 +435,7 @@ func (hs *Handlers) outpointMethod(sub bool) rpc.Handler[*session.Session] {
 			return nil, err
 		}
 		if sub {
-			return s.Subs.SubscribeOutpoint(hs.Backend, op)
+			return s.Subs.SubscribeOutpoint(ctx, hs.Backend, op)
 		}
 		st, _, err := hs.Backend.OutpointStatus(op)
 		return st, err

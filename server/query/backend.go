@@ -80,7 +80,7 @@ type Backend struct {
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes)}
 }
 
 // History is the script's confirmed history followed by its mempool
