@@ -208,6 +208,14 @@ func (ix *Index) BlockTree(height int32) (*merkle.BlockTree, error) {
 	return t, nil
 }
 
+// ReorgGen counts the commits that took blocks out: caches of confirmed
+// data outside the index empty themselves when it moves.
+func (ix *Index) ReorgGen() uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.treesGen
+}
+
 // BlockTreeCacheStats reports the block tree cache's hits and misses
 // since the index was opened, and the bytes it holds.
 func (ix *Index) BlockTreeCacheStats() (hits, misses uint64, bytes int) {

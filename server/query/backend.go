@@ -76,11 +76,12 @@ type Backend struct {
 	feeCache map[string]float64
 
 	history *historyCache
+	txs     *txCache
 }
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes)}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes), txs: newTxCache(DefaultTxCacheBytes)}
 }
 
 // History is the script's confirmed history followed by its mempool
@@ -284,11 +285,34 @@ func (b *Backend) GetTransaction(ctx context.Context, txid chainhash.Hash, verbo
 			return hex.EncodeToString(raw), nil
 		}
 	}
+	gen := b.Index.ReorgGen()
+	if raw, ok := b.txs.get(txid, gen); ok {
+		return hex.EncodeToString(raw), nil
+	}
 	raw, err := b.Daemon.RawTransaction(ctx, txid)
 	if err != nil {
 		return nil, DaemonError(err)
 	}
+	b.txs.put(txid, raw, gen)
 	return hex.EncodeToString(raw), nil
+}
+
+// CacheStats is one cache's counters, for metrics.
+type CacheStats struct {
+	Name         string
+	Hits, Misses uint64
+	Bytes        int
+}
+
+// CacheStats reports the raw transaction, block merkle tree and history
+// caches.
+func (b *Backend) CacheStats() []CacheStats {
+	th, tm, tb := b.txs.stats()
+	bh, bm, bb := b.Index.BlockTreeCacheStats()
+	return []CacheStats{
+		{Name: "raw_tx", Hits: th, Misses: tm, Bytes: tb},
+		{Name: "block_merkle", Hits: bh, Misses: bm, Bytes: bb},
+	}
 }
 
 // Broadcast answers transaction.broadcast.
