@@ -95,8 +95,9 @@ func TestTransactionGetAfterReorg(t *testing.T) {
 		}
 		return res.(string)
 	}
-	if get() != "010203" || get() != "010203" || d.calls != 1 {
-		t.Fatalf("two gets made %d daemon calls, want 1", d.calls)
+	first, second := get(), get()
+	if first != "010203" || second != "010203" || d.calls != 1 {
+		t.Fatalf("two gets returned %s and %s with %d daemon calls, want 010203 twice from 1 call", first, second, d.calls)
 	}
 	// The tx is mined again with another witness in a competing block 2.
 	d.txs[id] = []byte{1, 2, 4}
