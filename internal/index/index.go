@@ -58,7 +58,10 @@ func unmarshalTip(b []byte) (Tip, error) {
 type Options struct {
 	// ReorgLimit is how many blocks of undo records are kept.
 	ReorgLimit int
-	Logger     *slog.Logger
+	// UTXOCacheBytes bounds the cache of committed unspent outputs that
+	// spends are resolved from before the DB (cache.go); zero disables it.
+	UTXOCacheBytes int64
+	Logger         *slog.Logger
 }
 
 // Index is the chain index over one store. Reads may run concurrently with
@@ -89,6 +92,8 @@ type Index struct {
 	// never mixes kept nodes with headers of another branch.
 	hdrMu   sync.RWMutex
 	hdrTree *merkle.Tree
+
+	utxos *utxoCache // used by the one Writer only
 }
 
 // headerTreeBase is the lowest level of the header merkle tree kept in
@@ -110,7 +115,8 @@ func Open(db *store.DB, net *chain.Network, opts Options) (*Index, error) {
 	if opts.ReorgLimit <= 0 {
 		opts.ReorgLimit = net.ReorgLimit
 	}
-	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1}, hdrTree: merkle.NewTree(headerTreeBase)}
+	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1}, hdrTree: merkle.NewTree(headerTreeBase),
+		utxos: newUTXOCache(opts.UTXOCacheBytes)}
 	v, err := db.Get(metaKey("schema"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):

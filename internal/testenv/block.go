@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
-	"amber/internal/daemon"
 )
 
 // Block is a block on prev at height h with a coinbase paying OP_TRUE
@@ -37,32 +35,4 @@ func Block(t testing.TB, prev chainhash.Hash, h int, txs ...*wire.MsgTx) *chain.
 		t.Fatal(err)
 	}
 	return b
-}
-
-// FixedMempool is a daemon, as the mempool view reads it, holding a fixed
-// set of raw transactions at a best block the test moves.
-type FixedMempool struct {
-	Best chainhash.Hash
-	Txs  map[chainhash.Hash][]byte
-}
-
-// BestBlockHash returns Best.
-func (f *FixedMempool) BestBlockHash(context.Context) (chainhash.Hash, error) { return f.Best, nil }
-
-// RawMempool lists Txs.
-func (f *FixedMempool) RawMempool(context.Context) ([]chainhash.Hash, error) {
-	var ids []chainhash.Hash
-	for id := range f.Txs {
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// RawTransactions returns the raw bytes of ids from Txs.
-func (f *FixedMempool) RawTransactions(_ context.Context, ids []chainhash.Hash) ([]daemon.TxResult, error) {
-	out := make([]daemon.TxResult, len(ids))
-	for i, id := range ids {
-		out[i].Raw = f.Txs[id]
-	}
-	return out, nil
 }

@@ -20,6 +20,7 @@ import (
 	"amber/internal/store"
 	"amber/internal/testenv"
 	"amber/server/mempool"
+	"amber/server/mempool/mempooltest"
 	"amber/server/query"
 	"amber/server/rpc"
 	"amber/server/session"
@@ -122,7 +123,7 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 		tx.Serialize(&buf)
 		return buf.Bytes()
 	}
-	mp := mempool.New(&testenv.FixedMempool{Best: b3.Hash, Txs: map[chainhash.Hash][]byte{pending.TxHash(): raw(pending)}}, ix, mempool.Options{})
+	mp := mempool.New(&mempooltest.FixedMempool{Best: b3.Hash, Txs: map[chainhash.Hash][]byte{pending.TxHash(): raw(pending)}}, ix, mempool.Options{})
 	if _, err := mp.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"amber/internal/store"
 	"amber/internal/testenv"
 	"amber/server/mempool"
+	"amber/server/mempool/mempooltest"
 )
 
 // TestSyncedHidesStaleMempool: right after a block confirms a mempool
@@ -45,7 +46,7 @@ func TestSyncedHidesStaleMempool(t *testing.T) {
 	pay.AddTxOut(wire.NewTxOut(49e8, []byte{0x52}))
 	var pbuf bytes.Buffer
 	pay.Serialize(&pbuf)
-	d := &testenv.FixedMempool{Best: b1.Hash, Txs: map[chainhash.Hash][]byte{pay.TxHash(): pbuf.Bytes()}}
+	d := &mempooltest.FixedMempool{Best: b1.Hash, Txs: map[chainhash.Hash][]byte{pay.TxHash(): pbuf.Bytes()}}
 	mp := mempool.New(d, ix, mempool.Options{})
 	if _, err := mp.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
