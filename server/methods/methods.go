@@ -14,6 +14,7 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/config"
+	"amber/server/cost"
 	"amber/server/query"
 	"amber/server/rpc"
 	"amber/server/session"
@@ -190,7 +191,7 @@ func (hs *Handlers) ping(_ context.Context, s *session.Session, args []json.RawM
 	if older(s.Proto, V17) {
 		return nil, nil
 	}
-	n, err := optNonNegInt(args[0], 0)
+	n, err := optNonNegInt(args[0], 0, maxAny)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +218,11 @@ func isHex(s string) bool {
 }
 
 func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	height, err := nonNegInt(args[0])
+	height, err := nonNegInt(args[0], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := optNonNegInt(args[1], 0)
+	cp, err := optNonNegInt(args[1], 0, maxHeight)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +233,7 @@ func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []js
 	if cp == 0 {
 		return hdr, nil
 	}
+	s.Charge(cost.Proof)
 	branch, root, err := hs.Backend.CheckpointProof(int32(height), int32(cp))
 	if err != nil {
 		return nil, err
@@ -243,20 +245,21 @@ func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []js
 const MaxHeaders = 2016
 
 func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	start, err := nonNegInt(args[0])
+	start, err := nonNegInt(args[0], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	count, err := nonNegInt(args[1])
+	count, err := nonNegInt(args[1], maxAny)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := optNonNegInt(args[2], 0)
+	cp, err := optNonNegInt(args[2], 0, maxHeight)
 	if err != nil {
 		return nil, err
 	}
 	tip := int64(hs.Backend.Index.Tip().Height)
 	count = max(0, min(count, MaxHeaders, tip-start+1))
+	s.Charge(float64(count) / cost.PerRows)
 	var hexes []string
 	for h := start; h < start+count; h++ {
 		x, err := hs.Backend.HeaderHex(int32(h))
@@ -275,6 +278,7 @@ func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []j
 		out = orderedMap{{"count", count}, {"max", MaxHeaders}, {"headers", hexes}}
 	}
 	if count > 0 && cp > 0 {
+		s.Charge(cost.Proof)
 		branch, root, err := hs.Backend.CheckpointProof(int32(start+count-1), int32(cp))
 		if err != nil {
 			return nil, err
@@ -296,7 +300,7 @@ func (hs *Handlers) headersSubscribe(ctx context.Context, s *session.Session, _ 
 }
 
 func (hs *Handlers) estimateFee(ctx context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	n, err := nonNegInt(args[0])
+	n, err := nonNegInt(args[0], maxAny)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +337,9 @@ func bySPK(h scriptHandler) rpc.Handler[*session.Session] {
 }
 
 func (hs *Handlers) getBalance(_ context.Context, s *session.Session, hx chain.HashX, _ string) (any, error) {
-	return hs.Backend.GetBalance(hx)
+	bal, rows, err := hs.Backend.GetBalance(hx)
+	s.Charge(float64(rows) / cost.PerRows)
+	return bal, err
 }
 
 // historyItem is one get_history entry; Fee only for mempool entries.
@@ -385,7 +391,8 @@ func (hs *Handlers) getMempool(wrap bool) scriptHandler {
 
 func (hs *Handlers) listUnspent(wrap bool) scriptHandler {
 	return func(_ context.Context, s *session.Session, hx chain.HashX, _ string) (any, error) {
-		u, err := hs.Backend.ListUnspent(hx)
+		u, rows, err := hs.Backend.ListUnspent(hx)
+		s.Charge(float64(rows) / cost.PerRows)
 		if err != nil {
 			return nil, err
 		}
@@ -411,7 +418,7 @@ func outpointArgs(args []json.RawMessage) (wire.OutPoint, error) {
 	if err != nil {
 		return wire.OutPoint{}, err
 	}
-	n, err := nonNegInt(args[1])
+	n, err := nonNegInt(args[1], maxOutIndex)
 	if err != nil {
 		return wire.OutPoint{}, err
 	}
@@ -502,7 +509,7 @@ func (hs *Handlers) txGetMerkle(_ context.Context, s *session.Session, args []js
 	if err != nil {
 		return nil, err
 	}
-	h, err := nonNegInt(args[1])
+	h, err := nonNegInt(args[1], maxHeight)
 	if err != nil {
 		return nil, err
 	}
@@ -514,11 +521,11 @@ func (hs *Handlers) txGetMerkle(_ context.Context, s *session.Session, args []js
 }
 
 func (hs *Handlers) txIDFromPos(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	h, err := nonNegInt(args[0])
+	h, err := nonNegInt(args[0], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	pos, err := nonNegInt(args[1])
+	pos, err := nonNegInt(args[1], maxHeight)
 	if err != nil {
 		return nil, err
 	}

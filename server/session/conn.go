@@ -72,6 +72,16 @@ type Session struct {
 	Proto rpc.Version
 	// Remote is the client's address (after any PROXY header).
 	Remote netip.AddrPort
+
+	meter *cost.Meter // nil without a cost model
+}
+
+// Charge adds the part of a request's cost that depends on the work it
+// did (rows read, headers returned), on top of the method's flat cost.
+func (s *Session) Charge(c float64) {
+	if s.meter != nil {
+		s.meter.Charge(c)
+	}
 }
 
 var versionMethod = rpc.Method[*Session]{Name: "server.version", Params: []string{"client_name", "protocol_version"}, IgnoreExtra: true}
@@ -141,7 +151,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 	defer wg.Wait()
 	defer cn.out.close()
 
-	cn.sess = &Session{Remote: c.RemoteAddr()}
+	cn.sess = &Session{Remote: c.RemoteAddr(), meter: cn.meter}
 	cn.sess.Subs = NewSubs(cn.notify, sv.MaxSubs)
 	cn.sess.Subs.global = sv.AllSubs
 	cn.sess.Subs.order = reserveReply(cn.out)
