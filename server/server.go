@@ -29,9 +29,13 @@ import (
 	"amber/internal/index"
 	"amber/internal/telemetry"
 	"amber/internal/version"
+	"amber/server/cost"
 	"amber/server/mempool"
+	"amber/server/methods"
 	"amber/server/peers"
+	"amber/server/query"
 	"amber/server/session"
+	"amber/server/statuspage"
 	"amber/server/transport"
 	"amber/snapshot"
 	"amber/snapshot/objstore/open"
@@ -45,9 +49,9 @@ type Server struct {
 	health *telemetry.Health
 
 	mu       sync.Mutex
-	addrs    []string      // bound listener addresses, once serving
-	live     *live         // set once serving, for Status
-	snapshot *SnapshotInfo // the restored snapshot, if any
+	addrs    []string                 // bound listener addresses, once serving
+	live     *live                    // set once serving, for Status
+	snapshot *statuspage.SnapshotInfo // the restored snapshot, if any
 	ready    chan struct{}
 	node     *telemetry.NodeMetrics
 
@@ -152,11 +156,23 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		s.logger.Warn("first mempool refresh failed; retrying while serving", "err", err)
 	}
 
-	backend := session.NewBackend(ix, session.Synced(mp, ix), dc, cfg.MaxSend)
+	backend := query.NewBackend(ix, query.Synced(mp, ix), dc, cfg.MaxSend)
 	f.mu.Lock()
 	f.backend = backend
 	f.mu.Unlock()
-	table, err := session.NewTable()
+	handlers := &methods.Handlers{
+		Backend: backend,
+		Info: &methods.ServerInfo{
+			Software:        version.Software(),
+			ProtocolMin:     session.ProtocolMin.String(),
+			ProtocolMax:     session.ProtocolMax.String(),
+			DonationAddress: cfg.DonationAddress,
+			BannerFile:      cfg.BannerFile,
+			ReportServices:  cfg.ReportServices,
+			Genesis:         cfg.Network.Genesis.String(),
+		},
+	}
+	table, err := handlers.Table()
 	if err != nil {
 		return err
 	}
@@ -170,16 +186,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		metrics = session.NewMetrics(s.reg, telemetry.Namespace, func() float64 { return float64(allSubs.Count()) })
 	}
 	sv := &session.Server{
-		Backend: backend,
-		Info: &session.ServerInfo{
-			Software:        version.Software(),
-			ProtocolMin:     session.ProtocolMin.String(),
-			ProtocolMax:     session.ProtocolMax.String(),
-			DonationAddress: cfg.DonationAddress,
-			BannerFile:      cfg.BannerFile,
-			ReportServices:  cfg.ReportServices,
-			Genesis:         cfg.Network.Genesis.String(),
-		},
+		Software:          handlers.Info.Software,
 		Table:             table,
 		Hub:               hub,
 		Logger:            s.logger,
@@ -188,9 +195,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		IdleTimeout:       cfg.SessionTimeout,
 		DropClient:        cfg.DropClient,
 		DropClientUnknown: cfg.DropClientUnknown,
+		Concurrent:        cfg.InitialConcurrent,
 		MaxSubs:           cfg.MaxSessionSubs,
 		AllSubs:           allSubs,
-		Groups: session.NewGroups(session.Limits{
+		Groups: cost.NewGroups(cost.Limits{
 			SoftLimit: cfg.CostSoftLimit, HardLimit: cfg.CostHardLimit, DecayPerSec: cfg.CostDecayPerSec,
 			BandwidthUnitCost: cfg.BandwidthUnitCost, RequestSleep: cfg.RequestSleep,
 			InitialConcurrent: cfg.InitialConcurrent, SubnetIPv4: cfg.SubnetIPv4, SubnetIPv6: cfg.SubnetIPv6,
@@ -226,16 +234,24 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	sv.Stop = ts.Stopping()
-	s.registerMetrics(ix, mp, ts, hub)
-	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
-	sv.Peers, adm.peers = pm, pm
+	s.registerMetrics(ix, mp, ts, hub, backend)
+	pm := peers.New(peers.FromConfig(cfg, handlers.Info.Software, handlers.Info.ProtocolMin, handlers.Info.ProtocolMax, ix, ts.Ready(), s.logger))
+	handlers.Peers, adm.peers = pm, pm
 	if s.reg != nil {
 		s.reg.MustRegister(pm.Collector())
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The follower outlives gctx: sessions kept open for DRAIN_DELAY still
+	// get new blocks and mempool changes, and answers that include them,
+	// until the transport has closed them.
+	followCtx, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollowing()
 	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
-	g.Go(func() error { return ts.Run(gctx) })
+	g.Go(func() error {
+		defer stopFollowing()
+		return ts.Run(gctx)
+	})
 	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
 		select {
@@ -273,10 +289,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return s.reloadOnHUP(gctx, ts) })
 	var wake <-chan struct{}
 	if cfg.ZMQHashBlock != "" {
-		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
+		wake = daemon.WatchBlocks(followCtx, cfg.ZMQHashBlock, s.logger)
 	}
 	g.Go(func() error {
-		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
+		return f.run(followCtx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
 		})
 	})
@@ -345,7 +361,7 @@ type follower struct {
 	ix      *index.Index
 	mu      sync.Mutex
 	pending session.Change
-	backend *session.Backend // set once serving; its caches follow commits
+	backend *query.Backend // set once serving; its caches follow commits
 
 	ops     chan followerOp // admin work run between rounds, as the only writer
 	health  *telemetry.Health
@@ -426,6 +442,8 @@ func (f *follower) checkReady(ctx context.Context) {
 	}
 	f.health.SetReady(true, "")
 }
+
+var _ methods.Peers = (*peers.Manager)(nil)
 
 func newChange() session.Change {
 	return session.Change{Scripts: map[chain.HashX]struct{}{}, Outpoints: map[wire.OutPoint]struct{}{}}
@@ -544,7 +562,7 @@ func newFollowerMetrics(reg *prometheus.Registry, mp *mempool.Mempool) *follower
 	return m
 }
 
-func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *transport.Server, hub *session.Hub) {
+func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *transport.Server, hub *session.Hub, backend *query.Backend) {
 	if s.reg == nil {
 		return
 	}
@@ -566,5 +584,14 @@ func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *trans
 			sessions.WithLabelValues(proto).Set(float64(n))
 		}
 		sessions.Collect(ch)
+	}))
+	lookups := prometheus.NewDesc(ns+"_cache_requests_total", "Lookups in the serving caches, by cache (raw_tx, block_merkle) and result (hit, miss).", []string{"cache", "result"}, nil)
+	held := prometheus.NewDesc(ns+"_cache_bytes", "Bytes held by each serving cache.", []string{"cache"}, nil)
+	s.reg.MustRegister(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+		for _, c := range backend.CacheStats() {
+			ch <- prometheus.MustNewConstMetric(lookups, prometheus.CounterValue, float64(c.Hits), c.Name, "hit")
+			ch <- prometheus.MustNewConstMetric(lookups, prometheus.CounterValue, float64(c.Misses), c.Name, "miss")
+			ch <- prometheus.MustNewConstMetric(held, prometheus.GaugeValue, float64(c.Bytes), c.Name)
+		}
 	}))
 }

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -44,8 +43,10 @@ type Writer struct {
 	// undoFrom: blocks below this height get no undo record (SetDaemonTip).
 	undoFrom int32
 	// disconnected records that blocks were taken out, which makes the
-	// commit clear the index's txid and UTXO caches.
+	// commit clear the index's block tree and UTXO caches; low is the
+	// lowest tip reached, above which the header tree forgets its nodes.
 	disconnected bool
+	low          int32
 	// pending delivers the result of the previous writer's commit, which
 	// runs in the background (CommitNext); this writer waits for it before
 	// it reads the DB, commits or closes. prevErr keeps a failure.
@@ -196,12 +197,15 @@ func (w *Writer) CommitNext(sync bool) (*Writer, error) {
 	}
 	done := make(chan error, 1)
 	go func() {
+		w.ix.hdrMu.Lock() // as Commit
 		err := w.b.Commit(sync)
 		if err == nil {
 			w.ix.mu.Lock()
 			w.ix.tip, w.ix.txCounts = w.tip, w.counts
 			w.ix.mu.Unlock()
-		} else {
+		}
+		w.ix.hdrMu.Unlock()
+		if err != nil {
 			err = fmt.Errorf("index: commit through height %d: %w", w.tip.Height, err)
 		}
 		w.b.Close()
@@ -234,6 +238,8 @@ func (w *Writer) Commit(sync bool) error {
 	if err := w.b.Set(metaKey("tip"), w.tip.marshal()); err != nil {
 		return fmt.Errorf("index: write tip: %w", err)
 	}
+	w.ix.hdrMu.Lock()
+	defer w.ix.hdrMu.Unlock()
 	if err := w.b.Commit(sync); err != nil {
 		// What the DB holds now is unknown: trust no cached output.
 		w.ix.utxos.clear()
@@ -254,10 +260,14 @@ func (w *Writer) Commit(sync bool) error {
 	w.ix.mu.Lock()
 	w.ix.tip, w.ix.txCounts = w.tip, w.counts
 	if w.disconnected {
-		w.ix.txidsGen++
-		clear(w.ix.txids)
+		w.ix.treesGen++
+		clear(w.ix.trees)
+		w.ix.treesBytes = 0
 	}
 	w.ix.mu.Unlock()
+	if w.disconnected {
+		w.ix.hdrTree.Truncate(int(w.low) + 1)
+	}
 	return nil
 }
 
@@ -424,25 +434,9 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 // outpoint, confirming candidates by their full txid.
 func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.HashX, error) {
 	prefix := outLookupKey(txid, vout, 0)[:1+shortLen+voutLen]
-	var (
-		found bool
-		fund  uint64
-		hx    chain.HashX
-	)
-	err := w.r.Scan(prefix, func(k, v []byte) error {
-		n := getTxNum(k[len(prefix):])
-		full, err := w.r.Get(txidKey(n))
-		if err != nil {
-			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
-		}
-		if bytes.Equal(full, txid[:]) {
-			found, fund = true, n
-			copy(hx[:], v)
-			return store.ErrStop
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, store.ErrStop) {
+	var hx chain.HashX
+	fund, found, err := confirmTx(w.r, prefix, txid, func(val []byte) { copy(hx[:], val) })
+	if err != nil {
 		return 0, hx, err
 	}
 	if !found {
@@ -456,6 +450,9 @@ func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.Hash
 func (w *Writer) Disconnect() error {
 	if w.bulk {
 		return errors.New("index: a bulk writer cannot disconnect blocks")
+	}
+	if !w.disconnected {
+		w.low = w.tip.Height
 	}
 	// Rows of outputs created earlier in this batch go in first, for the
 	// undo record to take out; from here on the batch is read, not fresh,
@@ -551,6 +548,7 @@ func (w *Writer) Disconnect() error {
 	}
 	w.counts = w.counts[:height:height]
 	w.tip = Tip{Height: height - 1, Hash: chain.HeaderHash(prevHeader), TxCount: first}
+	w.low = min(w.low, w.tip.Height)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package session
+package methods
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +18,12 @@ import (
 	"amber/internal/daemon"
 	"amber/internal/index"
 	"amber/internal/store"
+	"amber/internal/testenv"
 	"amber/server/mempool"
+	"amber/server/mempool/mempooltest"
+	"amber/server/query"
 	"amber/server/rpc"
+	"amber/server/session"
 )
 
 // fuzzDaemon answers the daemon calls the methods make from a fixed set
@@ -62,8 +68,8 @@ func (d *fuzzDaemon) Call(context.Context, string, ...any) (json.RawMessage, err
 // paying two scripts and a block spending one of them, with one payment
 // in the mempool.
 type fuzzFixture struct {
-	backend  *Backend
-	table    *rpc.Table[*Session]
+	backend  *query.Backend
+	table    *rpc.Table[*session.Session]
 	names    []string
 	spk      []byte // a script with confirmed and mempool history
 	txid     chainhash.Hash
@@ -86,16 +92,16 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 	net.Params.GenesisBlock.Serialize(&gbuf)
 	genesis, _ := chain.ParseBlock(gbuf.Bytes())
 	spk := []byte{0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
-	b1 := block(t, genesis.Hash, 1)
+	b1 := testenv.Block(t, genesis.Hash, 1)
 	pay := wire.NewMsgTx(2)
 	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
 	pay.AddTxOut(wire.NewTxOut(20e8, spk))
 	pay.AddTxOut(wire.NewTxOut(29e8, []byte{0x52}))
-	b2 := block(t, b1.Hash, 2, pay)
+	b2 := testenv.Block(t, b1.Hash, 2, pay)
 	spend := wire.NewMsgTx(2)
 	spend.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: pay.TxHash(), Index: 1}})
 	spend.AddTxOut(wire.NewTxOut(28e8, spk))
-	b3 := block(t, b2.Hash, 3, spend)
+	b3 := testenv.Block(t, b2.Hash, 3, spend)
 	w, err := ix.NewWriter()
 	if err != nil {
 		t.Fatal(err)
@@ -117,23 +123,25 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 		tx.Serialize(&buf)
 		return buf.Bytes()
 	}
-	mp := mempool.New(&fakeDaemon{best: b3.Hash, txs: map[chainhash.Hash][]byte{pending.TxHash(): raw(pending)}}, ix, mempool.Options{})
+	mp := mempool.New(&mempooltest.FixedMempool{Best: b3.Hash, Txs: map[chainhash.Hash][]byte{pending.TxHash(): raw(pending)}}, ix, mempool.Options{})
 	if _, err := mp.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	d := &fuzzDaemon{txs: map[chainhash.Hash][]byte{pay.TxHash(): raw(pay), spend.TxHash(): raw(spend), pending.TxHash(): raw(pending)}}
-	table, err := NewTable()
+	backend := query.NewBackend(ix, query.Synced(mp, ix), d, 100_000)
+	hs := &Handlers{Backend: backend, Info: &ServerInfo{Software: "Amber fuzz", ProtocolMin: "1.4", ProtocolMax: "1.7"}}
+	table, err := hs.Table()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, m := range methods() {
+	for _, m := range hs.methods() {
 		if !slices.Contains(names, m.Name) {
 			names = append(names, m.Name)
 		}
 	}
 	return &fuzzFixture{
-		backend: NewBackend(ix, Synced(mp, ix), d, 100_000),
+		backend: backend,
 		table:   table, names: names, spk: spk, txid: pay.TxHash(), blockTxs: 2,
 	}
 }
@@ -186,11 +194,13 @@ func FuzzMethodParams(f *testing.F) {
 		}
 		name := fx.names[int(sel)%len(fx.names)]
 		v := fuzzVersions[int(ver)%len(fuzzVersions)]
-		s := &Session{Backend: fx.backend, Info: &ServerInfo{Software: "Amber fuzz", ProtocolMin: "1.4", ProtocolMax: "1.7"},
-			Subs: NewSubs(func(string, any) {}, 10), Proto: v}
+		s := &session.Session{Subs: session.NewSubs(func(string, any) {}, 10), Proto: v}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		result, err := fx.table.Call(ctx, s, v, &rpc.Request{ID: json.RawMessage(`1`), Method: name, Params: params})
+		if err == nil && hasHugeInt(name, params) {
+			t.Fatalf("%s %s at %s: an integer past 2^32 was accepted (it wraps): %v", name, params, v, result)
+		}
 		if err != nil {
 			var re *rpc.Error
 			if !errors.As(err, &re) {
@@ -211,11 +221,57 @@ func FuzzMethodParams(f *testing.F) {
 	})
 }
 
+// heightParams are, for the methods that take them, the parameters that
+// are heights or positions (by position and by name), all of which must
+// be under 2^32: a larger value accepted has wrapped.
+var heightParams = map[string][]string{
+	"blockchain.block.header":            {"height", "cp_height"},
+	"blockchain.transaction.get_merkle":  {"", "height"},
+	"blockchain.transaction.id_from_pos": {"height", "tx_pos"},
+	"blockchain.outpoint.subscribe":      {"", "txout_idx"},
+	"blockchain.outpoint.get_status":     {"", "txout_idx"},
+	"blockchain.outpoint.unsubscribe":    {"", "txout_idx"},
+}
+
+// hasHugeInt reports a height parameter of method that reads as an
+// integer of 2^32 or more, given as a number or a string.
+func hasHugeInt(method string, params []byte) bool {
+	names := heightParams[method]
+	var vals []json.RawMessage
+	var list []json.RawMessage
+	var named map[string]json.RawMessage
+	switch {
+	case json.Unmarshal(params, &list) == nil:
+		for i, name := range names {
+			if name != "" && i < len(list) {
+				vals = append(vals, list[i])
+			}
+		}
+	case json.Unmarshal(params, &named) == nil:
+		for _, name := range names {
+			if v, ok := named[name]; ok && name != "" {
+				vals = append(vals, v)
+			}
+		}
+	}
+	for _, raw := range vals {
+		var str string
+		text := string(raw)
+		if json.Unmarshal(raw, &str) == nil {
+			text = strings.TrimSpace(str)
+		}
+		if f, err := strconv.ParseFloat(text, 64); err == nil && f >= 1<<32 {
+			return true
+		}
+	}
+	return false
+}
+
 // TestFuzzFixture checks that the fuzz fixture is a working chain, so the
 // fuzzer explores answers and not only errors.
 func TestFuzzFixture(t *testing.T) {
 	fx := newFuzzFixture(t)
-	s := &Session{Backend: fx.backend, Info: &ServerInfo{}, Subs: NewSubs(func(string, any) {}, 10), Proto: V14}
+	s := &session.Session{Subs: session.NewSubs(func(string, any) {}, 10), Proto: V14}
 	call := func(method, params string) any {
 		res, err := fx.table.Call(context.Background(), s, V14, &rpc.Request{Method: method, Params: json.RawMessage(params)})
 		if err != nil {
