@@ -17,7 +17,7 @@ import (
 )
 
 // peer310k is the chain of the side-by-side comparison with ElectrumX
-// and Fulcrum (../shared/peerbench): 10,000 blocks, about 310,000
+// and Fulcrum (the issue #19 table): 10,000 blocks, about 310,000
 // transactions with the coinbases, 8 busy scripts.
 var peer310k = chaingen.Spec{Name: "peer310k", Seed: 7, Blocks: 10_000, Txs: 300_000, BusyScripts: 8}
 
