@@ -175,18 +175,25 @@ func (ix *Index) BlockTxIDs(height int32) ([]chainhash.Hash, error) {
 // from a cache of recently asked blocks that a reorg clears. The tree is
 // shared: the caller must not change it.
 func (ix *Index) BlockTree(height int32) (*merkle.BlockTree, error) {
+	t, _, err := ix.BlockTreeCached(height)
+	return t, err
+}
+
+// BlockTreeCached is BlockTree, saying whether the tree came from the
+// cache (so a request can be charged for the work a miss took).
+func (ix *Index) BlockTreeCached(height int32) (*merkle.BlockTree, bool, error) {
 	ix.mu.RLock()
 	cached, hit := ix.trees[height]
 	gen := ix.treesGen
 	ix.mu.RUnlock()
 	if hit {
 		ix.treeHits.Add(1)
-		return cached, nil
+		return cached, true, nil
 	}
 	ix.treeMisses.Add(1)
 	ids, err := ix.readBlockTxIDs(height)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	t := merkle.NewBlockTree(ids)
 	ix.mu.Lock()
@@ -205,7 +212,7 @@ func (ix *Index) BlockTree(height int32) (*merkle.BlockTree, error) {
 		ix.treesBytes += t.Bytes()
 	}
 	ix.mu.Unlock()
-	return t, nil
+	return t, false, nil
 }
 
 // ReorgGen counts the commits that took blocks out: caches of confirmed

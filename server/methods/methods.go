@@ -513,7 +513,8 @@ func (hs *Handlers) txGetMerkle(_ context.Context, s *session.Session, args []js
 	if err != nil {
 		return nil, err
 	}
-	branch, pos, err := hs.Backend.TxMerkle(id, int32(h))
+	branch, pos, c, err := hs.Backend.TxMerkle(id, int32(h))
+	s.Charge(c)
 	if err != nil {
 		return nil, err
 	}

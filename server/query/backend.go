@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -233,21 +234,33 @@ func (b *Backend) CheckpointProof(height, cpHeight int32) (branch []string, root
 }
 
 // TxMerkle answers get_merkle: the branch of txid in the block at height,
-// from the index's cache of block merkle trees.
-func (b *Backend) TxMerkle(txid chainhash.Hash, height int32) (branch []string, pos int, err error) {
-	tree, err := b.Index.BlockTree(height)
+// from the index's cache of block merkle trees. cost is the part of the
+// request's cost that grows with the block (spec §4.24): reading its
+// txids and hashing them on a miss, much less on a hit.
+func (b *Backend) TxMerkle(txid chainhash.Hash, height int32) (branch []string, pos int, cost float64, err error) {
+	tree, hit, err := b.Index.BlockTreeCached(height)
 	if err != nil || height > b.Index.Tip().Height {
-		return nil, 0, badRequest("height %s out of range", commas(int64(height)))
+		return nil, 0, 0, badRequest("height %s out of range", commas(int64(height)))
+	}
+	// ElectrumX's figures: ntx/2500 for the branch, 10·√ntx/2500 from its
+	// cache (blocks of 200 txs and more), 0.0001·ntx to read the txids.
+	ntx := float64(len(tree.Leaves()))
+	cost = ntx / 2500
+	if hit && ntx >= 200 {
+		cost = 10 * math.Sqrt(ntx) / 2500
+	}
+	if !hit {
+		cost += 0.0001 * ntx
 	}
 	pos = slices.Index(tree.Leaves(), txid)
 	if pos < 0 {
-		return nil, 0, badRequest("tx %s not in block at height %s", txid, commas(int64(height)))
+		return nil, 0, cost, badRequest("tx %s not in block at height %s", txid, commas(int64(height)))
 	}
 	br, err := tree.Branch(pos)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, cost, err
 	}
-	return hashStrings(br), pos, nil
+	return hashStrings(br), pos, cost, nil
 }
 
 // IDFromPos answers id_from_pos: the txid at a position, and its branch.

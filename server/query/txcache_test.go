@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
 	"amber/internal/index"
@@ -117,5 +118,58 @@ func TestTransactionGetAfterReorg(t *testing.T) {
 	st := b.CacheStats()
 	if st[0].Name != "raw_tx" || st[0].Hits != 1 || st[0].Misses != 2 {
 		t.Errorf("raw tx cache stats %+v, want 1 hit and 2 misses", st[0])
+	}
+}
+
+// TestTxMerkleCost: get_merkle's cost grows with the block, and a block
+// whose tree is cached costs less than reading and hashing it again.
+func TestTxMerkleCost(t *testing.T) {
+	net, _ := chain.Lookup("Bitcoin", "regtest")
+	db, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix, err := index.Open(db, net, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gbuf bytes.Buffer
+	net.Params.GenesisBlock.Serialize(&gbuf)
+	genesis, _ := chain.ParseBlock(gbuf.Bytes())
+	b1 := testenv.Block(t, genesis.Hash, 1)
+	// Block 2: a chain of 300 payments, each spending the one before.
+	var txs []*wire.MsgTx
+	prev := wire.OutPoint{Hash: b1.Txs[0].TxID}
+	for range 300 {
+		tx := wire.NewMsgTx(2)
+		tx.AddTxIn(&wire.TxIn{PreviousOutPoint: prev})
+		tx.AddTxOut(wire.NewTxOut(1e8, []byte{0x52}))
+		txs = append(txs, tx)
+		prev = wire.OutPoint{Hash: tx.TxHash()}
+	}
+	b2 := testenv.Block(t, b1.Hash, 2, txs...)
+	w, _ := ix.NewWriter()
+	for _, blk := range []*chain.Block{genesis, b1, b2} {
+		if err := w.Connect(blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBackend(ix, nil, nil, 8_100_000)
+	_, _, small, err := b.TxMerkle(b1.Txs[0].TxID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := txs[150].TxHash()
+	_, pos, miss, err := b.TxMerkle(id, 2)
+	if err != nil || pos != 151 {
+		t.Fatalf("tx 151 of block 2: pos %d (%v)", pos, err)
+	}
+	_, _, hit, _ := b.TxMerkle(id, 2)
+	if !(small < miss && hit < miss && hit > 0) {
+		t.Errorf("costs: one-tx block %g; 301-tx block %g on a miss, %g on a hit; want the big block dearer, and cheaper once cached", small, miss, hit)
 	}
 }
