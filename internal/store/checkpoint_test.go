@@ -152,3 +152,49 @@ func TestListFilesErrors(t *testing.T) {
 		t.Error("a subdirectory was not reported")
 	}
 }
+
+// TestCheckpointHoldsNoFlushedWAL checks that a checkpoint taken after
+// large batches (which Pebble logs, then flushes as their own memtables)
+// holds no WAL bytes: a published snapshot must not carry the log of data
+// its SSTs already hold.
+func TestCheckpointHoldsNoFlushedWAL(t *testing.T) {
+	src := openT(t, filepath.Join(t.TempDir(), "src"), Options{MemTableSize: 1 << 20})
+	val := strings.Repeat("x", 1000)
+	for round := range 6 {
+		b := src.NewBatch()
+		for i := range 3000 {
+			if err := b.Set([]byte(strconv.Itoa(round)+"/"+strconv.Itoa(i)), []byte(val)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	want := dump(t, src)
+	dest := filepath.Join(t.TempDir(), "cp")
+	if err := src.Checkpoint(dest); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ListFiles(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkListing(t, dest, files)
+	var wal, total int64
+	for _, f := range files {
+		total += f.Size
+		if strings.HasSuffix(f.Name, ".log") {
+			wal += f.Size
+		}
+	}
+	// An empty log is a few bytes of header; the source's log held 3 MB.
+	if wal > 1024 {
+		t.Errorf("checkpoint holds %d WAL bytes of %d: %v", wal, total, files)
+	}
+	cp := openT(t, dest, Options{ReadOnly: true})
+	if got := dump(t, cp); !slices.Equal(got, want) {
+		t.Errorf("checkpoint holds %d keys, want %d", len(got), len(want))
+	}
+}
