@@ -66,6 +66,9 @@ func PublishDB(ctx context.Context, db *store.DB, net *chain.Network, p *Publish
 		return nil, fmt.Errorf("snapshot: clear %s: %w", dir, err)
 	}
 	defer os.RemoveAll(dir)
+	if err := compactIfLoose(ctx, db, p.logger()); err != nil {
+		return nil, err
+	}
 	if err := db.Checkpoint(dir); err != nil {
 		return nil, fmt.Errorf("snapshot: checkpoint %s: %w", dir, err)
 	}
@@ -88,6 +91,35 @@ func PublishDB(ctx context.Context, db *store.DB, net *chain.Network, p *Publish
 		p.logger().Warn("snapshot retention failed; old snapshots kept", "err", err)
 	}
 	return m, nil
+}
+
+// MaxLoose is the share of a DB's table bytes above its bottom level
+// beyond which PublishDB compacts the DB before the checkpoint. Those
+// bytes are at most what a full compaction could remove, so a snapshot
+// stays within 1/(1-MaxLoose) (1.1x) of the fully compacted DB. Below it,
+// the snapshot is published as Pebble left it: a full compaction rewrites
+// every file, and so makes the next publish upload the whole DB instead of
+// the few files that changed.
+const MaxLoose = 1.0 / 11
+
+// compactIfLoose flushes db and compacts it fully when more than MaxLoose
+// of its bytes lie above the bottom level.
+func compactIfLoose(ctx context.Context, db *store.DB, log *slog.Logger) error {
+	if err := db.Flush(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	upper, total := db.Uncompacted()
+	if total == 0 || float64(upper) <= MaxLoose*float64(total) {
+		return nil
+	}
+	start := time.Now()
+	if err := db.Compact(ctx); err != nil {
+		return fmt.Errorf("snapshot: compact before checkpoint: %w", err)
+	}
+	_, after := db.Uncompacted()
+	log.Info("compacted before snapshot", slog.Int64("upper_bytes", upper), slog.Int64("bytes", total),
+		slog.Int64("compacted_bytes", after), slog.Duration("took", time.Since(start)))
+	return nil
 }
 
 // checkpointTip reads the tip and UTXO figures stored in a checkpoint.

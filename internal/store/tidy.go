@@ -36,14 +36,28 @@ func (d *DB) tidyCheckpoint(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// Garbage estimates the bytes of SST files that compacting the whole DB
-// would reclaim: values deleted or overwritten by newer point and range
-// tombstones. Pebble computes it from table statistics in the background,
-// so it may lag the last flush a little.
-func (d *DB) Garbage() uint64 {
+// Uncompacted returns the bytes of the live SST files above the bottom
+// non-empty level, and of all live SST files. What lies above the bottom
+// is new data not yet merged down plus what a full compaction would
+// remove (overwritten values and their tombstones), so upper/total bounds
+// how much larger the DB is than its fully compacted self.
+func (d *DB) Uncompacted() (upper, total int64) {
 	if d.closed.Load() {
-		return 0
+		return 0, 0
 	}
 	m := d.db.Metrics()
-	return m.Table.Garbage.PointDeletionsBytesEstimate + m.Table.Garbage.RangeDeletionsBytesEstimate
+	bottom := -1
+	for i := len(m.Levels) - 1; i >= 0; i-- {
+		if m.Levels[i].TablesSize > 0 {
+			bottom = i
+			break
+		}
+	}
+	for i, l := range m.Levels {
+		total += l.TablesSize
+		if i != bottom {
+			upper += l.TablesSize
+		}
+	}
+	return upper, total
 }
