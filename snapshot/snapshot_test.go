@@ -472,18 +472,20 @@ func TestRestoreMismatch(t *testing.T) {
 	tests := []struct {
 		name string
 		want Expect
+		err  error
 		msg  string
 	}{
-		{"network", Expect{Network: "testnet", Genesis: genesis}, "network mainnet"},
-		{"genesis", Expect{Network: netName, Genesis: blockHash(99)}, "genesis"},
-		{"schema", Expect{Network: netName, Genesis: genesis, Schema: 999}, "schema"},
+		{"network", Expect{Network: "testnet", Genesis: genesis}, ErrMismatch, "network mainnet"},
+		{"genesis", Expect{Network: netName, Genesis: blockHash(99)}, ErrMismatch, "genesis"},
+		// Another schema looks in its own part of the bucket, empty here.
+		{"schema", Expect{Network: netName, Genesis: genesis, Schema: 999}, ErrNoSnapshot, "has none"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Restorer{Bucket: b}
 			_, err := r.Restore(ctx, filepath.Join(t.TempDir(), "r"), tc.want)
-			if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("got %v, want ErrMismatch mentioning %q", err, tc.msg)
+			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %v, want %v mentioning %q", err, tc.err, tc.msg)
 			}
 		})
 	}
