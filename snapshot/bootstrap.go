@@ -135,6 +135,7 @@ func (r *Restorer) replace(ctx context.Context, dbDir string, net *chain.Network
 	if err != nil {
 		return nil, err
 	}
+	crashPoint("restored")
 	if m.Height <= localHeight {
 		r.logger().Warn("the only usable snapshot is not ahead of the local index; keeping the local index",
 			slog.String("snapshot", m.Key()), slog.Int64("height", localHeight))
@@ -168,12 +169,14 @@ func swapIn(dbDir string) error {
 	if err := os.Rename(dbDir, oldDir); err != nil {
 		return fmt.Errorf("snapshot: swap %s: %w", dbDir, err)
 	}
+	crashPoint("swap-old-moved")
 	if err := os.Rename(newDir, dbDir); err != nil {
 		return fmt.Errorf("snapshot: swap %s: %w", dbDir, err)
 	}
 	if err := syncDir(filepath.Dir(dbDir)); err != nil {
 		return err
 	}
+	crashPoint("swap-new-moved")
 	return removeDir(oldDir)
 }
 
@@ -206,6 +209,21 @@ func finishSwap(dbDir string) error {
 		return removeDir(oldDir)
 	}
 	return nil
+}
+
+// killAt is a step of a DB replacement at which the process kills itself
+// with SIGKILL: set from AMBER_TEST_KILL_AT by the crash tests of the real
+// binary, so they can stop it exactly between two renames.
+var killAt = os.Getenv("AMBER_TEST_KILL_AT")
+
+func crashPoint(step string) {
+	if killAt != step {
+		return
+	}
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Kill()
+	}
+	select {} // the kill is on its way
 }
 
 func isDir(dir string) bool {
