@@ -6,14 +6,15 @@ mock_provider "aws" {
 }
 
 variables {
-  name                  = "amber-test"
-  cluster_arn           = "arn:aws:ecs:eu-west-1:123456789012:cluster/amber"
-  vpc_id                = "vpc-0123456789abcdef0"
-  subnet_ids            = ["subnet-aaaa"]
-  image                 = "example.invalid/amber:test"
-  task_role_arn         = "arn:aws:iam::123456789012:role/amber-test-builder"
-  snapshot_url          = "s3://amber-snapshots-test/mainnet/v1?region=eu-west-1"
-  daemon_url_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-daemon-url"
+  name                   = "amber-test"
+  cluster_arn            = "arn:aws:ecs:eu-west-1:123456789012:cluster/amber"
+  vpc_id                 = "vpc-0123456789abcdef0"
+  subnet_ids             = ["subnet-aaaa"]
+  image                  = "example.invalid/amber:test"
+  task_role_arn          = "arn:aws:iam::123456789012:role/amber-test-builder"
+  snapshot_url           = "s3://amber-snapshots-test/mainnet/v1?region=eu-west-1"
+  daemon_url_secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-daemon-url"
+  signing_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-signing-key"
 }
 
 run "scheduled_build_once" {
@@ -62,7 +63,6 @@ run "signed_snapshots" {
   command = plan
 
   variables {
-    signing_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-signing-key"
     gc_schedule_expression = null
   }
 
@@ -96,4 +96,14 @@ run "rejects_bad_schedule" {
   }
 
   expect_failures = [var.schedule_expression]
+}
+
+run "rejects_unsigned" {
+  command = plan
+
+  variables {
+    signing_key_secret_arn = null
+  }
+
+  expect_failures = [var.signing_key_secret_arn]
 }
