@@ -56,6 +56,10 @@ func growPublish(tb testing.TB, c *chaingen.Chain, bucket objstore.Bucket) []pub
 		if _, err := chainsync.New(ix, src, chainsync.Options{}).SyncToTip(ctx); err != nil {
 			tb.Fatal(err)
 		}
+		// PublishDB flushes first; so does this, to see what it sees.
+		if err := db.Flush(); err != nil {
+			tb.Fatal(err)
+		}
 		upper, total := db.Uncompacted()
 		m, err := snapshot.PublishDB(ctx, db, net, pub, nil)
 		if err != nil {
