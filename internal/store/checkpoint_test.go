@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -196,5 +197,28 @@ func TestCheckpointHoldsNoFlushedWAL(t *testing.T) {
 	cp := openT(t, dest, Options{ReadOnly: true})
 	if got := dump(t, cp); !slices.Equal(got, want) {
 		t.Errorf("checkpoint holds %d keys, want %d", len(got), len(want))
+	}
+}
+
+// TestUncompacted checks the LSM shape PublishDB decides on: flushed
+// files count as upper bytes, and none are left after a full compaction.
+func TestUncompacted(t *testing.T) {
+	db := openT(t, filepath.Join(t.TempDir(), "db"), Options{})
+	for round := range 3 {
+		for i := range 200 {
+			put(t, db, strconv.Itoa(round)+"/"+strconv.Itoa(i), strings.Repeat("v", 100))
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if upper, total := db.Uncompacted(); total == 0 || upper != total {
+		t.Errorf("after flushes only: upper %d of %d, want all", upper, total)
+	}
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if upper, total := db.Uncompacted(); total == 0 || upper != 0 {
+		t.Errorf("after a full compaction: upper %d of %d, want 0", upper, total)
 	}
 }

@@ -37,7 +37,7 @@ func (d *DB) tidyCheckpoint(fs vfs.FS, dir string) error {
 }
 
 // Uncompacted returns the bytes of the live SST files above the bottom
-// non-empty level, and of all live SST files. What lies above the bottom
+// non-empty level below L0, and of all live SST files. What lies above the bottom
 // is new data not yet merged down plus what a full compaction would
 // remove (overwritten values and their tombstones), so upper/total bounds
 // how much larger the DB is than its fully compacted self.
@@ -46,8 +46,10 @@ func (d *DB) Uncompacted() (upper, total int64) {
 		return 0, 0
 	}
 	m := d.db.Metrics()
+	// L0 files overlap each other, so L0 is never the bottom: a DB that
+	// never compacted (a fresh bulk sync) is all upper bytes.
 	bottom := -1
-	for i := len(m.Levels) - 1; i >= 0; i-- {
+	for i := len(m.Levels) - 1; i > 0; i-- {
 		if m.Levels[i].TablesSize > 0 {
 			bottom = i
 			break
