@@ -72,6 +72,9 @@ type Restorer struct {
 	// TrustedKeys, when set, are the only signers accepted: unsigned or
 	// otherwise signed manifests are refused.
 	TrustedKeys []ed25519.PublicKey
+	// Schema is the index schema whose manifests List lists; zero means
+	// index.SchemaVersion. Restore and Newest follow their Expect.
+	Schema uint32
 	// MaxBehind is how many blocks a local DB may lag the newest trusted
 	// snapshot before Bootstrap replaces it; zero keeps it however far
 	// behind.
@@ -97,10 +100,10 @@ func (r *Restorer) load(ctx context.Context, b objstore.Bucket, key string) (*Ma
 	return m, nil
 }
 
-// List returns the valid, trusted manifests of this build's schema in the
-// bucket, newest first. Broken or untrusted ones are logged and left out.
+// List returns the valid, trusted manifests of r.Schema in the bucket,
+// newest first. Broken or untrusted ones are logged and left out.
 func (r *Restorer) List(ctx context.Context) ([]*Manifest, error) {
-	b := SchemaBucket(r.Bucket, index.SchemaVersion)
+	b := SchemaBucket(r.Bucket, Expect{Schema: r.Schema}.schema())
 	keys, err := manifestKeys(ctx, b)
 	if err != nil {
 		return nil, err

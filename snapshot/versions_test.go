@@ -238,7 +238,7 @@ func TestRetainUnknownManifests(t *testing.T) {
 	b := newMem()
 	d := newTestDB(t)
 	clock := time0
-	p := &Publisher{Bucket: b, Keep: 1, now: func() time.Time { return clock }}
+	p := &Publisher{Schema: 1, Bucket: b, Keep: 1, now: func() time.Time { return clock }}
 	ms := publishN(t, d, p, 1, 2, 3)
 
 	// A newer builder rewrote snapshot 1 in a format this one cannot read,

@@ -103,6 +103,24 @@ const (
 	busyBench  = "BenchmarkServer/BusyScript"
 )
 
+// sizePrefixes are the size rows per key prefix, each summing the
+// per-transaction SST metrics BenchmarkBuilder/Sync reports for its
+// prefixes ("sst-<unit>-bytes/tx").
+var sizePrefixes = []struct {
+	name  string
+	units []string
+}{
+	{"headers", []string{"headers"}},
+	{"txids", []string{"txids"}},
+	{"tx lookup", []string{"tx-lookup"}},
+	{"history", []string{"history"}},
+	{"UTXO", []string{"utxo"}},
+	{"outpoint lookup", []string{"outpoint-lookup"}},
+	{"spend index", []string{"spend-index"}},
+	{"undo", []string{"undo"}},
+	{"tx counts and metadata", []string{"tx-counts", "metadata"}},
+}
+
 // figures fills r.Figures from the benchmarks, or names every metric
 // that is missing; with partial, it leaves their figures out instead and
 // lists the metrics in r.Missing.
@@ -158,10 +176,21 @@ func (r *Results) figures(partial bool) error {
 		fmt.Sprintf("mean %s, last ten %s of the snapshot", pct(m(pb, "upload/snapshot-mean")), pct(m(pb, "upload/snapshot-last10"))),
 		fmt.Sprintf("largest: %s; largest snapshot/compacted %s", pct(m(pb, "upload/snapshot-max")), num(m(pb, "max-snapshot/compacted"))),
 		m(pb, "upload/snapshot-mean"), "mean upload / snapshot")
-	add("size", "index size per transaction",
-		fmt.Sprintf("%s bytes", num(m(s, "db-bytes/tx"))),
+	sst := m(s, "sst-bytes/tx")
+	add("size", "index size per transaction: SST after a flush and a full compaction",
+		fmt.Sprintf("%s bytes (%s MiB)", num(sst), num(m(s, "sst-MiB"))),
 		fmt.Sprintf("raw chain: %s bytes", num(m(s, "raw-bytes/tx"))),
-		m(s, "db/raw"), "index / raw chain")
+		m(s, "sst/raw"), "index / raw chain")
+	for _, p := range sizePrefixes {
+		v := 0.0
+		for _, unit := range p.units {
+			v += m(s, "sst-"+unit+"-bytes/tx")
+		}
+		add("size", "of which "+p.name+" (estimated from data blocks)",
+			fmt.Sprintf("%s bytes", num(v)),
+			fmt.Sprintf("all SST: %s bytes", num(sst)),
+			v/sst, "share of the SST")
+	}
 	add("size", "snapshot size",
 		fmt.Sprintf("%s MiB in %s files", num(m(bt, "snapshot-MiB")), num(m(bt, "snapshot-files"))),
 		fmt.Sprintf("builder's DB directory: %s MiB", num(m(bt, "db-MiB"))),

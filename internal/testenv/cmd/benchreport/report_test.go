@@ -15,7 +15,10 @@ import (
 // sampleUnits are the metrics each benchmark reports, with a value.
 var sampleUnits = map[string]map[string]float64{
 	syncBench: {"blocks": 2001, "txs": 22005, "btcd-blocks/s": 434.6, "btcd-tx/s": 4779, "btcd/parse": 0.05653,
-		"db-bytes/tx": 692.1, "db/raw": 1.307, "local-blocks/s": 370.7, "local-tx/s": 4076, "local/parse": 0.04822,
+		"sst-bytes/tx": 259.3, "sst/raw": 0.4895, "sst-MiB": 5.441, "sst-headers-bytes/tx": 7.92, "sst-txids-bytes/tx": 37.25,
+		"sst-tx-lookup-bytes/tx": 15.05, "sst-history-bytes/tx": 58, "sst-utxo-bytes/tx": 8.565, "sst-outpoint-lookup-bytes/tx": 8.684,
+		"sst-spend-index-bytes/tx": 27.87, "sst-undo-bytes/tx": 82.03, "sst-tx-counts-bytes/tx": 1.113, "sst-metadata-bytes/tx": 0.157,
+		"sst-rest-bytes/tx": 12.64, "local-blocks/s": 370.7, "local-tx/s": 4076, "local/parse": 0.04822,
 		"parse-blocks/s": 7688, "parse-tx/s": 84540, "raw-bytes/tx": 529.7},
 	bootBench: {"bootstrap-s": 0.08459, "bootstrap/fullsync": 0.03797, "copy-MiB/s": 598.9, "db-MiB": 21.21,
 		"fullsync-s": 2.228, "restore-MiB/s": 141.7, "restore/copy": 0.2366, "snapshot-MiB": 9.546, "snapshot-files": 9},
@@ -81,9 +84,10 @@ func TestParseAndFigures(t *testing.T) {
 	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
-	// 9 chain figures, 6 per transport, the busy script.
-	if len(r.Figures) != 9+2*6+1 {
-		t.Fatalf("%d figures, want 22", len(r.Figures))
+	// 9 chain figures (3 of them serve and publish), 9 size rows per
+	// prefix, 6 per transport, the busy script.
+	if len(r.Figures) != 9+9+2*6+1 {
+		t.Fatalf("%d figures, want 31", len(r.Figures))
 	}
 	byName := map[string]Figure{}
 	for _, f := range r.Figures {
@@ -99,6 +103,18 @@ func TestParseAndFigures(t *testing.T) {
 	f = byName["WebSocket: 1,000 wallets syncing at once"]
 	if f.Value != "7,027 req/s" || f.Ratio != sampleUnits[walletBnch]["ws-req/s"]/sampleUnits[walletBnch]["ws-ping-req/s"] {
 		t.Errorf("websocket request figure = %+v", f)
+	}
+	f = byName["index size per transaction: SST after a flush and a full compaction"]
+	if f.Value != "259 bytes (5.44 MiB)" || f.Baseline != "raw chain: 530 bytes" || f.Ratio != 0.4895 {
+		t.Errorf("index size figure = %+v", f)
+	}
+	f = byName["of which spend index (estimated from data blocks)"]
+	if f.Value != "27.9 bytes" || f.Baseline != "all SST: 259 bytes" || f.Ratio != 27.87/259.3 {
+		t.Errorf("spend index size figure = %+v", f)
+	}
+	f = byName["of which tx counts and metadata (estimated from data blocks)"]
+	if f.Value != "1.27 bytes" {
+		t.Errorf("tx counts and metadata figure = %+v, want the two prefixes summed", f)
 	}
 	f = byName["snapshot size"]
 	if snap, db := 9.546, 21.21; f.Ratio != snap/db {
@@ -127,7 +143,7 @@ func TestMissingFigure(t *testing.T) {
 	if err := r.figures(true); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Missing) != 2 || len(r.Figures) != 22-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
+	if len(r.Missing) != 2 || len(r.Figures) != 31-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
 		t.Fatalf("partial: %d figures, missing %v", len(r.Figures), r.Missing)
 	}
 	for _, f := range r.Figures {
@@ -163,7 +179,7 @@ func TestWrite(t *testing.T) {
 	if err := json.Unmarshal(js, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 22 || len(res.Benchmarks) != 6 {
+	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 31 || len(res.Benchmarks) != 6 {
 		t.Fatalf("results.json: workload %q, %d cores, %d figures, %d benchmarks", res.Workload, res.Machine.Cores, len(res.Figures), len(res.Benchmarks))
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
