@@ -65,6 +65,10 @@ variable "certificate_arn" {
 variable "trusted_keys" {
   description = "Public keys of the builder's signing key(s), from amber snapshot keygen: the servers' SNAPSHOT_TRUSTED_KEYS. Required: unsigned snapshots are refused."
   type        = list(string)
+  validation {
+    condition     = length(var.trusted_keys) > 0
+    error_message = "trusted_keys needs the public key amber snapshot keygen printed: servers accept only signed snapshots."
+  }
 }
 
 

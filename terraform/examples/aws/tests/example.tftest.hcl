@@ -63,5 +63,5 @@ run "unsigned_refused" {
     trusted_keys = []
   }
 
-  expect_failures = [module.servers.var.trusted_keys]
+  expect_failures = [var.trusted_keys]
 }

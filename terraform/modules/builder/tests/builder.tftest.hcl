@@ -29,24 +29,25 @@ run "scheduled_build_once" {
     error_message = "the schedule starts a Fargate task in the cluster"
   }
   assert {
-    condition     = length(jsondecode(aws_ecs_task_definition.this.container_definitions)) == 1 && jsondecode(aws_ecs_task_definition.this.container_definitions)[0].command == ["build", "--once"]
-    error_message = "without a signing key the task is amber build --once alone"
+    condition     = length(jsondecode(aws_ecs_task_definition.this.container_definitions)) == 2 && jsondecode(aws_ecs_task_definition.this.container_definitions)[1].command == ["build", "--once"]
+    error_message = "the task is the key writer, then amber build --once"
   }
   assert {
     condition = {
-      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value
+      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name => e.value
       } == {
-      NET          = "mainnet"
-      DB_DIRECTORY = "/data/db"
-      SNAPSHOT_URL = var.snapshot_url
-      CACHE_MB     = "6144"
-      HTTP_ADDR    = "off"
-      LOG_FORMAT   = "json"
+      NET                       = "mainnet"
+      DB_DIRECTORY              = "/data/db"
+      SNAPSHOT_URL              = var.snapshot_url
+      SNAPSHOT_SIGNING_KEY_FILE = "/keys/signing.key"
+      CACHE_MB                  = "6144"
+      HTTP_ADDR                 = "off"
+      LOG_FORMAT                = "json"
     }
     error_message = "the builder gets its network, an empty index directory (so it resumes from the latest snapshot) and the snapshot URL"
   }
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "DAEMON_URL", valueFrom = var.daemon_url_secret_arn }]
+    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[1].secrets == [{ name = "DAEMON_URL", valueFrom = var.daemon_url_secret_arn }]
     error_message = "the daemon URL comes from Secrets Manager"
   }
   assert {
