@@ -23,10 +23,12 @@ import (
 	"amber/internal/testenv"
 	"amber/internal/testenv/chaingen"
 	"amber/snapshot"
+	"amber/snapshot/objstore"
 	"amber/snapshot/objstore/open"
 )
 
-// BenchmarkBuilder runs the builder's benchmarks on the generated chain
+// BenchmarkBuilder runs the builder's benchmarks (Sync, Bootstrap, Serve,
+// Publish) on the generated chain
 // AMBER_BENCH_WORKLOAD names (Small by default), replayed once into one
 // btcd that both share: replaying the Large chain takes minutes. Machines
 // here are noisy, so every figure comes with a baseline measured in the
@@ -49,6 +51,21 @@ func BenchmarkBuilder(b *testing.B) {
 	}
 	b.Run("Sync", func(b *testing.B) { benchSync(b, c, dc) })
 	b.Run("Bootstrap", func(b *testing.B) { benchBootstrap(b, dc) })
+	m := testenv.StartMinio(b, testenv.MinioOptions{})
+	m.CreateBucket("amber")
+	b.Run("Serve", func(b *testing.B) { benchServe(b, c, node, m) })
+	b.Run("Publish", func(b *testing.B) {
+		benchPublish(b, c, func(prefix string) objstore.Bucket {
+			bucket, err := open.Open(context.Background(), "minio://"+m.Endpoint+"/amber/"+prefix+"?secure=false", open.Options{Getenv: func(k string) string {
+				return map[string]string{"MINIO_ACCESS_KEY": m.AccessKey, "MINIO_SECRET_KEY": m.SecretKey}[k]
+			}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { bucket.Close() })
+			return bucket
+		})
+	})
 }
 
 // benchSync measures the three rates that matter: parsing the raw blocks
@@ -295,7 +312,7 @@ func benchBootstrap(b *testing.B, dc *daemon.Client) {
 		bootT += time.Since(start)
 		db.Close()
 
-		took, n := plainCopy(b, mc, "amber", "bench/", b.TempDir())
+		took, n := plainCopy(b, mc, "amber", "bench/"+snapshot.SchemaPrefix(index.SchemaVersion), b.TempDir())
 		copyT += took
 		copied = n
 		took, _ = timeSync(b, net, chainsync.DaemonSource{C: dc})

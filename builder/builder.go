@@ -67,9 +67,11 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("builder: SNAPSHOT_URL: %w", err)
 		}
 		defer bucket.Close()
-		// With no local DB, resume from the latest snapshot.
+		// With no local DB (or one of another schema, or far behind),
+		// resume from the latest snapshot.
 		began := time.Now()
-		m, err := snapshot.BootstrapRetry(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress, TrustedKeys: cfg.TrustedKeys},
+		m, err := snapshot.BootstrapRetry(ctx, bucket, cfg.DBDirectory, cfg.Network, &snapshot.Restorer{Logger: b.logger, Progress: b.progress,
+			TrustedKeys: cfg.TrustedKeys, MaxBehind: int64(cfg.SnapshotMaxBehind)},
 			func(err error, wait time.Duration) {
 				b.node.Snapshot("restore", 0, 0, 0, err)
 				b.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,7 +105,34 @@ type composeFile struct {
 		Environment map[string]string `yaml:"environment"`
 		Ports       []string          `yaml:"ports"`
 		Volumes     []string          `yaml:"volumes"`
+		Secrets     []string          `yaml:"secrets"`
 	} `yaml:"services"`
+	Secrets map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
+}
+
+// requiredVar matches compose's ${NAME:?message}: compose refuses to start
+// while NAME is unset or empty.
+var requiredVar = regexp.MustCompile(`^\$\{([A-Z0-9_]+):\?[^}]+\}$`)
+
+// composeEnv returns env with each ${NAME:?...} replaced by sample[NAME],
+// as compose would with the operator's value, and the names so required.
+func composeEnv(t *testing.T, env map[string]string, sample map[string]string) (map[string]string, map[string]bool) {
+	t.Helper()
+	out := map[string]string{}
+	required := map[string]bool{}
+	for k, v := range env {
+		if m := requiredVar.FindStringSubmatch(v); m != nil {
+			if sample[m[1]] == "" {
+				t.Fatalf("compose requires ${%s}, which the test has no sample for", m[1])
+			}
+			required[k] = true
+			v = sample[m[1]]
+		}
+		out[k] = v
+	}
+	return out, required
 }
 
 func TestComposeMatchesAmber(t *testing.T) {
@@ -131,8 +159,23 @@ func TestComposeMatchesAmber(t *testing.T) {
 		if s.Image != amberImage {
 			continue
 		}
-		cmd, cfg := checkInvocation(t, "service "+name, s.Command, s.Environment)
+		env, required := composeEnv(t, s.Environment, map[string]string{"SNAPSHOT_TRUSTED_KEYS": strings.Repeat("3b", 32)})
+		cmd, cfg := checkInvocation(t, "service "+name, s.Command, env)
 		count[cmd]++
+		// Production examples accept only signed snapshots: servers need
+		// the operator's trusted key to start, the builder signs with a
+		// key mounted as a compose secret.
+		switch cmd {
+		case config.Serve:
+			if !required["SNAPSHOT_TRUSTED_KEYS"] || len(cfg.TrustedKeys) == 0 {
+				t.Errorf("service %s: SNAPSHOT_TRUSTED_KEYS = %q, want ${SNAPSHOT_TRUSTED_KEYS:?...} so compose refuses to start without a key", name, s.Environment["SNAPSHOT_TRUSTED_KEYS"])
+			}
+		case config.Build:
+			secret, ok := strings.CutPrefix(cfg.SigningKeyFile, "/run/secrets/")
+			if !ok || !slices.Contains(s.Secrets, secret) || cf.Secrets[secret].File == "" {
+				t.Errorf("service %s: SNAPSHOT_SIGNING_KEY_FILE = %q, want /run/secrets/<a secret of the service with a file>", name, cfg.SigningKeyFile)
+			}
+		}
 		listening := map[int]bool{}
 		for _, svc := range cfg.Services {
 			if svc.Proto != "rpc" {

@@ -301,9 +301,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// bootstrap fills an empty DB_DIRECTORY from the latest snapshot; a node
-// with its own DB keeps it, and with no snapshot at all the node syncs
-// from genesis.
+// bootstrap fills an empty DB_DIRECTORY from the latest snapshot, or
+// replaces a local DB of another schema or more than SNAPSHOT_MAX_BEHIND
+// blocks behind it; with no snapshot at all the node syncs from genesis.
 func (s *Server) bootstrap(ctx context.Context) error {
 	s.health.SetReady(false, "restoring snapshot")
 	bucket, err := open.Open(ctx, s.cfg.SnapshotURL, open.Options{})
@@ -312,7 +312,8 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	defer bucket.Close()
 	start := time.Now()
-	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, Progress: s.Progress, TrustedKeys: s.cfg.TrustedKeys},
+	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, Progress: s.Progress,
+		TrustedKeys: s.cfg.TrustedKeys, MaxBehind: int64(s.cfg.SnapshotMaxBehind)},
 		func(err error, wait time.Duration) {
 			s.node.Snapshot("restore", 0, 0, 0, err)
 			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
@@ -324,7 +325,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		s.node.Snapshot("restore", 0, 0, 0, err)
 		return err
 	case m == nil:
-		s.logger.Info("keeping the local index", "dir", s.cfg.DBDirectory)
+		s.logger.Info("keeping the local index", "dir", s.cfg.DBDirectory, "max_behind", s.cfg.SnapshotMaxBehind)
 	default:
 		s.node.Snapshot("restore", time.Since(start), m.Size(), m.Height, nil)
 		s.mu.Lock()

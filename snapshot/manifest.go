@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"amber/snapshot/objstore"
 )
 
 // FormatVersion is the version of the Manifest layout. A manifest with any
@@ -281,4 +283,26 @@ func isHash(s string) bool {
 		}
 	}
 	return true
+}
+
+// SchemaBucket is the part of b that holds the snapshots of an index
+// schema: b itself for schema 1, and the objects under "schema-N/" for
+// any other. Each schema has its own LATEST, manifests and objects, so a
+// builder of a new schema publishes beside the old one while nodes of the
+// old schema, which only ever read the root, never see its manifests, and
+// retention in one schema never deletes another's objects.
+func SchemaBucket(b objstore.Bucket, schema uint32) objstore.Bucket {
+	if schema <= 1 {
+		return b
+	}
+	return objstore.WithPrefix(b, SchemaPrefix(schema))
+}
+
+// SchemaPrefix is the bucket prefix of an index schema's snapshots: empty
+// for schema 1, "schema-N/" otherwise.
+func SchemaPrefix(schema uint32) string {
+	if schema <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("schema-%d/", schema)
 }

@@ -62,6 +62,10 @@ type Publisher struct {
 	SigningKey ed25519.PrivateKey
 	// Keep is the number of newest manifests Retain keeps (default 3).
 	Keep int
+	// Schema is the index schema whose part of Bucket (SchemaBucket)
+	// Retain tidies and Publish writes when Meta.Schema is zero; zero
+	// means index.SchemaVersion.
+	Schema uint32
 	// GCGrace is how long an object must have been seen unreferenced by
 	// Retain before it is deleted; zero means DefaultGCGrace.
 	GCGrace time.Duration
@@ -83,6 +87,13 @@ func (p *Publisher) clock() time.Time {
 		return p.now()
 	}
 	return time.Now()
+}
+
+func (p *Publisher) schema() uint32 {
+	if p.Schema == 0 {
+		return index.SchemaVersion
+	}
+	return p.Schema
 }
 
 func parallel(n int) int {
@@ -120,7 +131,7 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 		UTXOTotal:    meta.UTXOTotal,
 	}
 	if m.Schema == 0 {
-		m.Schema = index.SchemaVersion
+		m.Schema = p.schema()
 	}
 	if m.PebbleFormat == 0 {
 		m.PebbleFormat = store.FormatVersion
@@ -137,6 +148,7 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 	if err != nil {
 		return nil, err
 	}
+	b := SchemaBucket(p.Bucket, m.Schema)
 
 	// Data first: one upload per distinct object.
 	byKey := map[string]File{}
@@ -157,7 +169,7 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 	for _, k := range keys {
 		f := byKey[k]
 		g.Go(func() error {
-			attrs, err := p.Bucket.Attributes(gctx, f.Key)
+			attrs, err := b.Attributes(gctx, f.Key)
 			switch {
 			case err == nil && attrs.Size == f.Size:
 				skipped.Add(1)
@@ -166,7 +178,7 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 			case err != nil && !objstore.IsNotFound(err):
 				return fmt.Errorf("publish %s: stat %s: %w", f.Name, f.Key, err)
 			}
-			if err := uploadFile(gctx, p.Bucket, filepath.Join(checkpointDir, f.Name), f, func(n int64) {
+			if err := uploadFile(gctx, b, filepath.Join(checkpointDir, f.Name), f, func(n int64) {
 				meter.Update(done.Add(n), total, false)
 			}); err != nil {
 				return err
@@ -183,10 +195,10 @@ func (p *Publisher) Publish(ctx context.Context, checkpointDir string, meta Meta
 
 	// Then the manifest, then the pointer.
 	key := m.Key()
-	if err := p.Bucket.Upload(ctx, key, bytes.NewReader(body), int64(len(body))); err != nil {
+	if err := b.Upload(ctx, key, bytes.NewReader(body), int64(len(body))); err != nil {
 		return nil, fmt.Errorf("publish manifest %s: %w", key, err)
 	}
-	if err := p.Bucket.Upload(ctx, LatestKey, bytes.NewReader([]byte(key)), int64(len(key))); err != nil {
+	if err := b.Upload(ctx, LatestKey, bytes.NewReader([]byte(key)), int64(len(key))); err != nil {
 		return nil, fmt.Errorf("publish %s -> %s: %w", LatestKey, key, err)
 	}
 	log.Info("snapshot published", slog.String("snapshot", key), slog.Int64("height", m.Height),

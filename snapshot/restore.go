@@ -36,12 +36,16 @@ func ExpectNetwork(net *chain.Network) Expect {
 	return Expect{Network: net.Name, Genesis: net.Genesis.String(), Schema: index.SchemaVersion}
 }
 
+func (e Expect) schema() uint32 {
+	if e.Schema == 0 {
+		return index.SchemaVersion
+	}
+	return e.Schema
+}
+
 // Check returns an error wrapping ErrMismatch when m is not for this node.
 func (e Expect) Check(m *Manifest) error {
-	schema := e.Schema
-	if schema == 0 {
-		schema = index.SchemaVersion
-	}
+	schema := e.schema()
 	switch {
 	case m.Network != e.Network:
 		return fmt.Errorf("%w: %s is for network %s, not %s", ErrMismatch, m.Key(), m.Network, e.Network)
@@ -68,6 +72,13 @@ type Restorer struct {
 	// TrustedKeys, when set, are the only signers accepted: unsigned or
 	// otherwise signed manifests are refused.
 	TrustedKeys []ed25519.PublicKey
+	// Schema is the index schema whose manifests List lists; zero means
+	// index.SchemaVersion. Restore and Newest follow their Expect.
+	Schema uint32
+	// MaxBehind is how many blocks a local DB may lag the newest trusted
+	// snapshot before Bootstrap replaces it; zero keeps it however far
+	// behind.
+	MaxBehind int64
 }
 
 func (r *Restorer) logger() *slog.Logger {
@@ -77,9 +88,9 @@ func (r *Restorer) logger() *slog.Logger {
 	return r.Logger
 }
 
-// load reads, parses and checks the trust of one manifest.
-func (r *Restorer) load(ctx context.Context, key string) (*Manifest, error) {
-	m, err := readManifest(ctx, r.Bucket, key)
+// load reads, parses and checks the trust of one manifest in b.
+func (r *Restorer) load(ctx context.Context, b objstore.Bucket, key string) (*Manifest, error) {
+	m, err := readManifest(ctx, b, key)
 	if err != nil {
 		return nil, err
 	}
@@ -89,16 +100,17 @@ func (r *Restorer) load(ctx context.Context, key string) (*Manifest, error) {
 	return m, nil
 }
 
-// List returns the valid, trusted manifests in the bucket, newest first.
-// Broken or untrusted ones are logged and left out.
+// List returns the valid, trusted manifests of r.Schema in the bucket,
+// newest first. Broken or untrusted ones are logged and left out.
 func (r *Restorer) List(ctx context.Context) ([]*Manifest, error) {
-	keys, err := manifestKeys(ctx, r.Bucket)
+	b := SchemaBucket(r.Bucket, Expect{Schema: r.Schema}.schema())
+	keys, err := manifestKeys(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	var out []*Manifest
 	for _, key := range keys {
-		m, err := r.load(ctx, key)
+		m, err := r.load(ctx, b, key)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -114,13 +126,14 @@ func (r *Restorer) List(ctx context.Context) ([]*Manifest, error) {
 // Verify re-reads every object m references and checks its size and
 // sha256. The error names every bad file and wraps ErrCorrupt.
 func (r *Restorer) Verify(ctx context.Context, m *Manifest) error {
+	b := SchemaBucket(r.Bucket, m.Schema)
 	var mu sync.Mutex
 	var errs []error
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel(r.Parallel))
 	for _, f := range m.Files {
 		g.Go(func() error {
-			rc, err := r.Bucket.Get(gctx, f.Key)
+			rc, err := b.Get(gctx, f.Key)
 			if err != nil {
 				if gctx.Err() != nil {
 					return gctx.Err()
@@ -166,13 +179,13 @@ func checkSum(f File, n int64, sum []byte) error {
 // candidates returns the manifest keys to try, best first: the one LATEST
 // names, then every older one, newest first; or every manifest, newest
 // first, when LATEST names one older than the newest.
-func (r *Restorer) candidates(ctx context.Context) ([]string, error) {
-	latest, err := readLatest(ctx, r.Bucket)
+func (r *Restorer) candidates(ctx context.Context, b objstore.Bucket) ([]string, error) {
+	latest, err := readLatest(ctx, b)
 	if err != nil {
 		r.logger().Warn("unreadable LATEST, trying every manifest", slog.Any("err", err))
 		latest = ""
 	}
-	keys, err := manifestKeys(ctx, r.Bucket)
+	keys, err := manifestKeys(ctx, b)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +228,8 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 	if err := checkEmpty(destDir); err != nil {
 		return nil, err
 	}
-	keys, err := r.candidates(ctx)
+	b := SchemaBucket(r.Bucket, want.schema())
+	keys, err := r.candidates(ctx, b)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -225,12 +239,12 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 	staging := destDir + ".staging"
 	var errs []error
 	for _, key := range keys {
-		m, err := r.load(ctx, key)
+		m, err := r.load(ctx, b, key)
 		if err == nil {
 			err = want.Check(m)
 		}
 		if err == nil {
-			err = r.download(ctx, m, staging)
+			err = r.download(ctx, b, m, staging)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -284,7 +298,7 @@ func checkEmpty(dir string) error {
 
 // download fetches every file of m into staging and removes anything else
 // there.
-func (r *Restorer) download(ctx context.Context, m *Manifest, staging string) error {
+func (r *Restorer) download(ctx context.Context, b objstore.Bucket, m *Manifest, staging string) error {
 	if err := os.MkdirAll(staging, 0o755); err != nil {
 		return fmt.Errorf("restore %s: %w", m.Key(), err)
 	}
@@ -315,7 +329,7 @@ func (r *Restorer) download(ctx context.Context, m *Manifest, staging string) er
 				meter.Update(done.Add(f.Size), total, false)
 				return nil
 			}
-			return fetch(gctx, r.Bucket, f, path, func(n int64) { meter.Update(done.Add(n), total, false) })
+			return fetch(gctx, b, f, path, func(n int64) { meter.Update(done.Add(n), total, false) })
 		})
 	}
 	if err := g.Wait(); err != nil {

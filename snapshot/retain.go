@@ -5,10 +5,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -72,6 +72,25 @@ func readManifest(ctx context.Context, b objstore.Bucket, key string) (*Manifest
 	if err != nil {
 		return nil, err
 	}
+	return parseManifestAt(data, key)
+}
+
+// objectKeyRE matches an object key as any manifest format names it.
+var objectKeyRE = regexp.MustCompile(ObjectPrefix + `[0-9a-f]{64}`)
+
+// objectRefs returns every object key named anywhere in data, whatever
+// its layout: what a manifest of an unknown format may reference.
+func objectRefs(data []byte) []string {
+	var out []string
+	for _, m := range objectKeyRE.FindAll(data, -1) {
+		out = append(out, string(m))
+	}
+	return out
+}
+
+// parseManifestAt parses the manifest stored under key, checking that it
+// names itself.
+func parseManifestAt(data []byte, key string) (*Manifest, error) {
 	m, err := ParseManifest(data)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", key, err)
@@ -106,7 +125,10 @@ func readLatest(ctx context.Context, b objstore.Bucket) (string, error) {
 // an object is deleted only when a previous Retain also saw it
 // unreferenced, at least GCGrace ago. That protects the objects of a
 // publish running in another process, and always takes two runs.
-// Manifests that do not parse are left alone (and protect nothing).
+// A manifest that does not parse (a newer format, say) is never deleted
+// and protects every object key it contains; if it contains none, no
+// object is deleted at all. Retain works in the part of the bucket of
+// Publisher.Schema (SchemaBucket), so other schemas are never touched.
 func (p *Publisher) Retain(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -115,25 +137,36 @@ func (p *Publisher) Retain(ctx context.Context) error {
 	if keep <= 0 {
 		keep = defaultKeep
 	}
-	latest, err := readLatest(ctx, p.Bucket)
+	bucket := SchemaBucket(p.Bucket, p.schema())
+	latest, err := readLatest(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("retain: %w", err)
 	}
-	keys, err := manifestKeys(ctx, p.Bucket)
+	keys, err := manifestKeys(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("retain: %w", err)
 	}
 	referenced := map[string]bool{}
 	var drop []string
 	kept := 0
+	unknown := false // a manifest we cannot read names no object we recognise
 	for _, key := range keys {
-		m, err := readManifest(ctx, p.Bucket, key)
+		data, err := readObject(ctx, bucket, key)
 		if err != nil {
-			if errors.Is(err, ErrInvalidManifest) {
-				log.Warn("retain: skipping broken manifest", slog.String("snapshot", key), slog.Any("err", err))
-				continue
-			}
 			return fmt.Errorf("retain: %w", err)
+		}
+		m, err := parseManifestAt(data, key)
+		if err != nil {
+			// It may be of a newer format, written by a newer builder:
+			// it is never deleted, and neither is any object it names.
+			refs := objectRefs(data)
+			for _, r := range refs {
+				referenced[r] = true
+			}
+			unknown = unknown || len(refs) == 0
+			log.Warn("retain: keeping a manifest this amber cannot read, and every object it names",
+				slog.String("snapshot", key), slog.Int("objects", len(refs)), slog.Any("err", err))
+			continue
 		}
 		if kept < keep || key == latest {
 			kept++
@@ -152,19 +185,24 @@ func (p *Publisher) Retain(ctx context.Context) error {
 
 	// Manifests first, so no listed manifest ever lacks its objects.
 	for _, key := range drop {
-		if err := p.Bucket.Delete(ctx, key); err != nil {
+		if err := bucket.Delete(ctx, key); err != nil {
 			return fmt.Errorf("retain: delete %s: %w", key, err)
 		}
 		log.Info("snapshot deleted", slog.String("snapshot", key))
 	}
 
+	if unknown {
+		// Which objects it needs cannot be known: delete none.
+		log.Warn("retain: a manifest names no object this amber recognises; no object deleted this run")
+		return nil
+	}
 	if p.pending == nil {
-		p.pending = loadPending(ctx, p.Bucket, log)
+		p.pending = loadPending(ctx, bucket, log)
 	}
 	now := p.clock()
 	seen := map[string]bool{}
 	var del []string
-	err = p.Bucket.Iter(ctx, ObjectPrefix, func(name string) error {
+	err = bucket.Iter(ctx, ObjectPrefix, func(name string) error {
 		if referenced[name] {
 			return nil
 		}
@@ -191,12 +229,12 @@ func (p *Publisher) Retain(ctx context.Context) error {
 		}
 	}
 	for _, name := range del {
-		if err := p.Bucket.Delete(ctx, name); err != nil {
+		if err := bucket.Delete(ctx, name); err != nil {
 			return fmt.Errorf("retain: delete %s: %w", name, err)
 		}
 		delete(p.pending, name)
 	}
-	if err := savePending(ctx, p.Bucket, p.pending); err != nil {
+	if err := savePending(ctx, bucket, p.pending); err != nil {
 		// Only the grace bookkeeping is lost: the next run starts it again.
 		log.Warn("retain: could not record unreferenced objects; their grace period restarts next run", slog.Any("err", err))
 	}

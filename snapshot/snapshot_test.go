@@ -54,7 +54,8 @@ func (b *memBucket) Upload(ctx context.Context, name string, r io.Reader, size i
 func (b *memBucket) get(name string) ([]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.getFails > 0 && strings.HasPrefix(name, ObjectPrefix) {
+	// Objects under any schema's part count: schema-N/sst/x as sst/x.
+	if b.getFails > 0 && (strings.HasPrefix(name, ObjectPrefix) || strings.Contains(name, "/"+ObjectPrefix)) {
 		b.getFails--
 		return nil, errors.New("injected: connection refused")
 	}
@@ -147,7 +148,9 @@ func meta(height int) Meta {
 	return Meta{Network: netName, Genesis: genesis, Height: int64(height), Block: blockHash(height)}
 }
 
-var expect = Expect{Network: netName, Genesis: genesis}
+// Schema 1's snapshots live at the root of the bucket, where these tests
+// look at the keys themselves.
+var expect = Expect{Network: netName, Genesis: genesis, Schema: 1}
 
 // testDB is a real Pebble store that hands out checkpoints.
 type testDB struct {
@@ -233,7 +236,7 @@ func TestPublishRestore(t *testing.T) {
 	ctx := context.Background()
 	b := newMem()
 	d := newTestDB(t)
-	p := &Publisher{Bucket: b}
+	p := &Publisher{Schema: 1, Bucket: b}
 	m1 := publishN(t, d, p, 10)[0]
 	up := b.resetUploads()
 	if up[len(up)-1] != LatestKey || up[len(up)-2] != m1.Key() {
@@ -287,7 +290,7 @@ func TestPublishRestore(t *testing.T) {
 		}
 	}
 
-	r := &Restorer{Bucket: b, Parallel: 3}
+	r := &Restorer{Schema: 1, Bucket: b, Parallel: 3}
 	dest := filepath.Join(t.TempDir(), "restored")
 	m, err := r.Restore(ctx, dest, expect)
 	if err != nil {
@@ -332,7 +335,7 @@ func TestPublishCrashIdempotent(t *testing.T) {
 	for fail := 0; ; fail++ {
 		b := newMem()
 		b.failAfter = fail
-		p := &Publisher{Bucket: b, Parallel: 2}
+		p := &Publisher{Schema: 1, Bucket: b, Parallel: 2}
 		_, err := p.Publish(ctx, cp, meta(5))
 		if err == nil {
 			break // every upload fitted under the limit
@@ -349,7 +352,7 @@ func TestPublishCrashIdempotent(t *testing.T) {
 		if up[len(up)-1] != LatestKey {
 			t.Fatalf("LATEST not last: %v", up)
 		}
-		r := &Restorer{Bucket: b}
+		r := &Restorer{Schema: 1, Bucket: b}
 		if err := r.Verify(ctx, m); err != nil {
 			t.Fatalf("fail after %d: %v", fail, err)
 		}
@@ -391,12 +394,12 @@ func TestRestoreFallback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newMem()
 			d := newTestDB(t)
-			p := &Publisher{Bucket: b}
+			p := &Publisher{Schema: 1, Bucket: b}
 			publishN(t, d, p, 1)
 			olderKeys := d.keys
 			ms := publishN(t, d, p, 2)
 			tc.break_(b, ms[0])
-			r := &Restorer{Bucket: b}
+			r := &Restorer{Schema: 1, Bucket: b}
 			dest := filepath.Join(t.TempDir(), "r")
 			m, err := r.Restore(ctx, dest, expect)
 			if err != nil {
@@ -439,13 +442,13 @@ func TestCorruptNamesFile(t *testing.T) {
 	ctx := context.Background()
 	b := newMem()
 	d := newTestDB(t)
-	m := publishN(t, d, &Publisher{Bucket: b}, 1)[0]
+	m := publishN(t, d, &Publisher{Schema: 1, Bucket: b}, 1)[0]
 	f := newestOnly(t, b, m)
 	data, _ := b.get(f.Key)
 	data = slices.Clone(data)
 	data[0] ^= 0xff
 	b.put(f.Key, data)
-	r := &Restorer{Bucket: b}
+	r := &Restorer{Schema: 1, Bucket: b}
 	err := r.Verify(ctx, m)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), f.Name) {
 		t.Errorf("verify: %v; want ErrCorrupt naming %s", err, f.Name)
@@ -468,22 +471,24 @@ func TestRestoreMismatch(t *testing.T) {
 	ctx := context.Background()
 	b := newMem()
 	d := newTestDB(t)
-	publishN(t, d, &Publisher{Bucket: b}, 1)
+	publishN(t, d, &Publisher{Schema: 1, Bucket: b}, 1)
 	tests := []struct {
 		name string
 		want Expect
+		err  error
 		msg  string
 	}{
-		{"network", Expect{Network: "testnet", Genesis: genesis}, "network mainnet"},
-		{"genesis", Expect{Network: netName, Genesis: blockHash(99)}, "genesis"},
-		{"schema", Expect{Network: netName, Genesis: genesis, Schema: 999}, "schema"},
+		{"network", Expect{Network: "testnet", Genesis: genesis, Schema: 1}, ErrMismatch, "network mainnet"},
+		{"genesis", Expect{Network: netName, Genesis: blockHash(99), Schema: 1}, ErrMismatch, "genesis"},
+		// Another schema looks in its own part of the bucket, empty here.
+		{"schema", Expect{Network: netName, Genesis: genesis, Schema: 999}, ErrNoSnapshot, "has none"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Restorer{Bucket: b}
+			r := &Restorer{Schema: 1, Bucket: b}
 			_, err := r.Restore(ctx, filepath.Join(t.TempDir(), "r"), tc.want)
-			if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("got %v, want ErrMismatch mentioning %q", err, tc.msg)
+			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %v, want %v mentioning %q", err, tc.err, tc.msg)
 			}
 		})
 	}
@@ -509,8 +514,8 @@ func TestSigning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newMem()
 			d := newTestDB(t)
-			publishN(t, d, &Publisher{Bucket: b, SigningKey: tc.signer}, 1)
-			r := &Restorer{Bucket: b, TrustedKeys: tc.trusted}
+			publishN(t, d, &Publisher{Schema: 1, Bucket: b, SigningKey: tc.signer}, 1)
+			r := &Restorer{Schema: 1, Bucket: b, TrustedKeys: tc.trusted}
 			_, err := r.Restore(ctx, filepath.Join(t.TempDir(), "r"), expect)
 			if tc.ok && err != nil {
 				t.Fatal(err)
@@ -524,11 +529,11 @@ func TestSigning(t *testing.T) {
 	// A signed manifest edited after signing is refused.
 	b := newMem()
 	d := newTestDB(t)
-	m := publishN(t, d, &Publisher{Bucket: b, SigningKey: priv}, 1)[0]
+	m := publishN(t, d, &Publisher{Schema: 1, Bucket: b, SigningKey: priv}, 1)[0]
 	m.Builder = "evil"
 	body, _ := m.Marshal()
 	b.put(m.Key(), body)
-	r := &Restorer{Bucket: b, TrustedKeys: []ed25519.PublicKey{pub}}
+	r := &Restorer{Schema: 1, Bucket: b, TrustedKeys: []ed25519.PublicKey{pub}}
 	if _, err := r.Restore(ctx, filepath.Join(t.TempDir(), "r"), expect); !errors.Is(err, ErrUntrusted) {
 		t.Fatalf("edited manifest: %v, want ErrUntrusted", err)
 	}
@@ -538,7 +543,7 @@ func TestRetain(t *testing.T) {
 	ctx := context.Background()
 	b := newMem()
 	d := newTestDB(t)
-	p := &Publisher{Bucket: b, Keep: 2}
+	p := &Publisher{Schema: 1, Bucket: b, Keep: 2}
 	ms := publishN(t, d, p, 1, 2, 3, 4)
 	// An orphan object, as left by a publish that crashed for good.
 	b.put(ObjectPrefix+strings.Repeat("ab", 32), []byte("orphan"))
@@ -553,7 +558,7 @@ func TestRetain(t *testing.T) {
 		}
 		clock = clock.Add(DefaultGCGrace)
 	}
-	r := &Restorer{Bucket: b}
+	r := &Restorer{Schema: 1, Bucket: b}
 	list, err := r.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -600,7 +605,7 @@ func TestRetainGrace(t *testing.T) {
 	b := newMem()
 	orphan := ObjectPrefix + strings.Repeat("cd", 32)
 	b.put(orphan, []byte("x"))
-	p := &Publisher{Bucket: b, GCGrace: 10 * 60e9}
+	p := &Publisher{Schema: 1, Bucket: b, GCGrace: 10 * 60e9}
 	clock := time0
 	p.now = func() time.Time { return clock }
 	for _, step := range []struct {
@@ -631,7 +636,7 @@ func TestRetainGraceAcrossRuns(t *testing.T) {
 		exists  bool
 	}{{0, true}, {5 * time.Minute, true}, {6 * time.Minute, false}} {
 		clock = clock.Add(step.advance)
-		p := &Publisher{Bucket: b, GCGrace: 10 * time.Minute}
+		p := &Publisher{Schema: 1, Bucket: b, GCGrace: 10 * time.Minute}
 		p.now = func() time.Time { return clock }
 		if err := p.Retain(ctx); err != nil {
 			t.Fatal(err)
@@ -646,7 +651,7 @@ func TestRetainGraceAcrossRuns(t *testing.T) {
 	// A corrupt record delays deletion but breaks nothing.
 	b.put(GCPendingKey, []byte("{not json"))
 	b.put(orphan, []byte("x"))
-	p := &Publisher{Bucket: b, GCGrace: 10 * time.Minute}
+	p := &Publisher{Schema: 1, Bucket: b, GCGrace: 10 * time.Minute}
 	p.now = func() time.Time { return clock }
 	if err := p.Retain(ctx); err != nil {
 		t.Fatal(err)

@@ -22,12 +22,12 @@ func TestReplayedLatestRefused(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	b := newMem()
 	d := newTestDB(t)
-	ms := publishN(t, d, &Publisher{Bucket: b, SigningKey: priv}, 5, 9)
+	ms := publishN(t, d, &Publisher{Schema: 1, Bucket: b, SigningKey: priv}, 5, 9)
 	newestKeys := d.keys
 	b.put(LatestKey, []byte(ms[0].Key())) // the replay
 
 	var log bytes.Buffer
-	r := &Restorer{Bucket: b, TrustedKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+	r := &Restorer{Schema: 1, Bucket: b, TrustedKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(&log, nil))}
 	dest := filepath.Join(t.TempDir(), "r")
 	m, err := r.Restore(ctx, dest, expect)
 	if err != nil {
@@ -67,8 +67,8 @@ func TestReplayedLatestRefused(t *testing.T) {
 func TestUnsignedRefusedWhenKeysRequired(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(nil)
 	b := newMem()
-	publishN(t, newTestDB(t), &Publisher{Bucket: b}, 3)
-	r := &Restorer{Bucket: b, TrustedKeys: []ed25519.PublicKey{pub}}
+	publishN(t, newTestDB(t), &Publisher{Schema: 1, Bucket: b}, 3)
+	r := &Restorer{Schema: 1, Bucket: b, TrustedKeys: []ed25519.PublicKey{pub}}
 	_, err := r.Restore(context.Background(), filepath.Join(t.TempDir(), "r"), expect)
 	if err == nil || !strings.Contains(err.Error(), "unsigned") || !strings.Contains(err.Error(), "no valid manifest") {
 		t.Fatalf("restore of an unsigned snapshot with keys required: %v", err)
@@ -106,9 +106,9 @@ func TestRestoreBucketDown(t *testing.T) {
 	ctx := context.Background()
 	mem := newMem()
 	d := newTestDB(t)
-	publishN(t, d, &Publisher{Bucket: mem}, 1, 2)
+	publishN(t, d, &Publisher{Schema: 1, Bucket: mem}, 1, 2)
 	b := &unreachable{memBucket: mem, down: true}
-	r := &Restorer{Bucket: b}
+	r := &Restorer{Schema: 1, Bucket: b}
 	dest := filepath.Join(t.TempDir(), "r")
 	_, err := r.Restore(ctx, dest, expect)
 	if err == nil || errors.Is(err, ErrNoSnapshot) || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "retry") {

@@ -86,6 +86,9 @@ type Config struct {
 	SnapshotEveryBlocks int
 	SigningKeyFile      string
 	TrustedKeys         []ed25519.PublicKey
+	// SnapshotMaxBehind is how many blocks a local DB may lag the newest
+	// trusted snapshot before the snapshot replaces it; 0 never.
+	SnapshotMaxBehind int
 
 	// Listeners.
 	Services       []Service

@@ -138,6 +138,9 @@ var options = []option{
 			}
 			return nil
 		}},
+	{env: "SNAPSHOT_MAX_BEHIND", def: "1000", group: "Snapshots", cmds: syncCmds,
+		usage: "a local DB more than this many blocks behind the newest trusted snapshot is replaced by it (downloaded beside it, verified, swapped); 0 keeps any local DB of this schema",
+		parse: intField(func(c *Config) *int { return &c.SnapshotMaxBehind }, 0, 100_000_000)},
 	{env: "SNAPSHOT_INTERVAL", def: "1h", group: "Snapshots", cmds: []Command{Build},
 		usage: "how often a following builder publishes a snapshot: a duration (30m) or a block count (144 blocks)",
 		parse: func(c *Config, v string) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -150,5 +151,74 @@ func TestListFilesErrors(t *testing.T) {
 	}
 	if _, err := ListFiles(dir); err == nil {
 		t.Error("a subdirectory was not reported")
+	}
+}
+
+// TestCheckpointHoldsNoFlushedWAL checks that a checkpoint taken after
+// large batches (which Pebble logs, then flushes as their own memtables)
+// holds no WAL bytes: a published snapshot must not carry the log of data
+// its SSTs already hold.
+func TestCheckpointHoldsNoFlushedWAL(t *testing.T) {
+	src := openT(t, filepath.Join(t.TempDir(), "src"), Options{MemTableSize: 1 << 20})
+	val := strings.Repeat("x", 1000)
+	for round := range 6 {
+		b := src.NewBatch()
+		for i := range 3000 {
+			if err := b.Set([]byte(strconv.Itoa(round)+"/"+strconv.Itoa(i)), []byte(val)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	want := dump(t, src)
+	dest := filepath.Join(t.TempDir(), "cp")
+	if err := src.Checkpoint(dest); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ListFiles(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkListing(t, dest, files)
+	var wal, total int64
+	for _, f := range files {
+		total += f.Size
+		if strings.HasSuffix(f.Name, ".log") {
+			wal += f.Size
+		}
+	}
+	// An empty log is a few bytes of header; the source's log held 3 MB.
+	if wal > 1024 {
+		t.Errorf("checkpoint holds %d WAL bytes of %d: %v", wal, total, files)
+	}
+	cp := openT(t, dest, Options{ReadOnly: true})
+	if got := dump(t, cp); !slices.Equal(got, want) {
+		t.Errorf("checkpoint holds %d keys, want %d", len(got), len(want))
+	}
+}
+
+// TestUncompacted checks the LSM shape PublishDB decides on: flushed
+// files count as upper bytes, and none are left after a full compaction.
+func TestUncompacted(t *testing.T) {
+	db := openT(t, filepath.Join(t.TempDir(), "db"), Options{})
+	for round := range 3 {
+		for i := range 200 {
+			put(t, db, strconv.Itoa(round)+"/"+strconv.Itoa(i), strings.Repeat("v", 100))
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if upper, total := db.Uncompacted(); total == 0 || upper != total {
+		t.Errorf("after flushes only: upper %d of %d, want all", upper, total)
+	}
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if upper, total := db.Uncompacted(); total == 0 || upper != 0 {
+		t.Errorf("after a full compaction: upper %d of %d, want 0", upper, total)
 	}
 }

@@ -336,8 +336,9 @@ func (d *DB) Compact(ctx context.Context) error {
 
 // Checkpoint writes a consistent copy of the DB's committed state into
 // destDir, which must not exist (the error then wraps fs.ErrExist). It
-// flushes first, so the copy is made of SST files (hard-linked to the DB's
-// own where the filesystem allows) plus a near-empty WAL, and with
+// flushes first, and drops the WAL files Pebble copies though they were
+// already flushed, so the copy is made of SST files (hard-linked to the
+// DB's own where the filesystem allows) plus an empty WAL, and with
 // Options.DisableWAL nothing committed is left out. The copy opens as a DB.
 // Writes committed after Checkpoint returns are not in it. A read-only DB
 // cannot be checkpointed (ErrReadOnly).
@@ -368,6 +369,9 @@ func (d *DB) Checkpoint(destDir string) error {
 	// sync=false.
 	if err := d.db.Checkpoint(destDir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("checkpoint store %s to %s: %w", d.dir, destDir, err)
+	}
+	if err := d.tidyCheckpoint(d.fs, destDir); err != nil {
+		return err
 	}
 	d.log.Debug("store checkpointed", slog.String("dir", d.dir), slog.String("dest", destDir))
 	return nil

@@ -16,8 +16,8 @@ resource "aws_secretsmanager_secret" "daemon_url" {
   description = "DAEMON_URL of the Bitcoin daemon: http://user:pass@host:port/"
 }
 
+# Every snapshot is signed; servers trust only var.trusted_keys.
 resource "aws_secretsmanager_secret" "signing_key" {
-  count       = var.sign_snapshots ? 1 : 0
   name        = "${var.name}/snapshot-signing-key"
   description = "hex ed25519 seed from amber snapshot keygen"
 }
@@ -46,7 +46,7 @@ module "builder" {
   network                = var.network
   snapshot_url           = module.bucket.snapshot_url
   daemon_url_secret_arn  = aws_secretsmanager_secret.daemon_url.arn
-  signing_key_secret_arn = one(aws_secretsmanager_secret.signing_key[*].arn)
+  signing_key_secret_arn = aws_secretsmanager_secret.signing_key.arn
 }
 
 module "servers" {

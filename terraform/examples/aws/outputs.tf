@@ -29,6 +29,6 @@ output "daemon_url_secret_arn" {
 }
 
 output "signing_key_secret_arn" {
-  description = "Put the signing key seed in this secret (null when sign_snapshots is off)."
-  value       = one(aws_secretsmanager_secret.signing_key[*].arn)
+  description = "Put the signing key seed (amber snapshot keygen) in this secret; its public key goes in trusted_keys."
+  value       = aws_secretsmanager_secret.signing_key.arn
 }

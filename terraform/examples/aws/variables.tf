@@ -63,16 +63,14 @@ variable "certificate_arn" {
 }
 
 variable "trusted_keys" {
-  description = "Public keys of the builder's signing key(s), from amber snapshot keygen; empty accepts unsigned snapshots."
+  description = "Public keys of the builder's signing key(s), from amber snapshot keygen: the servers' SNAPSHOT_TRUSTED_KEYS. Required: unsigned snapshots are refused."
   type        = list(string)
-  default     = []
+  validation {
+    condition     = length(var.trusted_keys) > 0
+    error_message = "trusted_keys needs the public key amber snapshot keygen printed: servers accept only signed snapshots."
+  }
 }
 
-variable "sign_snapshots" {
-  description = "Create a secret for the builder's signing key and sign every snapshot with it."
-  type        = bool
-  default     = true
-}
 
 variable "min_nodes" {
   description = "Fewest server nodes."

@@ -4,7 +4,6 @@
 # exits. A second schedule runs `amber snapshot gc`.
 
 locals {
-  signed   = var.signing_key_secret_arn != null
   key_file = "/keys/signing.key"
   environment = merge({
     NET          = var.network
@@ -14,7 +13,9 @@ locals {
     CACHE_MB   = tostring(floor(var.memory * 3 / 4))
     HTTP_ADDR  = "off"
     LOG_FORMAT = "json"
-  }, local.signed ? { SNAPSHOT_SIGNING_KEY_FILE = local.key_file } : {}, var.extra_environment)
+    # Every manifest is signed: servers accept only SNAPSHOT_TRUSTED_KEYS.
+    SNAPSHOT_SIGNING_KEY_FILE = local.key_file
+  }, var.extra_environment)
 
   log_options = {
     awslogs-group         = aws_cloudwatch_log_group.this.name
@@ -29,8 +30,8 @@ locals {
     essential   = true
     environment = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
     secrets     = [{ name = "DAEMON_URL", valueFrom = var.daemon_url_secret_arn }]
-    mountPoints = local.signed ? [{ sourceVolume = "keys", containerPath = "/keys", readOnly = true }] : []
-    dependsOn   = local.signed ? [{ containerName = "signing-key", condition = "SUCCESS" }] : []
+    mountPoints = [{ sourceVolume = "keys", containerPath = "/keys", readOnly = true }]
+    dependsOn   = [{ containerName = "signing-key", condition = "SUCCESS" }]
     logConfiguration = {
       logDriver = "awslogs"
       options   = local.log_options
@@ -53,7 +54,7 @@ locals {
     }
   }
 
-  secret_arns = compact([var.daemon_url_secret_arn, var.signing_key_secret_arn])
+  secret_arns = [var.daemon_url_secret_arn, var.signing_key_secret_arn]
 }
 
 data "aws_region" "current" {}
@@ -123,13 +124,13 @@ resource "aws_ecs_task_definition" "this" {
   }
 
   dynamic "volume" {
-    for_each = local.signed ? ["keys"] : []
+    for_each = ["keys"]
     content {
       name = volume.value
     }
   }
 
-  container_definitions = jsonencode(concat(local.signed ? [local.key_writer] : [], [local.amber]))
+  container_definitions = jsonencode([local.key_writer, local.amber])
   tags                  = var.tags
 }
 

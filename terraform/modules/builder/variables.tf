@@ -81,12 +81,11 @@ variable "daemon_url_secret_arn" {
 }
 
 variable "signing_key_secret_arn" {
-  description = "Secrets Manager secret holding the hex ed25519 seed (amber snapshot keygen) that signs manifests; null publishes unsigned snapshots."
+  description = "Secrets Manager secret holding the hex ed25519 seed (amber snapshot keygen) that signs every manifest; servers accept only signed snapshots (SNAPSHOT_TRUSTED_KEYS)."
   type        = string
-  default     = null
   validation {
-    condition     = var.signing_key_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.signing_key_secret_arn))
-    error_message = "signing_key_secret_arn must be a Secrets Manager secret ARN or null."
+    condition     = var.signing_key_secret_arn != null && can(regex("^arn:aws[a-z-]*:secretsmanager:", var.signing_key_secret_arn))
+    error_message = "signing_key_secret_arn must be a Secrets Manager secret ARN: snapshots are always signed."
   }
 }
 

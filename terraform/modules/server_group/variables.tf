@@ -96,12 +96,11 @@ variable "snapshot_url" {
 }
 
 variable "trusted_keys" {
-  description = "Hex ed25519 public keys (SNAPSHOT_TRUSTED_KEYS) whose signed snapshots the nodes accept; empty accepts unsigned snapshots."
+  description = "Hex ed25519 public keys (SNAPSHOT_TRUSTED_KEYS) whose signed snapshots the nodes accept; at least one: unsigned snapshots are refused."
   type        = list(string)
-  default     = []
   validation {
-    condition     = alltrue([for k in var.trusted_keys : can(regex("^[0-9a-f]{64}$", k))])
-    error_message = "each trusted key must be 64 lowercase hex digits (amber snapshot keygen prints them)."
+    condition     = length(var.trusted_keys) > 0 && alltrue([for k in var.trusted_keys : can(regex("^[0-9a-f]{64}$", k))])
+    error_message = "trusted_keys needs at least one key, each 64 lowercase hex digits (amber snapshot keygen prints them)."
   }
 }
 

@@ -97,6 +97,8 @@ func parse(out string) (*Results, error) {
 const (
 	syncBench  = "BenchmarkBuilder/Sync"
 	bootBench  = "BenchmarkBuilder/Bootstrap"
+	serveBench = "BenchmarkBuilder/Serve"
+	pubBench   = "BenchmarkBuilder/Publish"
 	walletBnch = "BenchmarkServer/WalletLoad"
 	busyBench  = "BenchmarkServer/BusyScript"
 )
@@ -161,6 +163,19 @@ func (r *Results) figures(partial bool) error {
 		fmt.Sprintf("%s MiB/s", num(m(bt, "restore-MiB/s"))),
 		fmt.Sprintf("plain parallel minio-go copy: %s MiB/s", num(m(bt, "copy-MiB/s"))),
 		m(bt, "restore/copy"), "download rate / copy rate")
+	sv, pb := serveBench, pubBench
+	add("bootstrap", fmt.Sprintf("amber serve, empty DB_DIRECTORY to /readyz green: MinIO snapshot %s blocks behind btcd's tip (download, verify, open, catch up, mempool, listeners)", num(m(sv, "catchup-blocks"))),
+		fmt.Sprintf("%s s", num(m(sv, "serve-snapshot-s"))),
+		fmt.Sprintf("amber serve syncing the same chain from btcd: %s s", num(m(sv, "serve-fullsync-s"))),
+		m(sv, "serve-snapshot/fullsync"), "snapshot bootstrap time / full sync time")
+	add("size", "snapshot size against the same DB fully compacted",
+		fmt.Sprintf("%s MiB", num(m(sv, "snapshot-MiB"))),
+		fmt.Sprintf("fully compacted: %s MiB", num(m(sv, "compacted-MiB"))),
+		m(sv, "snapshot/compacted"), "snapshot / compacted")
+	add("size", fmt.Sprintf("bytes uploaded by each publish after 1%% more blocks, from half the chain to all of it (%s publishes, %s full compactions)", num(m(pb, "publishes")), num(m(pb, "full-compactions"))),
+		fmt.Sprintf("mean %s, last ten %s of the snapshot", pct(m(pb, "upload/snapshot-mean")), pct(m(pb, "upload/snapshot-last10"))),
+		fmt.Sprintf("largest: %s; largest snapshot/compacted %s", pct(m(pb, "upload/snapshot-max")), num(m(pb, "max-snapshot/compacted"))),
+		m(pb, "upload/snapshot-mean"), "mean upload / snapshot")
 	sst := m(s, "sst-bytes/tx")
 	add("size", "index size per transaction: SST after a flush and a full compaction",
 		fmt.Sprintf("%s bytes (%s MiB)", num(sst), num(m(s, "sst-MiB"))),
@@ -345,4 +360,12 @@ func replaceBetween(doc []byte, text string) ([]byte, error) {
 	b.WriteString("\n" + text)
 	b.Write(doc[j:])
 	return b.Bytes(), nil
+}
+
+// pct formats a share as a percentage.
+func pct(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "?"
+	}
+	return num(100*v) + "%"
 }

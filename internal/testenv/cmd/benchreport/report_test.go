@@ -22,6 +22,10 @@ var sampleUnits = map[string]map[string]float64{
 		"parse-blocks/s": 7688, "parse-tx/s": 84540, "raw-bytes/tx": 529.7},
 	bootBench: {"bootstrap-s": 0.08459, "bootstrap/fullsync": 0.03797, "copy-MiB/s": 598.9, "db-MiB": 21.21,
 		"fullsync-s": 2.228, "restore-MiB/s": 141.7, "restore/copy": 0.2366, "snapshot-MiB": 9.546, "snapshot-files": 9},
+	serveBench: {"serve-snapshot-s": 0.41, "serve-fullsync-s": 3.2, "serve-snapshot/fullsync": 0.128, "catchup-blocks": 20,
+		"snapshot-MiB": 3.4, "compacted-MiB": 3.3, "snapshot/compacted": 1.02},
+	pubBench: {"publishes": 70, "max-snapshot/compacted": 1.03, "upload/snapshot-mean": 0.5, "upload/snapshot-max": 1,
+		"upload/snapshot-last10": 0.5, "full-compactions": 1},
 	walletBnch: {"wallets": 1000},
 	busyBench: {"entries": 52001, "reply-MiB": 4.5, "cold-ms": 180, "warm-p50-ms": 90, "warm-p99-ms": 120,
 		"cold-entries/s": 288000, "single-cold-ms": 0.5, "single-p50-ms": 0.2},
@@ -44,7 +48,7 @@ func init() {
 func sampleOutput(skip ...string) string {
 	var b strings.Builder
 	b.WriteString("goos: linux\ngoarch: amd64\npkg: amber/builder\ncpu: AMD EPYC\n")
-	for _, name := range []string{syncBench, bootBench, walletBnch, busyBench} {
+	for _, name := range []string{syncBench, bootBench, serveBench, pubBench, walletBnch, busyBench} {
 		b.WriteString(name + "-2   \t       1\t10447648310 ns/op")
 		for unit, v := range sampleUnits[name] {
 			if !contains(skip, name+" "+unit) {
@@ -71,8 +75,8 @@ func TestParseAndFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Machine.CPU != "AMD EPYC" || len(r.Benchmarks) != 4 {
-		t.Fatalf("parsed cpu %q and %d benchmarks, want AMD EPYC and 4", r.Machine.CPU, len(r.Benchmarks))
+	if r.Machine.CPU != "AMD EPYC" || len(r.Benchmarks) != 6 {
+		t.Fatalf("parsed cpu %q and %d benchmarks, want AMD EPYC and 6", r.Machine.CPU, len(r.Benchmarks))
 	}
 	if got := r.Benchmarks[0]; got.Name != syncBench || got.Iterations != 1 || got.Metrics["btcd-blocks/s"] != 434.6 || got.Metrics["ns/op"] != 10447648310 {
 		t.Fatalf("first benchmark parsed as %+v", got)
@@ -80,10 +84,10 @@ func TestParseAndFigures(t *testing.T) {
 	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
-	// 6 chain figures, 9 size rows per prefix, 6 per transport, the busy
-	// script.
-	if len(r.Figures) != 6+9+2*6+1 {
-		t.Fatalf("%d figures, want 28", len(r.Figures))
+	// 9 chain figures (3 of them serve and publish), 9 size rows per
+	// prefix, 6 per transport, the busy script.
+	if len(r.Figures) != 9+9+2*6+1 {
+		t.Fatalf("%d figures, want 31", len(r.Figures))
 	}
 	byName := map[string]Figure{}
 	for _, f := range r.Figures {
@@ -116,6 +120,14 @@ func TestParseAndFigures(t *testing.T) {
 	if snap, db := 9.546, 21.21; f.Ratio != snap/db {
 		t.Errorf("snapshot size ratio %v, want snapshot-MiB / db-MiB", f.Ratio)
 	}
+	f = byName["amber serve, empty DB_DIRECTORY to /readyz green: MinIO snapshot 20 blocks behind btcd's tip (download, verify, open, catch up, mempool, listeners)"]
+	if f.Value != "0.41 s" || f.Ratio != 0.128 {
+		t.Errorf("serve bootstrap figure = %+v", f)
+	}
+	f = byName["bytes uploaded by each publish after 1% more blocks, from half the chain to all of it (70 publishes, 1 full compactions)"]
+	if f.Value != "mean 50%, last ten 50% of the snapshot" || f.Ratio != 0.5 {
+		t.Errorf("publish figure = %+v", f)
+	}
 }
 
 func TestMissingFigure(t *testing.T) {
@@ -131,7 +143,7 @@ func TestMissingFigure(t *testing.T) {
 	if err := r.figures(true); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Missing) != 2 || len(r.Figures) != 28-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
+	if len(r.Missing) != 2 || len(r.Figures) != 31-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
 		t.Fatalf("partial: %d figures, missing %v", len(r.Figures), r.Missing)
 	}
 	for _, f := range r.Figures {
@@ -167,7 +179,7 @@ func TestWrite(t *testing.T) {
 	if err := json.Unmarshal(js, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 28 || len(res.Benchmarks) != 4 {
+	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 31 || len(res.Benchmarks) != 6 {
 		t.Fatalf("results.json: workload %q, %d cores, %d figures, %d benchmarks", res.Workload, res.Machine.Cores, len(res.Figures), len(res.Benchmarks))
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))

@@ -6,14 +6,15 @@ mock_provider "aws" {
 }
 
 variables {
-  name                  = "amber-test"
-  cluster_arn           = "arn:aws:ecs:eu-west-1:123456789012:cluster/amber"
-  vpc_id                = "vpc-0123456789abcdef0"
-  subnet_ids            = ["subnet-aaaa"]
-  image                 = "example.invalid/amber:test"
-  task_role_arn         = "arn:aws:iam::123456789012:role/amber-test-builder"
-  snapshot_url          = "s3://amber-snapshots-test/mainnet/v1?region=eu-west-1"
-  daemon_url_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-daemon-url"
+  name                   = "amber-test"
+  cluster_arn            = "arn:aws:ecs:eu-west-1:123456789012:cluster/amber"
+  vpc_id                 = "vpc-0123456789abcdef0"
+  subnet_ids             = ["subnet-aaaa"]
+  image                  = "example.invalid/amber:test"
+  task_role_arn          = "arn:aws:iam::123456789012:role/amber-test-builder"
+  snapshot_url           = "s3://amber-snapshots-test/mainnet/v1?region=eu-west-1"
+  daemon_url_secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-daemon-url"
+  signing_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-signing-key"
 }
 
 run "scheduled_build_once" {
@@ -28,24 +29,25 @@ run "scheduled_build_once" {
     error_message = "the schedule starts a Fargate task in the cluster"
   }
   assert {
-    condition     = length(jsondecode(aws_ecs_task_definition.this.container_definitions)) == 1 && jsondecode(aws_ecs_task_definition.this.container_definitions)[0].command == ["build", "--once"]
-    error_message = "without a signing key the task is amber build --once alone"
+    condition     = length(jsondecode(aws_ecs_task_definition.this.container_definitions)) == 2 && jsondecode(aws_ecs_task_definition.this.container_definitions)[1].command == ["build", "--once"]
+    error_message = "the task is the key writer, then amber build --once"
   }
   assert {
     condition = {
-      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value
+      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name => e.value
       } == {
-      NET          = "mainnet"
-      DB_DIRECTORY = "/data/db"
-      SNAPSHOT_URL = var.snapshot_url
-      CACHE_MB     = "6144"
-      HTTP_ADDR    = "off"
-      LOG_FORMAT   = "json"
+      NET                       = "mainnet"
+      DB_DIRECTORY              = "/data/db"
+      SNAPSHOT_URL              = var.snapshot_url
+      SNAPSHOT_SIGNING_KEY_FILE = "/keys/signing.key"
+      CACHE_MB                  = "6144"
+      HTTP_ADDR                 = "off"
+      LOG_FORMAT                = "json"
     }
     error_message = "the builder gets its network, an empty index directory (so it resumes from the latest snapshot) and the snapshot URL"
   }
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "DAEMON_URL", valueFrom = var.daemon_url_secret_arn }]
+    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[1].secrets == [{ name = "DAEMON_URL", valueFrom = var.daemon_url_secret_arn }]
     error_message = "the daemon URL comes from Secrets Manager"
   }
   assert {
@@ -62,7 +64,6 @@ run "signed_snapshots" {
   command = plan
 
   variables {
-    signing_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:amber-signing-key"
     gc_schedule_expression = null
   }
 
@@ -96,4 +97,14 @@ run "rejects_bad_schedule" {
   }
 
   expect_failures = [var.schedule_expression]
+}
+
+run "rejects_unsigned" {
+  command = plan
+
+  variables {
+    signing_key_secret_arn = null
+  }
+
+  expect_failures = [var.signing_key_secret_arn]
 }

@@ -149,3 +149,13 @@ run "rejects_bad_inputs" {
 
   expect_failures = [var.trusted_keys, var.max_nodes, var.ephemeral_storage_gib]
 }
+
+run "rejects_no_trusted_keys" {
+  command = plan
+
+  variables {
+    trusted_keys = []
+  }
+
+  expect_failures = [var.trusted_keys]
+}

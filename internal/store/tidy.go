@@ -1,0 +1,65 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// tidyCheckpoint drops what a node does not need from a fresh checkpoint
+// in dir: Pebble copies every WAL it still lists, including logs already
+// flushed but not yet deleted (hundreds of MB after a bulk sync with large
+// batches), so the checkpoint is opened once, which replays the logs that
+// matter and deletes the obsolete ones, and closed after a flush, which
+// leaves only SSTs and an empty WAL.
+func (d *DB) tidyCheckpoint(fs vfs.FS, dir string) error {
+	po := &pebble.Options{
+		FS:                          fs,
+		ErrorIfNotExists:            true,
+		FormatMajorVersion:          formatMajorVersion,
+		DisableAutomaticCompactions: true,
+		CacheSize:                   8 << 20,
+		Logger:                      pebbleLogger{d.log},
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return fmt.Errorf("tidy checkpoint %s: %w", dir, err)
+	}
+	if err := db.Flush(); err != nil {
+		db.Close()
+		return fmt.Errorf("tidy checkpoint %s: flush: %w", dir, err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("tidy checkpoint %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Uncompacted returns the bytes of the live SST files above the bottom
+// non-empty level below L0, and of all live SST files. What lies above the bottom
+// is new data not yet merged down plus what a full compaction would
+// remove (overwritten values and their tombstones), so upper/total bounds
+// how much larger the DB is than its fully compacted self.
+func (d *DB) Uncompacted() (upper, total int64) {
+	if d.closed.Load() {
+		return 0, 0
+	}
+	m := d.db.Metrics()
+	// L0 files overlap each other, so L0 is never the bottom: a DB that
+	// never compacted (a fresh bulk sync) is all upper bytes.
+	bottom := -1
+	for i := len(m.Levels) - 1; i > 0; i-- {
+		if m.Levels[i].TablesSize > 0 {
+			bottom = i
+			break
+		}
+	}
+	for i, l := range m.Levels {
+		total += l.TablesSize
+		if i != bottom {
+			upper += l.TablesSize
+		}
+	}
+	return upper, total
+}
