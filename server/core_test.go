@@ -380,3 +380,34 @@ func TestCoreWarmUpWaited(t *testing.T) {
 		waitFor(t, "ready after the warm-up", 10*time.Second, func() bool { ok, _ := p.health.Ready(); return ok }, func() any { return why })
 	}
 }
+
+// TestCoreZMQ: with polling set to an hour, Bitcoin Core's ZMQ sequence
+// feeds the mempool view and hashblock wakes the follower; after Core
+// restarts, the subscriptions come back.
+func TestCoreZMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: true})
+	r.Mine(101)
+	p := runInproc(t, map[string]string{"NET": "regtest", "DAEMON_URL": r.URL(), "DAEMON_POLL_INTERVAL": "1h",
+		"ZMQ_HASHBLOCK": r.Core.ZMQHashBlock, "ZMQ_SEQUENCE": r.Core.ZMQSequence})
+	c := dialTCP(t, p.srv.Addrs()[0])
+	c.version("1.4")
+	c.call("blockchain.headers.subscribe")
+	round := func(what string, want int32) {
+		t.Helper()
+		s := r.Wallet.NewScript(testenv.P2WPKH)
+		c.call("blockchain.scripthash.subscribe", shOf(s.PkScript))
+		tx := r.Pay(s.TxOut(1e8))
+		c.waitStatus("blockchain.scripthash.subscribe", shOf(s.PkScript), statusOf(entry{TxHash: tx.TxHash().String(), Height: 0}), 15*time.Second)
+		r.Mine(1)
+		c.waitHeader(want)
+		t.Logf("%s: mempool and block notified through ZMQ", what)
+	}
+	time.Sleep(500 * time.Millisecond) // the subscriptions connect
+	round("first", 102)
+	r.Restart()
+	time.Sleep(2 * time.Second) // backoff and redial
+	round("after a Core restart", 103)
+}
