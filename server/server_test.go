@@ -58,6 +58,8 @@ type nodeOptions struct {
 	ipv6 bool
 	// log, when set, receives the server's log at info level.
 	log *testenv.Buffer
+	// core runs Bitcoin Core instead of btcd.
+	core bool
 	// prepare makes the chain before the server starts; nil means 105
 	// blocks and one payment to a new script of every kind, mined.
 	prepare func(r *testenv.Regtest)
@@ -77,14 +79,16 @@ func defaultActivity(r *testenv.Regtest) {
 
 func startNode(t *testing.T, opts nodeOptions) *node {
 	t.Helper()
-	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	// Core runs with -txindex here only because the tests' own helpers
+	// look transactions up by txid; the server needs none.
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: opts.core, Bitcoind: testenv.BitcoindOptions{TxIndex: true, OldTip: true}})
 	if opts.prepare == nil {
 		opts.prepare = defaultActivity
 	}
 	opts.prepare(r)
 	services := []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0"}
 	env := map[string]string{
-		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.Btcd.URL(),
+		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.URL(),
 		"DAEMON_POLL_INTERVAL": "100ms", "PEER_DISCOVERY": "off",
 	}
 	n := &node{r: r, done: make(chan error, 1)}
