@@ -503,9 +503,15 @@ func TestProtocolAgainstChain(t *testing.T) {
 // the mempool, again when mined, with the new header.
 func TestNotifications(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs btcd")
+		t.Skip("runs btcd and Bitcoin Core")
 	}
-	n := startNode(t, nodeOptions{tls: true})
+	for _, d := range []string{"btcd", "core"} {
+		t.Run(d, func(t *testing.T) { testNotifications(t, d == "core") })
+	}
+}
+
+func testNotifications(t *testing.T, core bool) {
+	n := startNode(t, nodeOptions{tls: true, core: core})
 	for _, tr := range n.transports() {
 		t.Run(tr.name, func(t *testing.T) {
 			c := tr.dial(t)
@@ -541,8 +547,8 @@ func TestNotifications(t *testing.T) {
 				Height int32 `json:"height"`
 			}
 			json.Unmarshal(hdr[0], &h)
-			if h.Height != n.r.Btcd.Height() {
-				t.Errorf("header notification height %d, btcd %d", h.Height, n.r.Btcd.Height())
+			if h.Height != n.r.Height() {
+				t.Errorf("header notification height %d, daemon %d", h.Height, n.r.Height())
 			}
 			params = c.note("blockchain.scripthash.subscribe", 20*time.Second)
 			var status2 string
