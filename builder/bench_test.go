@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func benchSync(b *testing.B, c *chaingen.Chain, dc *daemon.Client) {
 	blocks := float64(len(raw))
 
 	var parseT, memT, btcdT time.Duration
-	var dbBytes int64
+	var size indexSize
 	iters := 0
 	for b.Loop() {
 		iters++
@@ -89,8 +90,12 @@ func benchSync(b *testing.B, c *chaingen.Chain, dc *daemon.Client) {
 		took, _ := timeSync(b, net, mem)
 		memT += took
 
-		took, dbBytes = timeSync(b, net, chainsync.DaemonSource{C: dc})
+		took, db := syncDB(b, net, chainsync.DaemonSource{C: dc}, b.TempDir())
 		btcdT += took
+		size = measureSize(b, db)
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	n := float64(iters)
 	rate := func(d time.Duration) float64 { return blocks * n / d.Seconds() }
@@ -104,9 +109,8 @@ func benchSync(b *testing.B, c *chaingen.Chain, dc *daemon.Client) {
 	b.ReportMetric(txs*n/btcdT.Seconds(), "btcd-tx/s")
 	b.ReportMetric(parseT.Seconds()/memT.Seconds(), "local/parse")
 	b.ReportMetric(parseT.Seconds()/btcdT.Seconds(), "btcd/parse")
-	b.ReportMetric(float64(dbBytes)/txs, "db-bytes/tx")
 	b.ReportMetric(float64(rawBytes)/txs, "raw-bytes/tx")
-	b.ReportMetric(float64(dbBytes)/float64(rawBytes), "db/raw")
+	size.report(b, txs, rawBytes)
 }
 
 // timeSync indexes src into a fresh on-disk store and returns the time
@@ -114,6 +118,17 @@ func benchSync(b *testing.B, c *chaingen.Chain, dc *daemon.Client) {
 func timeSync(b *testing.B, net *chain.Network, src chainsync.Source) (time.Duration, int64) {
 	b.Helper()
 	dir := b.TempDir()
+	took, db := syncDB(b, net, src, dir)
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return took, dirSize(b, dir)
+}
+
+// syncDB indexes src into a fresh on-disk store in dir and returns the
+// time it took and the open store.
+func syncDB(b *testing.B, net *chain.Network, src chainsync.Source, dir string) (time.Duration, *store.DB) {
+	b.Helper()
 	db, err := store.Open(dir, store.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -126,11 +141,80 @@ func timeSync(b *testing.B, net *chain.Network, src chainsync.Source) (time.Dura
 	if _, err := chainsync.New(ix, src, chainsync.Options{}).SyncToTip(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	took := time.Since(start)
-	if err := db.Close(); err != nil {
+	return time.Since(start), db
+}
+
+// indexSize is an index's size on disk once flushed and fully compacted.
+type indexSize struct {
+	// sstBytes is the bytes of the .sst files in the DB's directory,
+	// which must equal the live tables Pebble counts.
+	sstBytes int64
+	// prefixes is each kind of row's share of them.
+	prefixes []index.PrefixSize
+}
+
+// measureSize flushes and fully compacts db, then measures its SSTs: the
+// .sst files in its directory, checked against Pebble's live tables (so
+// no obsolete file waiting for deletion is counted), and each prefix's
+// share as Pebble estimates it.
+func measureSize(b *testing.B, db *store.DB) indexSize {
+	b.Helper()
+	if err := db.Compact(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	return took, dirSize(b, dir)
+	var s indexSize
+	// Pebble deletes the tables a compaction replaced in the background:
+	// wait until the directory holds only live ones.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		files, err := store.ListFiles(db.Dir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.sstBytes = 0
+		for _, f := range files {
+			if strings.HasSuffix(f.Name, ".sst") {
+				s.sstBytes += f.Size
+			}
+		}
+		live := db.Metrics().TableBytes
+		if live == s.sstBytes {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the directory holds %d bytes of .sst files, Pebble's live tables %d", s.sstBytes, live)
+		}
+	}
+	if m := db.Metrics(); m.ReadAmp != 1 {
+		b.Fatalf("after a full compaction the DB has %d tables over a read amplification of %d, want one level", m.Tables, m.ReadAmp)
+	}
+	var err error
+	if s.prefixes, err = index.PrefixSizes(db); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// report reports the SST bytes per transaction, in all and per prefix
+// ("sst-<name>-bytes/tx", spaces in the name as dashes); the rest
+// ("sst-rest-bytes/tx"): the index, filter and property blocks of tables
+// that hold several prefixes, less the data blocks that straddle two
+// prefixes and so count in both, which can make it negative; and the raw
+// key and value bytes of the rows per transaction.
+func (s indexSize) report(b *testing.B, txs float64, rawBytes int64) {
+	b.ReportMetric(float64(s.sstBytes)/txs, "sst-bytes/tx")
+	b.ReportMetric(float64(s.sstBytes)/float64(rawBytes), "sst/raw")
+	b.ReportMetric(float64(s.sstBytes)/(1<<20), "sst-MiB")
+	var counted, raw int64
+	for _, p := range s.prefixes {
+		name := strings.ReplaceAll(p.Name, " ", "-")
+		b.ReportMetric(float64(p.SSTBytes)/txs, "sst-"+name+"-bytes/tx")
+		counted += p.SSTBytes
+		raw += p.KeyBytes + p.ValueBytes
+		b.Logf("%-16s %10d rows %12d key bytes %12d value bytes %12d SST bytes (%.1f per tx)",
+			p.Name, p.Rows, p.KeyBytes, p.ValueBytes, p.SSTBytes, float64(p.SSTBytes)/txs)
+	}
+	b.ReportMetric(float64(s.sstBytes-counted)/txs, "sst-rest-bytes/tx")
+	b.ReportMetric(float64(raw)/txs, "kv-bytes/tx")
 }
 
 // dirSize returns the bytes of the regular files under dir.
@@ -275,4 +359,45 @@ func plainCopy(b *testing.B, mc *minio.Client, bucket, prefix, dir string) (time
 		}
 	}
 	return took, total
+}
+
+// BenchmarkIndexSize indexes the AMBER_BENCH_WORKLOAD chain from a local
+// block source (no daemon) and reports the index's size once flushed and
+// fully compacted, in all and per key prefix: the size rows of
+// BenchmarkBuilder/Sync without its daemon, for tuning the layout.
+func BenchmarkIndexSize(b *testing.B) {
+	spec, err := chaingen.Workload(os.Getenv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := chaingen.Load(b, spec)
+	net, _ := chain.Lookup("Bitcoin", "regtest")
+	var gbuf bytes.Buffer
+	if err := net.Params.GenesisBlock.Serialize(&gbuf); err != nil {
+		b.Fatal(err)
+	}
+	raw := append([][]byte{gbuf.Bytes()}, c.Blocks...)
+	var rawBytes int64
+	for _, r := range raw {
+		rawBytes += int64(len(r))
+	}
+	txs := float64(c.Txs() + len(raw))
+	var size indexSize
+	var syncT time.Duration
+	for b.Loop() {
+		mem, err := chainsync.NewMemorySource(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took, db := syncDB(b, net, mem, b.TempDir())
+		syncT += took
+		size = measureSize(b, db)
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(txs, "txs")
+	b.ReportMetric(txs*float64(b.N)/syncT.Seconds(), "local-tx/s")
+	b.ReportMetric(float64(rawBytes)/txs, "raw-bytes/tx")
+	size.report(b, txs, rawBytes)
 }

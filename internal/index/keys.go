@@ -10,7 +10,10 @@ import (
 // SchemaVersion is the version of the key layout below. It is stored in the
 // metadata row and in every snapshot manifest; a DB or snapshot with another
 // version is refused. Bump it on any change to a key or value format.
-const SchemaVersion = 1
+//
+// Version 2: spend rows keyed by funding tx_num (spendKey), packed undo
+// records (undoRecord).
+const SchemaVersion = 2
 
 // Field sizes. All integers in keys and values are big-endian so that byte
 // order is numeric order.
@@ -180,19 +183,24 @@ func outLookupKey(txid *[32]byte, vout uint32, txNum uint64) []byte {
 
 // spendKey records which transaction spent an outpoint, serving
 // blockchain.outpoint.subscribe without a daemon spent-index. The value is
-// the spending tx_num (uint40).
+// the spending tx_num (uint40). The key names the outpoint by its funding
+// tx_num, which every reader resolves first (the txid argument is not
+// part of the key): 10 bytes instead of a txid prefix's 18, and rows in
+// chain order, whose keys share most of their bytes with their
+// neighbours'.
 //
 //	field   type    size
 //	prefix  'S'     1
-//	txid8   bytes   8
-//	vout    uint32  4
 //	tx_num  uint40  5   the funding transaction
+//	vout    uint32  4
 //
-// Example: tx_num 171 spends output 0 of tx_num 9 → 53 0437cd7f8525ceed
-// 00000000 0000000009, value 00000000ab.
-func spendKey(txid *[32]byte, vout uint32, fundTxNum uint64) []byte {
-	k := outLookupKey(txid, vout, fundTxNum)
+// Example: tx_num 171 spends output 0 of tx_num 9 → 53 0000000009
+// 00000000, value 00000000ab.
+func spendKey(_ *[32]byte, vout uint32, fundTxNum uint64) []byte {
+	k := make([]byte, 1+txNumLen+voutLen)
 	k[0] = prefixSpend
+	putTxNum(k[1:], fundTxNum)
+	binary.BigEndian.PutUint32(k[1+txNumLen:], vout)
 	return k
 }
 

@@ -6,9 +6,10 @@
 //
 //   - Open a DB on disk or in memory (Options.InMemory, for unit tests),
 //     read-write or read-only, with tuning for an append-heavy index:
-//     bloom filters on every level, a large memtable and a lenient L0 so a
-//     bulk initial sync is not throttled, and a pinned on-disk format
-//     (FormatVersion) that snapshot manifests record.
+//     bloom filters above the bottom level, zstd on the two bottom levels,
+//     a large memtable and a lenient L0 so a bulk initial sync is not
+//     throttled, and a pinned on-disk format (FormatVersion) that
+//     snapshot manifests record.
 //   - Read through the Reader interface, implemented by *DB, by *Snapshot
 //     (a consistent point-in-time view from DB.NewSnapshot) and by indexed
 //     batches (which see their own uncommitted writes). Get returns a copy

@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Metrics is a small summary of the DB's state, meant to feed Prometheus
 // gauges and counters. Counters count since Open.
@@ -29,6 +32,10 @@ type Metrics struct {
 	WriteStalls int64
 	// CacheHits and CacheMisses count block cache lookups (counters).
 	CacheHits, CacheMisses int64
+	// FlushedBytes and CompactedBytes count the SST bytes written by
+	// flushes and by compactions (counters): the write amplification of
+	// the LSM is (FlushedBytes+CompactedBytes)/FlushedBytes.
+	FlushedBytes, CompactedBytes uint64
 	// Uptime is the time since Open.
 	Uptime time.Duration
 }
@@ -54,6 +61,25 @@ func (d *DB) Metrics() Metrics {
 	for _, l := range m.Levels {
 		out.Tables += l.TablesCount
 		out.TableBytes += l.TablesSize
+		out.FlushedBytes += l.TableBytesFlushed
+		out.CompactedBytes += l.TableBytesCompacted
 	}
 	return out
+}
+
+// DiskUsage estimates the bytes of SST that hold the keys from start to
+// end, both inclusive, as Pebble does: a table wholly inside the range
+// counts whole; of a table that straddles a bound only the data blocks
+// that overlap the range count (a block that straddles counts whole on
+// each side; index, filter and property blocks count on neither). Keys
+// still in memtables count nothing: Flush first.
+func (d *DB) DiskUsage(start, end []byte) (uint64, error) {
+	if d.closed.Load() {
+		return 0, ErrClosed
+	}
+	n, err := d.db.EstimateDiskUsage(start, end)
+	if err != nil {
+		return 0, fmt.Errorf("estimate disk usage of %x..%x in %s: %w", start, end, d.dir, err)
+	}
+	return n, nil
 }

@@ -192,11 +192,21 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 	}
 	// TargetFileSizes[i>0] default to doubling from L0's.
 	po.TargetFileSizes[0] = 4 << 20
+	// Bloom filters let a Get skip the tables of upper levels that lack
+	// its key. The bottom level holds nearly every key, so a Get that
+	// reaches it mostly finds its key there and a filter would rarely
+	// save a read: leaving it out (as RocksDB's
+	// optimize_filters_for_hits does) saves about 1.25 bytes per key, 4%
+	// of the index (BenchmarkIndexSize).
 	for i := range po.Levels {
-		// Bloom filters make Gets of absent keys (new outpoints, unknown
-		// txids) skip most tables.
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	po.Levels[len(po.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
+	// Fast compression (MinLZ) where data is rewritten soon, zstd on the
+	// two bottom levels, which hold nearly all of it and are what a
+	// snapshot ships: 18% smaller than Snappy everywhere on the index
+	// (BenchmarkIndexSize, the peer chain).
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
 	switch {
 	case opts.fs != nil:
 		po.FS = opts.fs

@@ -37,6 +37,13 @@
 // signed requests of its own (Minio.Do, Minio.CreateBucket) for tests that
 // need no SDK.
 //
+// StartHAProxy runs the haproxy binary on PATH (Debian's, which `make
+// tools` installs; tests skip loudly without it, and fail under CI=true)
+// in front of test servers: TCP mode, PROXY v2 to the servers, /readyz
+// health checks, least connections, from a configuration generated into
+// the test's temporary directory (HAProxyConfig). HAProxy.Servers reads
+// each server's state and session counts from its admin socket.
+//
 // FaultProxy sits between Amber and a daemon's JSON-RPC server and injects
 // faults on demand: it stops and starts on the same port, delays answers,
 // or fails requests with HTTP errors, counting what it injected.

@@ -109,12 +109,15 @@ var (
 	// benchmarks' busy-script case for the Small workload, where no
 	// script comes near that.
 	Busy = Spec{Name: "busy", Seed: 4, Blocks: 400, Txs: 52_000, BusyScripts: 1, BusyShare: 1}
+	// Peer is the chain the side-by-side runs against ElectrumX and
+	// Fulcrum used: 10,000 blocks and about 310,000 transactions.
+	Peer = Spec{Name: "peer", Seed: 7, Blocks: 10_000, Txs: 300_000, BusyScripts: 8}
 )
 
-// Preset returns the preset named name ("tiny", "small", "large" or
-// "busy").
+// Preset returns the preset named name ("tiny", "small", "large",
+// "busy" or "peer").
 func Preset(name string) (Spec, bool) {
-	for _, s := range []Spec{Tiny, Small, Large, Busy} {
+	for _, s := range []Spec{Tiny, Small, Large, Busy, Peer} {
 		if s.Name == name {
 			return s, true
 		}
@@ -137,7 +140,7 @@ func Workload(getenv func(string) string) (Spec, error) {
 	if s, ok := Preset(name); ok && name != Busy.Name {
 		return s, nil
 	}
-	return Spec{}, fmt.Errorf("%s=%q: want small, large or tiny", WorkloadEnv, name)
+	return Spec{}, fmt.Errorf("%s=%q: want small, large, peer or tiny", WorkloadEnv, name)
 }
 
 // Defaults for the zero-valued shares of a Spec.

@@ -102,6 +102,24 @@ const (
 	busyBench  = "BenchmarkServer/BusyScript"
 )
 
+// sizePrefixes are the size rows per key prefix, each summing the
+// per-transaction SST metrics BenchmarkBuilder/Sync reports for its
+// prefixes ("sst-<unit>-bytes/tx").
+var sizePrefixes = []struct {
+	name  string
+	units []string
+}{
+	{"headers", []string{"headers"}},
+	{"txids", []string{"txids"}},
+	{"tx lookup", []string{"tx-lookup"}},
+	{"history", []string{"history"}},
+	{"UTXO", []string{"utxo"}},
+	{"outpoint lookup", []string{"outpoint-lookup"}},
+	{"spend index", []string{"spend-index"}},
+	{"undo", []string{"undo"}},
+	{"tx counts and metadata", []string{"tx-counts", "metadata"}},
+}
+
 // figures fills r.Figures from the benchmarks, or names every metric
 // that is missing; with partial, it leaves their figures out instead and
 // lists the metrics in r.Missing.
@@ -152,10 +170,21 @@ func (r *Results) figures(partial bool) error {
 		fmt.Sprintf("%s MiB/s", num(m(bt, "restore-MiB/s"))),
 		fmt.Sprintf("plain parallel minio-go copy: %s MiB/s", num(m(bt, "copy-MiB/s"))),
 		m(bt, "restore/copy"), "download rate / copy rate")
-	add("size", "index size per transaction",
-		fmt.Sprintf("%s bytes", num(m(s, "db-bytes/tx"))),
+	sst := m(s, "sst-bytes/tx")
+	add("size", "index size per transaction: SST after a flush and a full compaction",
+		fmt.Sprintf("%s bytes (%s MiB)", num(sst), num(m(s, "sst-MiB"))),
 		fmt.Sprintf("raw chain: %s bytes", num(m(s, "raw-bytes/tx"))),
-		m(s, "db/raw"), "index / raw chain")
+		m(s, "sst/raw"), "index / raw chain")
+	for _, p := range sizePrefixes {
+		v := 0.0
+		for _, unit := range p.units {
+			v += m(s, "sst-"+unit+"-bytes/tx")
+		}
+		add("size", "of which "+p.name+" (estimated from data blocks)",
+			fmt.Sprintf("%s bytes", num(v)),
+			fmt.Sprintf("all SST: %s bytes", num(sst)),
+			v/sst, "share of the SST")
+	}
 	add("size", "snapshot size",
 		fmt.Sprintf("%s MiB in %s files", num(m(bt, "snapshot-MiB")), num(m(bt, "snapshot-files"))),
 		fmt.Sprintf("builder's DB directory: %s MiB", num(m(bt, "db-MiB"))),
@@ -286,7 +315,7 @@ func (r *Results) write(dir, readme string) error {
 	if err != nil {
 		return err
 	}
-	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() + r.missingNote() +
+	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() + r.missingNote() + r.loadTable() +
 		"\n![ratio of each figure to its baseline](results.svg)\n\n" +
 		"Every figure is measured next to its baseline in the same run; compare ratios between runs, not raw rates.\n"
 	files := map[string][]byte{
@@ -306,7 +335,7 @@ func (r *Results) write(dir, readme string) error {
 	if err != nil {
 		return err
 	}
-	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table()+r.missingNote())
+	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table()+r.missingNote()+r.loadTable())
 	if err != nil {
 		return fmt.Errorf("%s: %w", readme, err)
 	}

@@ -15,7 +15,10 @@ import (
 // sampleUnits are the metrics each benchmark reports, with a value.
 var sampleUnits = map[string]map[string]float64{
 	syncBench: {"blocks": 2001, "txs": 22005, "btcd-blocks/s": 434.6, "btcd-tx/s": 4779, "btcd/parse": 0.05653,
-		"db-bytes/tx": 692.1, "db/raw": 1.307, "local-blocks/s": 370.7, "local-tx/s": 4076, "local/parse": 0.04822,
+		"sst-bytes/tx": 259.3, "sst/raw": 0.4895, "sst-MiB": 5.441, "sst-headers-bytes/tx": 7.92, "sst-txids-bytes/tx": 37.25,
+		"sst-tx-lookup-bytes/tx": 15.05, "sst-history-bytes/tx": 58, "sst-utxo-bytes/tx": 8.565, "sst-outpoint-lookup-bytes/tx": 8.684,
+		"sst-spend-index-bytes/tx": 27.87, "sst-undo-bytes/tx": 82.03, "sst-tx-counts-bytes/tx": 1.113, "sst-metadata-bytes/tx": 0.157,
+		"sst-rest-bytes/tx": 12.64, "local-blocks/s": 370.7, "local-tx/s": 4076, "local/parse": 0.04822,
 		"parse-blocks/s": 7688, "parse-tx/s": 84540, "raw-bytes/tx": 529.7},
 	bootBench: {"bootstrap-s": 0.08459, "bootstrap/fullsync": 0.03797, "copy-MiB/s": 598.9, "db-MiB": 21.21,
 		"fullsync-s": 2.228, "restore-MiB/s": 141.7, "restore/copy": 0.2366, "snapshot-MiB": 9.546, "snapshot-files": 9},
@@ -77,9 +80,10 @@ func TestParseAndFigures(t *testing.T) {
 	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
-	// 6 chain figures, 6 per transport, the busy script.
-	if len(r.Figures) != 6+2*6+1 {
-		t.Fatalf("%d figures, want 19", len(r.Figures))
+	// 6 chain figures, 9 size rows per prefix, 6 per transport, the busy
+	// script.
+	if len(r.Figures) != 6+9+2*6+1 {
+		t.Fatalf("%d figures, want 28", len(r.Figures))
 	}
 	byName := map[string]Figure{}
 	for _, f := range r.Figures {
@@ -95,6 +99,18 @@ func TestParseAndFigures(t *testing.T) {
 	f = byName["WebSocket: 1,000 wallets syncing at once"]
 	if f.Value != "7,027 req/s" || f.Ratio != sampleUnits[walletBnch]["ws-req/s"]/sampleUnits[walletBnch]["ws-ping-req/s"] {
 		t.Errorf("websocket request figure = %+v", f)
+	}
+	f = byName["index size per transaction: SST after a flush and a full compaction"]
+	if f.Value != "259 bytes (5.44 MiB)" || f.Baseline != "raw chain: 530 bytes" || f.Ratio != 0.4895 {
+		t.Errorf("index size figure = %+v", f)
+	}
+	f = byName["of which spend index (estimated from data blocks)"]
+	if f.Value != "27.9 bytes" || f.Baseline != "all SST: 259 bytes" || f.Ratio != 27.87/259.3 {
+		t.Errorf("spend index size figure = %+v", f)
+	}
+	f = byName["of which tx counts and metadata (estimated from data blocks)"]
+	if f.Value != "1.27 bytes" {
+		t.Errorf("tx counts and metadata figure = %+v, want the two prefixes summed", f)
 	}
 	f = byName["snapshot size"]
 	if snap, db := 9.546, 21.21; f.Ratio != snap/db {
@@ -115,7 +131,7 @@ func TestMissingFigure(t *testing.T) {
 	if err := r.figures(true); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Missing) != 2 || len(r.Figures) != 19-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
+	if len(r.Missing) != 2 || len(r.Figures) != 28-2 || !strings.Contains(r.missingNote(), "ws-rss-MiB") {
 		t.Fatalf("partial: %d figures, missing %v", len(r.Figures), r.Missing)
 	}
 	for _, f := range r.Figures {
@@ -151,7 +167,7 @@ func TestWrite(t *testing.T) {
 	if err := json.Unmarshal(js, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 19 || len(res.Benchmarks) != 4 {
+	if res.Workload != "small" || res.Machine.Cores < 1 || len(res.Figures) != 28 || len(res.Benchmarks) != 4 {
 		t.Fatalf("results.json: workload %q, %d cores, %d figures, %d benchmarks", res.Workload, res.Machine.Cores, len(res.Figures), len(res.Benchmarks))
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
@@ -233,9 +249,49 @@ func TestNum(t *testing.T) {
 	}
 }
 
+// TestLoadTable: the Electrum-like load becomes a table per transport,
+// a row per method and a column per offered rate, flat out first; a run
+// without it has no table.
+func TestLoadTable(t *testing.T) {
+	out := sampleOutput() + loadBench + "-2 \t 1\t 85115402592 ns/op\t 60 wallets" +
+		"\t 1772 tcp-flat-req/s\t 1772 tcp-flat-offered-req/s\t 824.9 tcp-flat-transaction.get-p50-ms\t 1527 tcp-flat-transaction.get-p99-ms" +
+		"\t 885.9 tcp-r50-offered-req/s\t 897.3 tcp-r50-req/s\t 10.67 tcp-r50-transaction.get-p50-ms\t 32.67 tcp-r50-transaction.get-p99-ms" +
+		"\t 442.9 tcp-r25-offered-req/s\t 449.5 tcp-r25-req/s\t 10.01 tcp-r25-transaction.get-p50-ms\t 63.77 tcp-r25-transaction.get-p99-ms" +
+		"\t 0.2163 tcp-r25-server.version-p50-ms\t 1.887 tcp-r25-server.version-p99-ms\n"
+	r, err := parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := r.loadTable()
+	for _, want := range []string{
+		"60 wallets",
+		"| TCP: method | flat out: 1,772 req/s | 25%: 443 req/s offered, 450 answered | 50%: 886 req/s offered, 897 answered | ",
+		"| transaction.get | 825 / 1,527 | 10 / 63.8 | 10.7 / 32.7 | ",
+		"| server.version | – | 0.216 / 1.89 | – | ",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("load table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "WebSocket") {
+		t.Errorf("a WebSocket table without WebSocket figures:\n%s", table)
+	}
+	r, _ = parse(sampleOutput())
+	if got := r.loadTable(); got != "" {
+		t.Errorf("a run without the load benchmark has a load table: %q", got)
+	}
+}
+
 // TestCoreFigure: a run with BenchmarkBuilderCore adds the Bitcoin Core
 // row beside btcd's; one without it (no bitcoind) is still complete.
 func TestCoreFigure(t *testing.T) {
+	plain, err := parse(sampleOutput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.figures(false); err != nil {
+		t.Fatal(err)
+	}
 	out := strings.Replace(sampleOutput(), "PASS\n", coreBench+"-2   \t       1\t8283996516 ns/op\t2001 blocks\t833.6 core-rest-blocks/s\t9167 core-rest-tx/s\t705.4 core-rpc-blocks/s\t7757 core-rpc-tx/s\t691.5 local-blocks/s\t1.182 rest/rpc\t1.020 rpc/local\nPASS\n", 1)
 	r, err := parse(out)
 	if err != nil {
@@ -253,7 +309,7 @@ func TestCoreFigure(t *testing.T) {
 	if core == nil || core.Value != "834 blocks/s, 9,167 tx/s" || core.Baseline != "over JSON-RPC: 705 blocks/s, 7,757 tx/s" || core.Ratio != 1.182 {
 		t.Fatalf("core figure %+v", core)
 	}
-	if len(r.Figures) != 6+2*6+1+1 {
-		t.Fatalf("%d figures with Core", len(r.Figures))
+	if len(r.Figures) != len(plain.Figures)+1 {
+		t.Fatalf("%d figures with Core, %d without", len(r.Figures), len(plain.Figures))
 	}
 }

@@ -1,0 +1,76 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+
+	"amber/internal/chain"
+	"amber/internal/index"
+	"amber/internal/store"
+	"amber/internal/testenv"
+	"amber/server/mempool"
+	"amber/server/mempool/mempooltest"
+)
+
+// TestSyncedHidesStaleMempool: right after a block confirms a mempool
+// transaction, and before the mempool is refreshed, answers must not list
+// it twice.
+func TestSyncedHidesStaleMempool(t *testing.T) {
+	net, _ := chain.Lookup("Bitcoin", "regtest")
+	db, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix, err := index.Open(db, net, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gbuf bytes.Buffer
+	net.Params.GenesisBlock.Serialize(&gbuf)
+	genesis, _ := chain.ParseBlock(gbuf.Bytes())
+	b1 := testenv.Block(t, genesis.Hash, 1)
+	w, _ := ix.NewWriter()
+	w.Connect(genesis)
+	w.Connect(b1)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	// A payment spending block 1's coinbase to script 0x52.
+	pay := wire.NewMsgTx(2)
+	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
+	pay.AddTxOut(wire.NewTxOut(49e8, []byte{0x52}))
+	var pbuf bytes.Buffer
+	pay.Serialize(&pbuf)
+	d := &mempooltest.FixedMempool{Best: b1.Hash, Txs: map[chainhash.Hash][]byte{pay.TxHash(): pbuf.Bytes()}}
+	mp := mempool.New(d, ix, mempool.Options{})
+	if _, err := mp.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBackend(ix, Synced(mp, ix), nil, 8_100_000)
+	hx := chain.HashXOf([]byte{0x52})
+	if h, _ := b.History(hx); len(h) != 1 || h[0].Height != 0 {
+		t.Fatalf("before the block: %+v", h)
+	}
+	// The block confirming it arrives; the mempool has not refreshed.
+	w, _ = ix.NewWriter()
+	if err := w.Connect(testenv.Block(t, b1.Hash, 2, pay)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b.BlocksTouched(map[chain.HashX]struct{}{hx: {}})
+	h, _ := b.History(hx)
+	if len(h) != 1 || h[0].Height != 2 {
+		t.Fatalf("after the block, before refresh: %+v (want the tx once, at height 2)", h)
+	}
+	bal, _, _ := b.GetBalance(hx)
+	if bal.Confirmed != 49e8 || bal.Unconfirmed != 0 {
+		t.Errorf("balance counted twice: %+v", bal)
+	}
+}
