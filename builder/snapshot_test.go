@@ -152,9 +152,15 @@ func logInt(t *testing.T, log, key string) int64 {
 // winning branch ends.
 func TestSnapshotIncrementalAndReorg(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs btcd, MinIO and amber")
+		t.Skip("runs btcd, Bitcoin Core, MinIO and amber")
 	}
-	r := newRig(t, chaingen.Tiny, 200, "inc")
+	for _, d := range daemons {
+		t.Run(d, func(t *testing.T) { testSnapshotIncrementalAndReorg(t, d) })
+	}
+}
+
+func testSnapshotIncrementalAndReorg(t *testing.T, daemon string) {
+	r := newRigOn(t, chaingen.Tiny, 200, "inc", daemon)
 	c, b, snapEnv := r.chain, r.btcd, r.env
 
 	builderDB := t.TempDir()
@@ -172,8 +178,8 @@ func TestSnapshotIncrementalAndReorg(t *testing.T) {
 	// snapshot's tip (300).
 	fork := chaingen.Load(t, chaingen.Tiny.Branch(290, 15, 7))
 	fork.Submit(t, b, fork.Height())
-	if b.Height() != 305 {
-		t.Fatalf("btcd at %d after the branch, want 305", b.Height())
+	if h := len(chainBlocks(t, b)) - 1; h != 305 {
+		t.Fatalf("%s at %d after the branch, want 305", daemon, h)
 	}
 	serverDB := t.TempDir()
 	out := mustBuild(t, serverDB, []string{b.URL()}, snapEnv...) // bootstrap from the snapshot at 300, then catch up
@@ -228,15 +234,26 @@ func TestPublishEveryBlocks(t *testing.T) {
 // with the environment that points amber at it.
 type rig struct {
 	chain *chaingen.Chain
-	btcd  *testenv.Btcd
+	btcd  testenv.Node // btcd, or Bitcoin Core for newRigOn(..., "core")
 	minio *testenv.Minio
 	env   []string // SNAPSHOT_URL and credentials
 }
 
 func newRig(t *testing.T, spec chaingen.Spec, upTo int, prefix string) *rig {
 	t.Helper()
+	return newRigOn(t, spec, upTo, prefix, "btcd")
+}
+
+// newRigOn is newRig on the named daemon, "btcd" or "core".
+func newRigOn(t *testing.T, spec chaingen.Spec, upTo int, prefix, daemon string) *rig {
+	t.Helper()
 	c := chaingen.Load(t, spec)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
+	var b testenv.Node
+	if daemon == "core" {
+		b = testenv.StartBitcoind(t, testenv.BitcoindOptions{OldTip: true})
+	} else {
+		b = testenv.StartBtcd(t, testenv.BtcdOptions{})
+	}
 	c.Submit(t, b, upTo)
 	m := testenv.StartMinio(t, testenv.MinioOptions{})
 	m.CreateBucket("amber")

@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, out io.Wr
 	amberNode := server.New(scfg, logger, reg, health)
 	if cfg.HTTPAddr != "" {
 		srv := telemetry.NewHTTPServer(cfg.HTTPAddr, reg, health, logger)
-		statuspage.New(amberNode, cfg.Network).Register(srv)
+		statuspage.New(amberNode, scfg.Network).Register(srv) // the network served: regtest, not the demo command's default
 		g.Go(func() error { return srv.Run(httpCtx) })
 	}
 	g.Go(func() error {

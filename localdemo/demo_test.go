@@ -142,7 +142,7 @@ func TestDemo(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"height"`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"height"`) || !strings.Contains(string(body), `"network":"regtest"`) {
 		t.Errorf("status.json: %d %s", resp.StatusCode, body)
 	}
 	cancel()

@@ -26,23 +26,25 @@ func TestCrashes(t *testing.T) {
 		t.Skip("runs btcd, MinIO and amber")
 	}
 	began := time.Now()
-	for i := 0; rounds(i, began, crashShare); i++ {
+	// Every run has a round on each daemon; a soak alternates them.
+	for i := 0; rounds(i, began, crashShare) || i < len(relDaemons); i++ {
+		daemon := relDaemons[i%len(relDaemons)]
 		perMoment := 1
 		if soak.on {
 			perMoment = 3
 		}
 		seed := uint64(time.Now().UnixNano())
-		t.Logf("round %d, seed %d", i+1, seed)
-		t.Run("round", func(t *testing.T) { crashRound(t, rand.New(rand.NewPCG(seed, uint64(i))), perMoment) })
+		t.Logf("round %d on %s, seed %d", i+1, daemon, seed)
+		t.Run("round-"+daemon, func(t *testing.T) { crashRound(t, rand.New(rand.NewPCG(seed, uint64(i))), perMoment, daemon) })
 		if t.Failed() {
 			return
 		}
 	}
 }
 
-func crashRound(t *testing.T, rng *rand.Rand, perMoment int) {
+func crashRound(t *testing.T, rng *rand.Rand, perMoment int, daemon string) {
 	const first = 150
-	r := newRig(t, chaingen.Tiny, first)
+	r := newRigOn(t, chaingen.Tiny, first, daemon)
 	d := r.daemon
 	kills := 0
 	killed := func(moment string, ok bool) {

@@ -148,8 +148,8 @@ func mustRun(t *testing.T, within time.Duration, args []string, env ...string) s
 type rig struct {
 	t      *testing.T
 	chain  *chaingen.Chain
-	btcd   *testenv.Btcd
-	daemon *testenv.FaultProxy // in front of btcd
+	btcd   testenv.Node        // btcd, or Bitcoin Core (newRigOn)
+	daemon *testenv.FaultProxy // in front of the node
 	minio  *testenv.Minio
 	bucket *testenv.FaultProxy // in front of MinIO
 	prefix string
@@ -157,8 +157,23 @@ type rig struct {
 
 func newRig(t *testing.T, spec chaingen.Spec, upTo int) *rig {
 	t.Helper()
+	return newRigOn(t, spec, upTo, "btcd")
+}
+
+// relDaemons are the daemons the kill rounds alternate between.
+var relDaemons = []string{"btcd", "core"}
+
+// newRigOn is newRig on the named daemon: "btcd", or "core" for Bitcoin
+// Core without -txindex.
+func newRigOn(t *testing.T, spec chaingen.Spec, upTo int, daemon string) *rig {
+	t.Helper()
 	c := chaingen.Load(t, spec)
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{})
+	var b testenv.Node
+	if daemon == "core" {
+		b = testenv.StartBitcoind(t, testenv.BitcoindOptions{OldTip: true})
+	} else {
+		b = testenv.StartBtcd(t, testenv.BtcdOptions{})
+	}
 	c.Submit(t, b, upTo)
 	m := testenv.StartMinio(t, testenv.MinioOptions{})
 	m.CreateBucket("amber")
@@ -315,7 +330,12 @@ type query struct {
 // few blocks, with their merkle proofs.
 func querySet(t *testing.T, r *rig) []query {
 	t.Helper()
-	tip := int(r.btcd.Height())
+	raw, err := r.btcd.Call("getblockcount")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tip int
+	json.Unmarshal(raw, &tip)
 	qs := []query{
 		{"blockchain.headers.subscribe", nil},
 		{"blockchain.block.headers", []any{0, tip + 1}},
@@ -346,7 +366,7 @@ func querySet(t *testing.T, r *rig) []query {
 	return qs
 }
 
-func btcdBlock(t *testing.T, b *testenv.Btcd, h int) *chain.Block {
+func btcdBlock(t *testing.T, b testenv.Node, h int) *chain.Block {
 	t.Helper()
 	raw, err := b.Call("getblockhash", h)
 	if err != nil {

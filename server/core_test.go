@@ -380,3 +380,92 @@ func TestCoreWarmUpWaited(t *testing.T) {
 		waitFor(t, "ready after the warm-up", 10*time.Second, func() bool { ok, _ := p.health.Ready(); return ok }, func() any { return why })
 	}
 }
+
+// TestCoreZMQ: with polling set to an hour, Bitcoin Core's ZMQ sequence
+// feeds the mempool view and hashblock wakes the follower; after Core
+// restarts, the subscriptions come back.
+func TestCoreZMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: true})
+	r.Mine(101)
+	p := runInproc(t, map[string]string{"NET": "regtest", "DAEMON_URL": r.URL(), "DAEMON_POLL_INTERVAL": "1h",
+		"ZMQ_HASHBLOCK": r.Core.ZMQHashBlock, "ZMQ_SEQUENCE": r.Core.ZMQSequence})
+	c := dialTCP(t, p.srv.Addrs()[0])
+	c.version("1.4")
+	c.call("blockchain.headers.subscribe")
+	round := func(what string, want int32) {
+		t.Helper()
+		s := r.Wallet.NewScript(testenv.P2WPKH)
+		c.call("blockchain.scripthash.subscribe", shOf(s.PkScript))
+		tx := r.Pay(s.TxOut(1e8))
+		c.waitStatus("blockchain.scripthash.subscribe", shOf(s.PkScript), statusOf(entry{TxHash: tx.TxHash().String(), Height: 0}), 15*time.Second)
+		r.Mine(1)
+		c.waitHeader(want)
+		t.Logf("%s: mempool and block notified through ZMQ", what)
+	}
+	time.Sleep(500 * time.Millisecond) // the subscriptions connect
+	round("first", 102)
+	r.Restart()
+	time.Sleep(2 * time.Second) // backoff and redial
+	round("after a Core restart", 103)
+}
+
+// TestCorePackageAndFees: broadcast_package goes to Core's submitpackage
+// (a child paying for its parent), testmempoolaccept to Core's, and
+// relayfee and estimatefee answer from Core.
+func TestCorePackageAndFees(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Bitcoin Core and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: true})
+	r.Mine(101)
+	p := runInproc(t, map[string]string{"NET": "regtest", "DAEMON_URL": r.URL()})
+	c := dialTCP(t, p.srv.Addrs()[0])
+	c.version("1.7")
+
+	s := r.Wallet.NewScript(testenv.P2WPKH)
+	parent, _ := build(t, r, testenv.TxRequest{Outputs: []*wire.TxOut{s.TxOut(1e8)}})
+	r.Wallet.AddTx(parent) // not broadcast: the package carries it
+	child, _ := build(t, r, testenv.TxRequest{Inputs: []*testenv.UTXO{walletUTXO(t, r, wire.OutPoint{Hash: parent.TxHash()})}, NoSelect: true,
+		Outputs: []*wire.TxOut{r.Wallet.NewScript(testenv.P2TR).TxOut(9e7)}})
+
+	accept := get[[]map[string]any](c, "blockchain.transaction.testmempoolaccept", []string{txHex(t, parent)})
+	if len(accept) != 1 || accept[0]["allowed"] != true || accept[0]["txid"] != parent.TxHash().String() {
+		t.Fatalf("testmempoolaccept: %v", accept)
+	}
+	if _, err := r.Core.Call("getmempoolentry", parent.TxHash().String()); err == nil {
+		t.Fatal("testmempoolaccept put the transaction in the mempool")
+	}
+	res := get[map[string]any](c, "blockchain.transaction.broadcast_package", []string{txHex(t, parent), txHex(t, child)})
+	if res["success"] != true {
+		t.Fatalf("broadcast_package: %v", res)
+	}
+	for _, tx := range []*wire.MsgTx{parent, child} {
+		if _, err := r.Core.Call("getmempoolentry", tx.TxHash().String()); err != nil {
+			t.Fatalf("%s not in Core's mempool after broadcast_package: %v", tx.TxHash(), err)
+		}
+	}
+
+	var netInfo struct {
+		RelayFee float64 `json:"relayfee"`
+	}
+	r.Core.MustCall(&netInfo, "getnetworkinfo")
+	old := dialTCP(t, p.srv.Addrs()[0])
+	old.version("1.4") // relayfee is gone from 1.7
+	if got := get[float64](old, "blockchain.relayfee"); got != netInfo.RelayFee {
+		t.Errorf("relayfee %v, Core says %v", got, netInfo.RelayFee)
+	}
+	var est struct {
+		FeeRate *float64 `json:"feerate"`
+	}
+	r.Core.MustCall(&est, "estimatesmartfee", 2)
+	want := -1.0
+	if est.FeeRate != nil {
+		want = *est.FeeRate
+	}
+	if got := get[float64](c, "blockchain.estimatefee", 2); got != want {
+		t.Errorf("estimatefee 2: %v, Core's estimatesmartfee says %v", got, want)
+	}
+}

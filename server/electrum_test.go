@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/testenv"
@@ -137,8 +138,31 @@ func freePort(t *testing.T) int {
 // confirmed after a block.
 func TestElectrumWallet(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs btcd, amber and Electrum")
+		t.Skip("runs btcd, Bitcoin Core, amber and Electrum")
 	}
+	for _, d := range []string{"btcd", "core"} {
+		t.Run(d, func(t *testing.T) { testElectrumWallet(t, d == "core") })
+	}
+}
+
+// walletNode is the daemon under the Electrum test: btcd or Bitcoin Core.
+type walletNode struct {
+	testenv.Node
+	generate func(n int)
+	height   func() int32
+}
+
+func (w walletNode) inMempool(txid chainhash.Hash) bool {
+	_, err := w.Call("getmempoolentry", txid.String())
+	if err == nil {
+		return true
+	}
+	// btcd has no getmempoolentry.
+	raw, err := w.Call("getrawmempool")
+	return err == nil && strings.Contains(string(raw), txid.String())
+}
+
+func testElectrumWallet(t *testing.T, core bool) {
 	bin, err := exec.LookPath("electrum")
 	if err != nil {
 		t.Fatal("the electrum wallet is not installed; `make test` installs it (apt-get install electrum)")
@@ -147,8 +171,15 @@ func TestElectrumWallet(t *testing.T) {
 	e.run("--offline", "create")
 	addr := e.run("--offline", "getunusedaddress")
 
-	b := testenv.StartBtcd(t, testenv.BtcdOptions{MiningAddr: addr})
-	b.Generate(101)
+	var b walletNode
+	if core {
+		c := testenv.StartBitcoind(t, testenv.BitcoindOptions{})
+		b = walletNode{c, func(n int) { c.Generate(n, addr) }, c.Height}
+	} else {
+		d := testenv.StartBtcd(t, testenv.BtcdOptions{MiningAddr: addr})
+		b = walletNode{d, func(n int) { d.Generate(n) }, d.Height}
+	}
+	b.generate(101)
 
 	port := freePort(t)
 	startServe(t, "NET=regtest", "DB_DIRECTORY="+t.TempDir(), "DAEMON_URL="+b.URL(),
@@ -187,15 +218,15 @@ func TestElectrumWallet(t *testing.T) {
 		return num(bal["confirmed"])+num(bal["unmatured"]) == 5050 && num(bal["confirmed"]) >= 50
 	}, func() any { return bal })
 
-	dest := testenv.NewWallet(b.Params, []byte("electrum test payee")).NewScript(testenv.P2WPKH).Address.EncodeAddress()
+	dest := testenv.NewWallet(&chaincfg.RegressionNetParams, []byte("electrum test payee")).NewScript(testenv.P2WPKH).Address.EncodeAddress()
 	rawTx := e.run("payto", dest, "1.25")
 	txid := e.run("broadcast", rawTx)
 	id, err := chainhash.NewHashFromStr(txid)
 	if err != nil {
 		t.Fatalf("broadcast returned %q", txid)
 	}
-	if !b.InMempool(*id) {
-		t.Fatalf("btcd does not have the broadcast tx %s", txid)
+	if !b.inMempool(*id) {
+		t.Fatalf("the daemon does not have the broadcast tx %s", txid)
 	}
 	// The server reports the payment unconfirmed, both when asked about
 	// the payee directly and in the wallet's own history.
@@ -206,8 +237,8 @@ func TestElectrumWallet(t *testing.T) {
 		return walletConfirmations(e, txid) == 0
 	})
 
-	b.Generate(1)
-	tip := int(b.Height())
+	b.generate(1)
+	tip := int(b.height())
 	waitFor(t, "the server to report the payment mined", 60*time.Second, func() bool {
 		return heightOf(e.run("getaddresshistory", dest), txid) == tip
 	})

@@ -342,7 +342,7 @@ func feeOf(tx *wire.MsgTx, spent []*testenv.UTXO) int64 {
 
 // btcdHeader returns the raw header of btcd's best-chain block at height
 // as hex, and the block hash.
-func btcdHeader(t *testing.T, b *testenv.Btcd, height int32) (string, chainhash.Hash) {
+func btcdHeader(t *testing.T, b testenv.Node, height int32) (string, chainhash.Hash) {
 	t.Helper()
 	raw, err := b.Call("getblockhash", height)
 	if err != nil {
@@ -364,19 +364,29 @@ func btcdHeader(t *testing.T, b *testenv.Btcd, height int32) (string, chainhash.
 }
 
 // btcdBlock returns btcd's best-chain block at height.
-func btcdBlock(t *testing.T, b *testenv.Btcd, height int32) *wire.MsgBlock {
+func btcdBlock(t *testing.T, b testenv.Node, height int32) *wire.MsgBlock {
 	t.Helper()
 	_, hash := btcdHeader(t, b, height)
-	blk, err := b.Client.GetBlock(&hash)
+	raw, err := b.Call("getblock", hash.String(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return blk
+	var hexBlock string
+	json.Unmarshal(raw, &hexBlock)
+	bin, err := hex.DecodeString(hexBlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blk wire.MsgBlock
+	if err := blk.Deserialize(bytes.NewReader(bin)); err != nil {
+		t.Fatal(err)
+	}
+	return &blk
 }
 
 // txHeight is the height of the block btcd confirmed txid in, from its
 // verbose transaction.
-func txHeight(t *testing.T, b *testenv.Btcd, txid chainhash.Hash) int32 {
+func txHeight(t *testing.T, b testenv.Node, txid chainhash.Hash) int32 {
 	t.Helper()
 	raw, err := b.Call("getrawtransaction", txid.String(), 1)
 	if err != nil {
@@ -470,7 +480,7 @@ func (n *node) await(t *testing.T, f func()) int32 {
 	w.version("1.4")
 	w.call("blockchain.headers.subscribe")
 	f()
-	h := n.r.Btcd.Height()
+	h := n.r.Height()
 	w.waitHeader(h)
 	return h
 }

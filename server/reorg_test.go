@@ -21,10 +21,16 @@ import (
 // answers follow the new branch.
 func TestReorgNotifications(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs btcd")
+		t.Skip("runs btcd and Bitcoin Core")
 	}
-	n := startNode(t, nodeOptions{})
-	r, bd := n.r, n.r.Btcd
+	for _, d := range []string{"btcd", "core"} {
+		t.Run(d, func(t *testing.T) { testReorgNotifications(t, d == "core") })
+	}
+}
+
+func testReorgNotifications(t *testing.T, core bool) {
+	n := startNode(t, nodeOptions{core: core})
+	r, bd := n.r, n.r.Node()
 
 	a, b := r.Wallet.NewScript(testenv.P2WPKH), r.Wallet.NewScript(testenv.P2TR)
 	shA, shB := shOf(a.PkScript), shOf(b.PkScript)
@@ -61,7 +67,7 @@ func TestReorgNotifications(t *testing.T) {
 
 	// Blocks hA and hB are replaced by three new ones.
 	r.Reorg(2, 3)
-	tip := bd.Height()
+	tip := r.Height()
 	newA, newB := txHeight(t, bd, txA.TxHash()), txHeight(t, bd, txB.TxHash())
 	if tip != hB+1 || newA != hA || newB != hA {
 		t.Fatalf("btcd after the reorg: tip %d, txA at %d, txB at %d", tip, newA, newB)

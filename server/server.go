@@ -287,9 +287,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	g.Go(func() error { return s.reloadOnHUP(gctx, ts) })
-	var wake <-chan struct{}
+	// Blocks and mempool changes announced over ZMQ wake the follower at
+	// once; polling stays the fallback.
+	wake := make(chan struct{}, 1)
 	if cfg.ZMQHashBlock != "" {
-		wake = daemon.WatchBlocks(followCtx, cfg.ZMQHashBlock, s.logger)
+		daemon.Watch(followCtx, cfg.ZMQHashBlock, "hashblock", s.logger, wake)
+	}
+	if cfg.ZMQSequence != "" {
+		daemon.Watch(followCtx, cfg.ZMQSequence, "sequence", s.logger, wake)
 	}
 	g.Go(func() error {
 		return f.run(followCtx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {

@@ -58,6 +58,8 @@ type nodeOptions struct {
 	ipv6 bool
 	// log, when set, receives the server's log at info level.
 	log *testenv.Buffer
+	// core runs Bitcoin Core instead of btcd.
+	core bool
 	// prepare makes the chain before the server starts; nil means 105
 	// blocks and one payment to a new script of every kind, mined.
 	prepare func(r *testenv.Regtest)
@@ -77,14 +79,16 @@ func defaultActivity(r *testenv.Regtest) {
 
 func startNode(t *testing.T, opts nodeOptions) *node {
 	t.Helper()
-	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	// Core runs with -txindex here only because the tests' own helpers
+	// look transactions up by txid; the server needs none.
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{Core: opts.core, Bitcoind: testenv.BitcoindOptions{TxIndex: true, OldTip: true}})
 	if opts.prepare == nil {
 		opts.prepare = defaultActivity
 	}
 	opts.prepare(r)
 	services := []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0"}
 	env := map[string]string{
-		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.Btcd.URL(),
+		"NET": "regtest", "DB_DIRECTORY": t.TempDir(), "DAEMON_URL": r.URL(),
 		"DAEMON_POLL_INTERVAL": "100ms", "PEER_DISCOVERY": "off",
 	}
 	n := &node{r: r, done: make(chan error, 1)}
@@ -499,9 +503,15 @@ func TestProtocolAgainstChain(t *testing.T) {
 // the mempool, again when mined, with the new header.
 func TestNotifications(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs btcd")
+		t.Skip("runs btcd and Bitcoin Core")
 	}
-	n := startNode(t, nodeOptions{tls: true})
+	for _, d := range []string{"btcd", "core"} {
+		t.Run(d, func(t *testing.T) { testNotifications(t, d == "core") })
+	}
+}
+
+func testNotifications(t *testing.T, core bool) {
+	n := startNode(t, nodeOptions{tls: true, core: core})
 	for _, tr := range n.transports() {
 		t.Run(tr.name, func(t *testing.T) {
 			c := tr.dial(t)
@@ -537,8 +547,8 @@ func TestNotifications(t *testing.T) {
 				Height int32 `json:"height"`
 			}
 			json.Unmarshal(hdr[0], &h)
-			if h.Height != n.r.Btcd.Height() {
-				t.Errorf("header notification height %d, btcd %d", h.Height, n.r.Btcd.Height())
+			if h.Height != n.r.Height() {
+				t.Errorf("header notification height %d, daemon %d", h.Height, n.r.Height())
 			}
 			params = c.note("blockchain.scripthash.subscribe", 20*time.Second)
 			var status2 string

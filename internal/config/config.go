@@ -69,6 +69,7 @@ type Config struct {
 	DaemonRetryMax     time.Duration
 	DaemonPollInterval time.Duration
 	ZMQHashBlock       string
+	ZMQSequence        string
 
 	// Builder.
 	Once   bool

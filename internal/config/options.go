@@ -92,6 +92,16 @@ var options = []option{
 			return nil
 		}},
 
+	{env: "ZMQ_SEQUENCE", group: "Daemon", cmds: syncCmds,
+		usage: "bitcoind zmqpubsequence endpoint (tcp://host:port): refresh the mempool view at each transaction added or removed; polling stays the fallback",
+		parse: func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "tcp://") && !strings.HasPrefix(v, "ipc://") {
+				return errors.New("want tcp://host:port or ipc:///path, as bitcoind's zmqpubsequence")
+			}
+			c.ZMQSequence = v
+			return nil
+		}},
+
 	{env: "BUILD_ONCE", flagAs: "once", boolean: true, def: "off", group: "Builder", cmds: []Command{Build},
 		usage: "sync to the daemon's tip (and publish), then exit instead of following the tip",
 		parse: boolField(func(c *Config) *bool { return &c.Once })},

@@ -96,6 +96,7 @@ func parse(out string) (*Results, error) {
 // The benchmarks the table reads.
 const (
 	syncBench  = "BenchmarkBuilder/Sync"
+	coreBench  = "BenchmarkBuilderCore/Sync"
 	bootBench  = "BenchmarkBuilder/Bootstrap"
 	serveBench = "BenchmarkBuilder/Serve"
 	pubBench   = "BenchmarkBuilder/Publish"
@@ -151,6 +152,14 @@ func (r *Results) figures(partial bool) error {
 		fmt.Sprintf("%s blocks/s, %s tx/s", num(m(s, "btcd-blocks/s")), num(m(s, "btcd-tx/s"))),
 		fmt.Sprintf("parse only: %s blocks/s, %s tx/s", num(m(s, "parse-blocks/s")), num(m(s, "parse-tx/s"))),
 		m(s, "btcd/parse"), "sync rate / parse rate")
+	// Bitcoin Core rows only where Core ran (machines without it skip).
+	if slices.ContainsFunc(r.Benchmarks, func(b Benchmark) bool { return b.Name == coreBench }) {
+		cb := coreBench
+		add("sync", "sync from Bitcoin Core (REST)",
+			fmt.Sprintf("%s blocks/s, %s tx/s", num(m(cb, "core-rest-blocks/s")), num(m(cb, "core-rest-tx/s"))),
+			fmt.Sprintf("over JSON-RPC: %s blocks/s, %s tx/s", num(m(cb, "core-rpc-blocks/s")), num(m(cb, "core-rpc-tx/s"))),
+			m(cb, "rest/rpc"), "REST rate / JSON-RPC rate")
+	}
 	add("sync", "sync from a local block source",
 		fmt.Sprintf("%s blocks/s, %s tx/s", num(m(s, "local-blocks/s")), num(m(s, "local-tx/s"))),
 		fmt.Sprintf("parse only: %s blocks/s", num(m(s, "parse-blocks/s"))),

@@ -293,3 +293,35 @@ func TestLoadTable(t *testing.T) {
 		t.Errorf("a run without the load benchmark has a load table: %q", got)
 	}
 }
+
+// TestCoreFigure: a run with BenchmarkBuilderCore adds the Bitcoin Core
+// row beside btcd's; one without it (no bitcoind) is still complete.
+func TestCoreFigure(t *testing.T) {
+	plain, err := parse(sampleOutput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.figures(false); err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Replace(sampleOutput(), "PASS\n", coreBench+"-2   \t       1\t8283996516 ns/op\t2001 blocks\t833.6 core-rest-blocks/s\t9167 core-rest-tx/s\t705.4 core-rpc-blocks/s\t7757 core-rpc-tx/s\t691.5 local-blocks/s\t1.182 rest/rpc\t1.020 rpc/local\nPASS\n", 1)
+	r, err := parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.figures(false); err != nil {
+		t.Fatal(err)
+	}
+	var core *Figure
+	for i, f := range r.Figures {
+		if f.Name == "sync from Bitcoin Core (REST)" {
+			core = &r.Figures[i]
+		}
+	}
+	if core == nil || core.Value != "834 blocks/s, 9,167 tx/s" || core.Baseline != "over JSON-RPC: 705 blocks/s, 7,757 tx/s" || core.Ratio != 1.182 {
+		t.Fatalf("core figure %+v", core)
+	}
+	if len(r.Figures) != len(plain.Figures)+1 {
+		t.Fatalf("%d figures with Core, %d without", len(r.Figures), len(plain.Figures))
+	}
+}
