@@ -18,13 +18,15 @@ build: ## build bin/amber
 	$(GO) build -o bin/amber ./cmd/amber
 
 .PHONY: tools
-tools: ## install the pinned btcd and MinIO into .tools/, and the Electrum wallet, Chromium and systemd-analyze with apt-get (skipped when present)
+tools: ## install the pinned btcd and MinIO into .tools/, and the Electrum wallet, Chromium, systemd-analyze, HAProxy and Bitcoin Core's runtime libraries with apt-get (skipped when present)
 	$(GO) run ./internal/testenv/cmd/tools btcd minio
-	@missing=""; for p in electrum:electrum chromium:chromium systemd-analyze:systemd; do \
+	@missing=""; for p in electrum:electrum chromium:chromium systemd-analyze:systemd haproxy:haproxy; do \
 		command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
+	command -v dpkg-query >/dev/null && for p in libzmq5 libevent-extra-2.1-7 libevent-pthreads-2.1-7; do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing$$missing with apt-get (the real-wallet, status page and systemd unit tests use them)"; \
+			echo "installing$$missing with apt-get (the real-wallet, status page, systemd unit, fleet and Bitcoin Core tests use them)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "missing:$$missing; run 'sudo apt-get install$$missing'" >&2; exit 1; fi; \
 	fi

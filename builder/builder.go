@@ -88,7 +88,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
-		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: b.logger})
+		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: b.logger})
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,21 @@
 //     (testenv.FaultProxy in front of btcd); the bucket going away in the
 //     middle of an upload and of a download; the DB directory running out
 //     of space. Each must be logged clearly and end without corruption.
+//   - A fleet (TestFleet): HAProxy (TCP mode, PROXY v2, /readyz checks)
+//     in front of three `amber serve` nodes fed by an `amber build`
+//     publishing to MinIO. Wallets connect through HAProxy from several
+//     loopback addresses while mempool transactions and blocks arrive in
+//     lock-step rounds; a node joins on an empty disk and must get no
+//     wallet before /readyz is green, and the oldest node gets SIGTERM and
+//     must drain. Every header and history a wallet gets is checked
+//     against the chain, every wallet must be notified of every block,
+//     and `amber rpc sessions` must list each node's wallets by their own
+//     addresses.
 //
 // `go test ./reliability/` (and so `make test`) runs a short version.
 // `make soak` sets SOAK_DURATION (default 20m): the crash and fault
-// rounds repeat until their share of it is used, every fuzz target of the
+// rounds, and the fleet's join and leave cycles, repeat until their share
+// of it is used, every fuzz target of the
 // module runs for a bounded time, and a summary table (kill points
 // survived, faults injected, fuzz execs per target, inputs tried, data
 // mismatches) is written to SOAK.md.

@@ -86,7 +86,7 @@ func TestFuzzTargetsFound(t *testing.T) {
 		found[f.pkg+"."+f.name] = true
 	}
 	for _, want := range []string{"amber/server/rpc.FuzzParse", "amber/internal/chain.FuzzParseBlock", "amber/internal/chain.FuzzParseTx",
-		"amber/server/session.FuzzMethodParams", "amber/snapshot.FuzzParseManifest"} {
+		"amber/server/methods.FuzzMethodParams", "amber/snapshot.FuzzParseManifest"} {
 		if !found[want] {
 			t.Errorf("fuzz target %s not found; found %v", want, found)
 		}

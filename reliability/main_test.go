@@ -66,9 +66,10 @@ func TestMain(m *testing.M) {
 // Shares of SOAK_DURATION: crash and fault rounds repeat until theirs is
 // used; the fuzz targets split the rest.
 const (
-	crashShare = 0.35
-	faultShare = 0.2
-	fuzzShare  = 0.45
+	crashShare = 0.3
+	faultShare = 0.15
+	fleetShare = 0.15
+	fuzzShare  = 0.4
 )
 
 // rounds reports whether a test should start round i (from 0): once in
@@ -95,6 +96,7 @@ type counts struct {
 	kills      map[string]int // kill points survived, by moment
 	faults     map[string]int // faults injected, by kind
 	fuzz       []fuzzRun
+	fleet      []fleetRun
 	queries    int // Electrum requests whose answers were compared
 	hostile    int // hostile messages sent to a server
 	digests    int // index digests compared
@@ -120,6 +122,24 @@ func (c *counts) compared(queries, digests, mismatches int) {
 func (c *counts) hostileSent(n int) {
 	c.mu.Lock()
 	c.hostile += n
+	c.mu.Unlock()
+}
+
+// fleetRun is what one TestFleet run measured.
+type fleetRun struct {
+	took       time.Duration
+	cycles     int             // nodes that joined on an empty disk, and nodes that left
+	rounds     int             // a mempool transaction and a block each
+	readyTimes []time.Duration // new node: start on an empty disk to /readyz green
+	caughtUp   []int           // blocks each new node synced after its snapshot
+	reconnects int             // wallet sessions reopened through HAProxy
+	probes     int             // short sessions opened through HAProxy
+	errors     int             // wrong or stale answers, missed blocks, misrouted wallets: must be 0
+}
+
+func (c *counts) fleetRun(r fleetRun) {
+	c.mu.Lock()
+	c.fleet = append(c.fleet, r)
 	c.mu.Unlock()
 }
 
@@ -166,6 +186,12 @@ func (c *counts) markdown(passed bool) string {
 	fmt.Fprintf(&b, "| inputs tried (fuzz execs + hostile messages + Electrum requests compared) | %d |\n", execs+int64(c.hostile+c.queries))
 	fmt.Fprintf(&b, "| index digests compared | %d |\n", c.digests)
 	fmt.Fprintf(&b, "| **data mismatches** (must be 0) | **%d** |\n", c.mismatches)
+	for _, r := range c.fleet {
+		fmt.Fprintf(&b, "| fleet behind HAProxy: join/leave cycles, rounds (a mempool tx and a block each), in %s | %d, %d |\n", r.took.Round(time.Second), r.cycles, r.rounds)
+		fmt.Fprintf(&b, "| &nbsp;&nbsp;new node, empty disk to /readyz green | %s |\n", durations(r.readyTimes))
+		fmt.Fprintf(&b, "| &nbsp;&nbsp;wallet reconnects, probe sessions | %d, %d |\n", r.reconnects, r.probes)
+		fmt.Fprintf(&b, "| &nbsp;&nbsp;**fleet errors** (must be 0) | **%d** |\n", r.errors)
+	}
 	if len(c.fuzz) > 0 {
 		fmt.Fprintf(&b, "\n| Fuzz target | Package | Time | Execs | Result |\n|---|---|---:|---:|---|\n")
 		for _, f := range c.fuzz {

@@ -21,6 +21,7 @@ import (
 	"amber/internal/daemon"
 	"amber/internal/index"
 	"amber/internal/version"
+	"amber/server/cost"
 	"amber/server/mempool"
 	"amber/server/session"
 	"amber/server/transport"
@@ -69,7 +70,7 @@ type admin struct {
 	level    *slog.LevelVar
 	started  time.Time
 	registry *session.Registry
-	groups   *session.Groups
+	groups   *cost.Groups
 	subs     *session.SubCounter
 	bans     *banList
 	peers    PeerAdmin

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,9 +29,13 @@ import (
 	"amber/internal/index"
 	"amber/internal/telemetry"
 	"amber/internal/version"
+	"amber/server/cost"
 	"amber/server/mempool"
+	"amber/server/methods"
 	"amber/server/peers"
+	"amber/server/query"
 	"amber/server/session"
+	"amber/server/statuspage"
 	"amber/server/transport"
 	"amber/snapshot"
 	"amber/snapshot/objstore/open"
@@ -44,15 +49,19 @@ type Server struct {
 	health *telemetry.Health
 
 	mu       sync.Mutex
-	addrs    []string      // bound listener addresses, once serving
-	live     *live         // set once serving, for Status
-	snapshot *SnapshotInfo // the restored snapshot, if any
+	addrs    []string                 // bound listener addresses, once serving
+	live     *live                    // set once serving, for Status
+	snapshot *statuspage.SnapshotInfo // the restored snapshot, if any
 	ready    chan struct{}
 	node     *telemetry.NodeMetrics
 
 	// LogLevel, when set before Run, is the level `amber rpc log`
 	// changes at run time.
 	LogLevel *slog.LevelVar
+	// Progress, when set before Run, is where a terminal shows the
+	// snapshot download and the catch-up as live lines, as `amber build`
+	// does; otherwise (and when it is not a terminal) progress is logged.
+	Progress io.Writer
 }
 
 // New returns a Server for cfg.
@@ -90,7 +99,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
-		index.Options{ReorgLimit: cfg.ReorgLimit, Logger: s.logger})
+		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -104,10 +113,19 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		telemetry.RegisterDB(s.reg, db.Metrics)
 	}
 	f := &follower{logger: s.logger, ix: ix, pending: newChange(), ops: make(chan followerOp)}
+	// The catch-up from genesis or an old snapshot reports height, rate
+	// and ETA like `amber build`, with the same meter and batch budget.
+	meter := telemetry.NewMeter("sync", "blocks", s.Progress, s.logger)
+	var synced uint64
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Logger:         s.logger,
+		BatchBytes:     cfg.CacheMB << 20 / 4,
 		CollectTouched: true,
 		OnCommit:       f.committed,
+		Progress: func(p chainsync.Progress) {
+			synced = p.Txs
+			meter.Update(int64(p.Height), int64(p.Target), false, "txs", int64(p.Txs))
+		},
 	})
 	s.health.SetReady(false, "catching up with the daemon")
 	start := time.Now()
@@ -118,6 +136,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		}
 		return err
 	}
+	if synced > 0 {
+		meter.Update(int64(tip.Height), int64(tip.Height), true, "txs", int64(synced))
+	}
 	s.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(start).Round(time.Millisecond).String())
 	f.pending = newChange() // nobody is subscribed yet
 
@@ -126,11 +147,23 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		s.logger.Warn("first mempool refresh failed; retrying while serving", "err", err)
 	}
 
-	backend := session.NewBackend(ix, session.Synced(mp, ix), dc, cfg.MaxSend)
+	backend := query.NewBackend(ix, query.Synced(mp, ix), dc, cfg.MaxSend)
 	f.mu.Lock()
 	f.backend = backend
 	f.mu.Unlock()
-	table, err := session.NewTable()
+	handlers := &methods.Handlers{
+		Backend: backend,
+		Info: &methods.ServerInfo{
+			Software:        version.Software(),
+			ProtocolMin:     session.ProtocolMin.String(),
+			ProtocolMax:     session.ProtocolMax.String(),
+			DonationAddress: cfg.DonationAddress,
+			BannerFile:      cfg.BannerFile,
+			ReportServices:  cfg.ReportServices,
+			Genesis:         cfg.Network.Genesis.String(),
+		},
+	}
+	table, err := handlers.Table()
 	if err != nil {
 		return err
 	}
@@ -144,16 +177,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		metrics = session.NewMetrics(s.reg, telemetry.Namespace, func() float64 { return float64(allSubs.Count()) })
 	}
 	sv := &session.Server{
-		Backend: backend,
-		Info: &session.ServerInfo{
-			Software:        version.Software(),
-			ProtocolMin:     session.ProtocolMin.String(),
-			ProtocolMax:     session.ProtocolMax.String(),
-			DonationAddress: cfg.DonationAddress,
-			BannerFile:      cfg.BannerFile,
-			ReportServices:  cfg.ReportServices,
-			Genesis:         cfg.Network.Genesis.String(),
-		},
+		Software:          handlers.Info.Software,
 		Table:             table,
 		Hub:               hub,
 		Logger:            s.logger,
@@ -164,7 +188,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		DropClientUnknown: cfg.DropClientUnknown,
 		MaxSubs:           cfg.MaxSessionSubs,
 		AllSubs:           allSubs,
-		Groups: session.NewGroups(session.Limits{
+		Groups: cost.NewGroups(cost.Limits{
 			SoftLimit: cfg.CostSoftLimit, HardLimit: cfg.CostHardLimit, DecayPerSec: cfg.CostDecayPerSec,
 			BandwidthUnitCost: cfg.BandwidthUnitCost, RequestSleep: cfg.RequestSleep,
 			InitialConcurrent: cfg.InitialConcurrent, SubnetIPv4: cfg.SubnetIPv4, SubnetIPv6: cfg.SubnetIPv6,
@@ -201,15 +225,23 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	sv.Stop = ts.Stopping()
 	s.registerMetrics(ix, mp, ts, hub)
-	pm := peers.New(peers.FromConfig(cfg, sv.Info, ix, ts.Ready(), s.logger))
-	sv.Peers, adm.peers = pm, pm
+	pm := peers.New(peers.FromConfig(cfg, handlers.Info.Software, handlers.Info.ProtocolMin, handlers.Info.ProtocolMax, ix, ts.Ready(), s.logger))
+	handlers.Peers, adm.peers = pm, pm
 	if s.reg != nil {
 		s.reg.MustRegister(pm.Collector())
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The follower outlives gctx: sessions kept open for DRAIN_DELAY still
+	// get new blocks and mempool changes, and answers that include them,
+	// until the transport has closed them.
+	followCtx, stopFollowing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollowing()
 	f.health, f.dc, f.maxLag, f.metrics = s.health, dc, cfg.ReadyMaxLag, newFollowerMetrics(s.reg, mp)
-	g.Go(func() error { return ts.Run(gctx) })
+	g.Go(func() error {
+		defer stopFollowing()
+		return ts.Run(gctx)
+	})
 	g.Go(func() error { return pm.Run(gctx) })
 	g.Go(func() error {
 		select {
@@ -247,10 +279,10 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return s.reloadOnHUP(gctx, ts) })
 	var wake <-chan struct{}
 	if cfg.ZMQHashBlock != "" {
-		wake = daemon.WatchBlocks(gctx, cfg.ZMQHashBlock, s.logger)
+		wake = daemon.WatchBlocks(followCtx, cfg.ZMQHashBlock, s.logger)
 	}
 	g.Go(func() error {
-		return f.run(gctx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
+		return f.run(followCtx, cfg.DaemonPollInterval, wake, syncer, mp, func(c session.Change) {
 			hub.Broadcast(backend, c, s.logger)
 		})
 	})
@@ -270,7 +302,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	defer bucket.Close()
 	start := time.Now()
-	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, TrustedKeys: s.cfg.TrustedKeys},
+	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, Progress: s.Progress, TrustedKeys: s.cfg.TrustedKeys},
 		func(err error, wait time.Duration) {
 			s.node.Snapshot("restore", 0, 0, 0, err)
 			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
@@ -319,7 +351,7 @@ type follower struct {
 	ix      *index.Index
 	mu      sync.Mutex
 	pending session.Change
-	backend *session.Backend // set once serving; its caches follow commits
+	backend *query.Backend // set once serving; its caches follow commits
 
 	ops     chan followerOp // admin work run between rounds, as the only writer
 	health  *telemetry.Health
@@ -361,18 +393,22 @@ func (f *follower) rewind(ctx context.Context, n int) (index.Tip, error) {
 // each round of following.
 const readyCheckInterval = 2 * time.Second
 
-// checkReady asks the daemon for its height: the node is ready while the
-// index trails it by at most READY_MAX_LAG blocks.
+// checkReady asks the daemon for its chain state: the node is ready while
+// the daemon is not in initial block download and the index and the
+// daemon are at most READY_MAX_LAG blocks apart, either way (a daemon
+// behind the index, reindexing or a lagging failover target, cannot
+// confirm what the node serves).
 func (f *follower) checkReady(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	h, err := f.dc.BlockCount(ctx)
+	info, err := f.dc.BlockchainInfo(ctx)
 	if err != nil {
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			f.health.SetReady(false, "daemon unreachable: "+err.Error())
 		}
 		return
 	}
+	h := info.Blocks
 	tip := f.ix.Tip()
 	lag := max(0, int64(h)-int64(tip.Height))
 	if f.metrics != nil {
@@ -386,8 +422,18 @@ func (f *follower) checkReady(ctx context.Context) {
 		f.health.SetReady(false, fmt.Sprintf("%d blocks behind the daemon (READY_MAX_LAG %d)", lag, f.maxLag))
 		return
 	}
+	if info.InitialBlockDownload != nil && *info.InitialBlockDownload {
+		f.health.SetReady(false, fmt.Sprintf("daemon %s is in initial block download (at height %d)", f.dc.URL(), h))
+		return
+	}
+	if ahead := int64(tip.Height) - int64(h); ahead > int64(f.maxLag) {
+		f.health.SetReady(false, fmt.Sprintf("daemon %s is %d blocks behind the index (at %d, index at %d; READY_MAX_LAG %d): waiting for it", f.dc.URL(), ahead, h, tip.Height, f.maxLag))
+		return
+	}
 	f.health.SetReady(true, "")
 }
+
+var _ methods.Peers = (*peers.Manager)(nil)
 
 func newChange() session.Change {
 	return session.Change{Scripts: map[chain.HashX]struct{}{}, Outpoints: map[wire.OutPoint]struct{}{}}

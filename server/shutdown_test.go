@@ -319,3 +319,56 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Errorf("the DB's header at its tip %d differs from btcd's: %v", tip.Height, err)
 	}
 }
+
+// TestDrainKeepsFollowing sends SIGTERM to a node with wallets connected
+// and a long DRAIN_DELAY: until their sessions close, the wallets still
+// get each new block's headers notification and answers that include it,
+// not the frozen state of the moment the signal came.
+func TestDrainKeepsFollowing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd and amber")
+	}
+	r := testenv.StartRegtest(t, testenv.RegtestOptions{})
+	r.Mine(101)
+	s := startServed(t, r, "DRAIN_DELAY=6", "SHUTDOWN_GRACE=2")
+	w := dialLine(t, s.tcp)
+	w.call(1, "server.version", "drain", "1.4")
+	w.call(2, "blockchain.headers.subscribe")
+	paid := r.Wallet.NewScript(testenv.P2WPKH)
+
+	termAt := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz red after SIGTERM", 2*time.Second, func() bool { return s.readyz() != http.StatusOK })
+	tx := r.Pay(paid.TxOut(5e7))
+	r.Mine(1)
+	h := r.Btcd.Height()
+	for {
+		b, err := w.readLine(5 * time.Second)
+		if err != nil {
+			t.Fatalf("draining node: no headers notification for block %d within 5 s of it (%v after SIGTERM): %v", h, time.Since(termAt).Round(time.Millisecond), err)
+		}
+		var n struct {
+			Method string `json:"method"`
+			Params []struct {
+				Height int32 `json:"height"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(b, &n) == nil && n.Method == "blockchain.headers.subscribe" && len(n.Params) == 1 && n.Params[0].Height == h {
+			break
+		}
+	}
+	hist := w.call(3, "blockchain.scripthash.get_history", shOf(paid.PkScript))
+	want := fmt.Sprintf(`[{"tx_hash":"%s","height":%d}]`, tx.TxHash(), h)
+	if got := string(hist["result"]); got != want {
+		t.Errorf("draining node answers get_history %s after notifying block %d, want %s", got, h, want)
+	}
+	if d := time.Since(termAt); d >= 6*time.Second {
+		t.Fatalf("checks ended %v after SIGTERM, past DRAIN_DELAY: they proved nothing", d)
+	}
+	w.closed()
+	if d := time.Since(termAt); d < 6*time.Second {
+		t.Errorf("session closed %v after SIGTERM, before DRAIN_DELAY 6s", d.Round(time.Millisecond))
+	}
+}

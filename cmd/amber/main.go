@@ -128,6 +128,7 @@ func runServe(ctx context.Context, cfg *config.Config, out *output) error {
 	health := telemetry.NewHealth("starting")
 	node := server.New(cfg, out.logger, reg, health)
 	node.LogLevel = out.level
+	node.Progress = out.stderr
 	return withHTTP(ctx, cfg, out.logger, reg, health, statuspage.New(node, cfg.Network).Register, node.Run)
 }
 

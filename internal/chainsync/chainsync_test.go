@@ -280,3 +280,30 @@ func TestCollectTouched(t *testing.T) {
 		t.Errorf("reorg touched %d scripts, missing the disconnected or the new ones", len(seen))
 	}
 }
+
+// TestCommitPolicy: catching up commits by batch budget only (one commit
+// here), not block by block near the tip; following commits each block.
+func TestCommitPolicy(t *testing.T) {
+	_, ix, net := newIndex(t)
+	blocks := makeChain(t, net, nil, 300, 'a')
+	src := &fakeSource{}
+	src.set(blocks)
+	var heights []int32
+	s := New(ix, src, Options{BatchBytes: 1 << 30, FetchChunk: 7, OnCommit: func(tip index.Tip, _ *index.Touched) {
+		heights = append(heights, tip.Height)
+	}})
+	if _, err := s.SyncToTip(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(heights) != 1 || heights[0] != 300 {
+		t.Fatalf("catching up 300 blocks committed at %v, want once at 300", heights)
+	}
+	heights = nil
+	src.set(makeChain(t, net, blocks, 3, 'a'))
+	if _, err := s.SyncToTip(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(heights) != 3 || heights[0] != 301 || heights[2] != 303 {
+		t.Fatalf("following 3 new blocks committed at %v, want each", heights)
+	}
+}

@@ -30,9 +30,10 @@ func (s *staleBest) BestBlock(ctx context.Context) (int32, chainhash.Hash, error
 
 // TestDaemonMidReorg: the daemon said its tip was our tip, 500, but by the
 // time we ask for the hash at 500 it has disconnected down to 490 on its
-// way to another branch. That is a reorg in progress, not a failure: the
-// index unwinds, and once the daemon is on the new branch it ends where a
-// sync of that branch from scratch ends.
+// way to another branch. That is neither a failure nor yet a reorg: its
+// block 490 is ours, so the index waits; once the daemon is on the new
+// branch the index unwinds and ends where a sync of that branch from
+// scratch ends.
 func TestDaemonMidReorg(t *testing.T) {
 	db, ix, net := newIndex(t)
 	a := makeChain(t, net, nil, 500, 'a')
@@ -48,8 +49,14 @@ func TestDaemonMidReorg(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sync while the daemon is mid-reorg: %v", err)
 	}
-	if tip.Height != 490 {
-		t.Fatalf("tip %d mid-reorg, want the daemon's 490", tip.Height)
+	if tip.Height != 500 {
+		t.Fatalf("tip %d mid-reorg, want 500: nothing disconnected while the daemon is below us on our chain", tip.Height)
+	}
+	if tip, err = s.SyncToTip(context.Background()); err != nil || tip.Height != 500 {
+		t.Fatalf("daemon still at 490: tip %d, %v", tip.Height, err)
+	}
+	if h, ok := s.Behind(); !ok || h != 490 {
+		t.Fatalf("Behind() = %d, %v; want 490, true", h, ok)
 	}
 	b := makeChain(t, net, a[:491], 20, 'b')
 	src.set(b)

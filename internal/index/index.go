@@ -56,7 +56,10 @@ func unmarshalTip(b []byte) (Tip, error) {
 type Options struct {
 	// ReorgLimit is how many blocks of undo records are kept.
 	ReorgLimit int
-	Logger     *slog.Logger
+	// UTXOCacheBytes bounds the cache of committed unspent outputs that
+	// spends are resolved from before the DB (cache.go); zero disables it.
+	UTXOCacheBytes int64
+	Logger         *slog.Logger
 }
 
 // Index is the chain index over one store. Reads may run concurrently with
@@ -78,6 +81,8 @@ type Index struct {
 	// the reorg is dropped.
 	txids    map[int32][]chainhash.Hash
 	txidsGen uint64
+
+	utxos *utxoCache // used by the one Writer only
 }
 
 // txidsCacheBlocks bounds the txid cache: a full mainnet block holds
@@ -93,7 +98,8 @@ func Open(db *store.DB, net *chain.Network, opts Options) (*Index, error) {
 	if opts.ReorgLimit <= 0 {
 		opts.ReorgLimit = net.ReorgLimit
 	}
-	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1}}
+	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1},
+		utxos: newUTXOCache(opts.UTXOCacheBytes)}
 	v, err := db.Get(metaKey("schema"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):

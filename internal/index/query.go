@@ -206,23 +206,8 @@ func (ix *Index) LookupTx(txid chainhash.Hash) (txNum uint64, height int32, ok b
 
 func (v view) lookupTx(txid chainhash.Hash) (uint64, int32, bool, error) {
 	prefix := txLookupKey((*[32]byte)(&txid), 0)[:1+shortLen]
-	var (
-		found bool
-		num   uint64
-	)
-	err := v.r.Scan(prefix, func(k, _ []byte) error {
-		n := getTxNum(k[len(prefix):])
-		full, err := v.r.Get(txidKey(n))
-		if err != nil {
-			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
-		}
-		if bytes.Equal(full, txid[:]) {
-			found, num = true, n
-			return store.ErrStop
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, store.ErrStop) {
+	num, found, err := confirmTx(v.r, prefix, (*[32]byte)(&txid), nil)
+	if err != nil {
 		return 0, 0, false, fmt.Errorf("index: look up %s: %w", txid, err)
 	}
 	if !found {
@@ -230,6 +215,34 @@ func (v view) lookupTx(txid chainhash.Hash) (uint64, int32, bool, error) {
 	}
 	h, ok := heightOf(v.counts, num)
 	return num, h, ok, nil
+}
+
+// confirmTx finds the tx_num of txid among the lookup rows under prefix
+// (a lookup key cut right before its tx_num suffix): the rows are keyed by
+// a short txid prefix, which collides, so each candidate is confirmed by
+// its full txid row. It calls found, if not nil, with the matching row's
+// value, valid only during the call. Every txid-prefix lookup of the
+// index goes through here.
+func confirmTx(r store.Reader, prefix []byte, txid *[32]byte, found func(val []byte)) (num uint64, ok bool, err error) {
+	err = r.Scan(prefix, func(k, val []byte) error {
+		n := getTxNum(k[len(prefix):])
+		full, err := r.Get(txidKey(n))
+		if err != nil {
+			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
+		}
+		if !bytes.Equal(full, txid[:]) {
+			return nil
+		}
+		ok, num = true, n
+		if found != nil {
+			found(val)
+		}
+		return store.ErrStop
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return num, ok, nil
 }
 
 // Spend is the confirmed transaction that spent an outpoint.
@@ -322,20 +335,7 @@ func (ix *Index) Output(txid chainhash.Hash, vout uint32) (hx chain.HashX, value
 	defer v.close()
 	key := (*[32]byte)(&txid)
 	prefix := outLookupKey(key, vout, 0)[:1+shortLen+voutLen]
-	var fund uint64
-	err = v.r.Scan(prefix, func(k, val []byte) error {
-		n := getTxNum(k[len(prefix):])
-		full, err := v.r.Get(txidKey(n))
-		if err != nil {
-			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
-		}
-		if bytes.Equal(full, txid[:]) {
-			ok, fund = true, n
-			copy(hx[:], val)
-			return store.ErrStop
-		}
-		return nil
-	})
+	fund, ok, err := confirmTx(v.r, prefix, key, func(val []byte) { copy(hx[:], val) })
 	if err != nil {
 		return hx, 0, false, fmt.Errorf("index: output %s:%d: %w", txid, vout, err)
 	}

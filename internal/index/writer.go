@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,17 +29,27 @@ type Writer struct {
 	touched *Touched // nil unless CollectTouched was called
 
 	// fresh holds the outputs created in this batch, so spending them
-	// (most spends are of recent outputs) needs no lookup in the batch.
+	// (most spends are of recent outputs) needs no lookup. Their UTXO and
+	// outpoint rows are written at Commit, and only for those still
+	// unspent: an output created and spent in one batch costs no rows
+	// and no tombstones. Commit then moves them to the UTXO cache.
 	fresh map[wire.OutPoint]freshOut
-	// bulk marks a writer whose batch cannot be read (NewBulkWriter):
-	// spentOld then remembers the committed outputs it spent, which its
-	// reads of the DB still see.
-	bulk     bool
+	// bulk marks a writer whose batch cannot be read (NewBulkWriter).
+	bulk bool
+	// spentOld remembers the committed outputs this batch spent: neither
+	// the UTXO cache nor a bulk writer's reads of the DB see the batch's
+	// deletes. Commit takes them out of the cache.
 	spentOld map[wire.OutPoint]struct{}
+	// undoFrom: blocks below this height get no undo record (SetDaemonTip).
+	undoFrom int32
 	// disconnected records that blocks were taken out, which makes the
-	// commit clear the index's txid cache.
+	// commit clear the index's txid and UTXO caches.
 	disconnected bool
 }
+
+// freshEntryBytes is what one output created in the batch holds until
+// Commit: its map entry and the two rows it will write.
+const freshEntryBytes = 160
 
 type freshOut struct {
 	txNum uint64
@@ -99,15 +108,37 @@ func (ix *Index) NewBulkWriter() (*Writer, error) {
 	}
 	ix.writing = true
 	n := len(ix.txCounts)
-	return &Writer{ix: ix, b: ix.db.NewBatch(), r: ix.db, tip: ix.tip, counts: ix.txCounts[:n:n],
-		bulk: true, spentOld: map[wire.OutPoint]struct{}{}}, nil
+	return &Writer{ix: ix, b: ix.db.NewBatch(), r: ix.db, tip: ix.tip, counts: ix.txCounts[:n:n], bulk: true}, nil
 }
 
 // Tip is the tip as of the blocks applied so far in this batch.
 func (w *Writer) Tip() Tip { return w.tip }
 
-// Size is the batch's size in bytes, for callers that commit by budget.
-func (w *Writer) Size() int { return w.b.Size() }
+// Size is the memory the writer holds in bytes: the batch, and the
+// outputs created in it whose rows Commit writes. Callers commit by it.
+func (w *Writer) Size() int { return w.b.Size() + len(w.fresh)*freshEntryBytes }
+
+// SetDaemonTip tells the writer the daemon's tip, so that Connect writes
+// no undo record for blocks REORG_LIMIT or more below it: a reorg that
+// deep is refused anyway, and the records would be pruned unread
+// (ElectrumX keeps undo information only within its reorg limit too).
+func (w *Writer) SetDaemonTip(height int32) {
+	w.undoFrom = height - int32(w.ix.opts.ReorgLimit) + 1
+}
+
+// writeFresh writes the rows of the outputs created in the batch and not
+// spent in it.
+func (w *Writer) writeFresh() error {
+	for op, f := range w.fresh {
+		if err := w.set(utxoKey(f.hashX, f.txNum, op.Index), putUint64(f.value)); err != nil {
+			return err
+		}
+		if err := w.set(outLookupKey((*[32]byte)(&op.Hash), op.Index, f.txNum), f.hashX[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Commit writes the batch atomically and publishes the new tip to readers.
 // sync makes it durable before returning. The Writer is finished after.
@@ -117,11 +148,28 @@ func (w *Writer) Commit(sync bool) error {
 	}
 	w.done = true
 	defer w.release()
+	if err := w.writeFresh(); err != nil {
+		return err
+	}
 	if err := w.b.Set(metaKey("tip"), w.tip.marshal()); err != nil {
 		return fmt.Errorf("index: write tip: %w", err)
 	}
 	if err := w.b.Commit(sync); err != nil {
+		// What the DB holds now is unknown: trust no cached output.
+		w.ix.utxos.clear()
 		return fmt.Errorf("index: commit through height %d: %w", w.tip.Height, err)
+	}
+	// The cache follows the committed state; the lock of release orders
+	// this before the next writer's use.
+	if c := w.ix.utxos; w.disconnected {
+		c.clear()
+	} else {
+		for op := range w.spentOld {
+			c.del(op)
+		}
+		for op, f := range w.fresh {
+			c.put(op, f)
+		}
 	}
 	w.ix.mu.Lock()
 	w.ix.tip, w.ix.txCounts = w.tip, w.counts
@@ -161,7 +209,10 @@ func (w *Writer) Connect(blk *chain.Block) error {
 		return fmt.Errorf("%w: block %s at height %d has prev %s, tip is %s", ErrPrevMismatch, blk.Hash, height, blk.Header.PrevBlock, w.tip.Hash)
 	}
 	h := uint32(height)
-	undo := &undoRecord{}
+	var undo *undoRecord
+	if height >= w.undoFrom {
+		undo = &undoRecord{}
+	}
 	txNum := w.tip.TxCount
 	if height > 0 {
 		for i := range blk.Txs {
@@ -179,8 +230,10 @@ func (w *Writer) Connect(blk *chain.Block) error {
 	if err := w.set(txCountKey(h), count[:]); err != nil {
 		return err
 	}
-	if err := w.set(undoKey(h), undo.marshal()); err != nil {
-		return err
+	if undo != nil {
+		if err := w.set(undoKey(h), undo.marshal()); err != nil {
+			return err
+		}
 	}
 	if old := int64(h) - int64(w.ix.opts.ReorgLimit); old >= 0 {
 		if err := w.b.Delete(undoKey(uint32(old))); err != nil {
@@ -213,35 +266,45 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 			value uint64
 		)
 		if f, ok := w.fresh[in.Prev]; ok {
+			// Created in this batch: its rows were never written.
 			fund, hx, value = f.txNum, f.hashX, f.value
 			delete(w.fresh, in.Prev)
 		} else {
-			if w.bulk {
-				// The DB does not see this batch's deletes.
-				if _, spent := w.spentOld[in.Prev]; spent {
-					return fmt.Errorf("spends %s:%d, which is not an unspent output in the index", in.Prev.Hash, in.Prev.Index)
-				}
-				w.spentOld[in.Prev] = struct{}{}
+			if _, spent := w.spentOld[in.Prev]; spent {
+				return fmt.Errorf("spends %s:%d, which is not an unspent output in the index", in.Prev.Hash, in.Prev.Index)
 			}
-			var err error
-			if fund, hx, err = w.lookupOutpoint(prev, in.Prev.Index); err != nil {
+			if w.spentOld == nil {
+				w.spentOld = map[wire.OutPoint]struct{}{}
+			}
+			w.spentOld[in.Prev] = struct{}{}
+			f, ok := freshOut{}, false
+			if !w.disconnected {
+				f, ok = w.ix.utxos.get(in.Prev)
+			}
+			if ok {
+				fund, hx, value = f.txNum, f.hashX, f.value
+			} else {
+				var err error
+				if fund, hx, err = w.lookupOutpoint(prev, in.Prev.Index); err != nil {
+					return err
+				}
+				v, err := w.r.Get(utxoKey(hx, fund, in.Prev.Index))
+				if err != nil {
+					return fmt.Errorf("read utxo of %s:%d: %w", in.Prev.Hash, in.Prev.Index, err)
+				}
+				value = binary.BigEndian.Uint64(v)
+			}
+			if err := w.del(utxoKey(hx, fund, in.Prev.Index)); err != nil {
 				return err
 			}
-			v, err := w.r.Get(utxoKey(hx, fund, in.Prev.Index))
-			if err != nil {
-				return fmt.Errorf("read utxo of %s:%d: %w", in.Prev.Hash, in.Prev.Index, err)
+			if err := w.del(outLookupKey(prev, in.Prev.Index, fund)); err != nil {
+				return err
 			}
-			value = binary.BigEndian.Uint64(v)
 		}
-		uk := utxoKey(hx, fund, in.Prev.Index)
-		s := spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: value, spender: txNum}
-		copy(s.txid8[:], prev[:shortLen])
-		undo.spent = append(undo.spent, s)
-		if err := w.del(uk); err != nil {
-			return err
-		}
-		if err := w.del(outLookupKey(prev, in.Prev.Index, fund)); err != nil {
-			return err
+		if undo != nil {
+			s := spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: value, spender: txNum}
+			copy(s.txid8[:], prev[:shortLen])
+			undo.spent = append(undo.spent, s)
 		}
 		if err := w.set(spendKey(prev, in.Prev.Index, fund), spender[:]); err != nil {
 			return err
@@ -257,16 +320,12 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 		}
 		hx := chain.HashXOf(out.PkScript)
 		v := uint32(vout)
-		if err := w.set(utxoKey(hx, txNum, v), putUint64(uint64(out.Value))); err != nil {
-			return err
-		}
-		if err := w.set(outLookupKey(txid, v, txNum), hx[:]); err != nil {
-			return err
-		}
 		if err := w.set(historyKey(hx, txNum), nil); err != nil {
 			return err
 		}
-		undo.created = append(undo.created, newOut{hashX: hx, txNum: txNum, vout: v})
+		if undo != nil {
+			undo.created = append(undo.created, newOut{hashX: hx, txNum: txNum, vout: v})
+		}
 		if w.fresh == nil {
 			w.fresh = map[wire.OutPoint]freshOut{}
 		}
@@ -280,25 +339,9 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 // outpoint, confirming candidates by their full txid.
 func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.HashX, error) {
 	prefix := outLookupKey(txid, vout, 0)[:1+shortLen+voutLen]
-	var (
-		found bool
-		fund  uint64
-		hx    chain.HashX
-	)
-	err := w.r.Scan(prefix, func(k, v []byte) error {
-		n := getTxNum(k[len(prefix):])
-		full, err := w.r.Get(txidKey(n))
-		if err != nil {
-			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
-		}
-		if bytes.Equal(full, txid[:]) {
-			found, fund = true, n
-			copy(hx[:], v)
-			return store.ErrStop
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, store.ErrStop) {
+	var hx chain.HashX
+	fund, found, err := confirmTx(w.r, prefix, txid, func(val []byte) { copy(hx[:], val) })
+	if err != nil {
 		return 0, hx, err
 	}
 	if !found {
@@ -313,7 +356,13 @@ func (w *Writer) Disconnect() error {
 	if w.bulk {
 		return errors.New("index: a bulk writer cannot disconnect blocks")
 	}
-	w.fresh = nil // the outputs it lists may be the ones taken out
+	// Rows of outputs created earlier in this batch go in first, for the
+	// undo record to take out; from here on the batch is read, not fresh,
+	// nor the cache (cleared at Commit).
+	if err := w.writeFresh(); err != nil {
+		return err
+	}
+	w.fresh, w.spentOld = nil, nil
 	w.disconnected = true
 	height := w.tip.Height
 	if height <= 0 {

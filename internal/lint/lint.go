@@ -49,6 +49,21 @@ func boundaries(module string) []boundary {
 			why: "builder and server never import each other"},
 		{rule: "layers", from: []string{"server/"}, deny: []string{m("builder")},
 			why: "builder and server never import each other"},
+		// server/ composes its packages; they never import it or climb the
+		// serving stack: transport and rpc carry messages, cost prices
+		// them, query reads the data, session runs connections and
+		// subscriptions, methods answers through query for a session.
+		{rule: "server-layers", nonTests: true, exact: true, deny: []string{m("server")},
+			from: []string{"server/cost/", "server/mempool/", "server/methods/", "server/peers/", "server/query/",
+				"server/rpc/", "server/session/", "server/statuspage/", "server/transport/"},
+			why: "only the server package composes the server's packages"},
+		{rule: "server-layers", from: []string{"server/cost/", "server/query/", "server/rpc/", "server/transport/", "server/mempool/"},
+			deny: []string{m("server/session"), m("server/methods"), m("server/peers"), m("server/statuspage")},
+			why:  "the layers under sessions know nothing of sessions, methods or peers"},
+		{rule: "server-layers", from: []string{"server/session/"}, deny: []string{m("server/methods"), m("server/peers"), m("server/statuspage")},
+			why: "sessions run whatever method table they are given"},
+		{rule: "server-layers", from: []string{"server/peers/", "server/statuspage/"}, deny: []string{m("server/session"), m("server/methods")},
+			why: "peers and the status page are used by the methods and the server, not the other way"},
 		{rule: "pebble", from: []string{""}, allow: []string{"internal/store/"}, nonTests: true,
 			deny: []string{"github.com/cockroachdb/pebble"},
 			why:  "only internal/store talks to Pebble"},

@@ -25,9 +25,24 @@
 // rpcclient lacks, and the URL in DAEMON_URL form (Btcd.URL). Mainnet mode
 // (BtcdOptions.Network) serves tests that load real blocks.
 //
+// StartBitcoind runs Bitcoin Core the same way (found at $BITCOIND, then
+// ../shared/bitcoin-core/bin/bitcoind from the repository root, then
+// PATH; without one the test skips with one loud line, or fails under
+// CI=true): regtest by default or mainnet for btcd's real early blocks
+// (LoadBlocks), -rest, ZMQ hashblock and sequence on free ports, no
+// -txindex unless asked, user/password or cookie authentication, and
+// -maxtipage=FarTipAge (OldTip) for chains with old timestamps.
+//
 // Minio offers the endpoint and root credentials for an S3 client, and
 // signed requests of its own (Minio.Do, Minio.CreateBucket) for tests that
 // need no SDK.
+//
+// StartHAProxy runs the haproxy binary on PATH (Debian's, which `make
+// tools` installs; tests skip loudly without it, and fail under CI=true)
+// in front of test servers: TCP mode, PROXY v2 to the servers, /readyz
+// health checks, least connections, from a configuration generated into
+// the test's temporary directory (HAProxyConfig). HAProxy.Servers reads
+// each server's state and session counts from its admin socket.
 //
 // FaultProxy sits between Amber and a daemon's JSON-RPC server and injects
 // faults on demand: it stops and starts on the same port, delays answers,

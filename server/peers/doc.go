@@ -6,7 +6,7 @@
 // server.peers.subscribe and server.add_peer for sessions.
 //
 // A Manager is created from the configuration with New and FromConfig,
-// runs with Run until its context ends, and implements session.Peers.
+// runs with Run until its context ends, and implements methods.Peers.
 // For operators it offers List (every known peer with its state),
 // AddByOperator (a trusted add, no rate limit), the admin RPC wrappers
 // AdminList and AdminAdd, and Collector (the amber_peers gauge).

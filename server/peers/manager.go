@@ -18,7 +18,6 @@ import (
 	"amber/internal/chain"
 	"amber/internal/config"
 	"amber/internal/index"
-	"amber/server/session"
 )
 
 // ElectrumX's numbers (spec §6).
@@ -95,11 +94,12 @@ type Options struct {
 }
 
 // FromConfig returns the Options of a server with configuration cfg,
-// identity info and index ch; ready is closed once it listens.
-func FromConfig(cfg *config.Config, info *session.ServerInfo, ch Chain, ready <-chan struct{}, logger *slog.Logger) Options {
+// software name, protocol range and index ch; ready is closed once it
+// listens.
+func FromConfig(cfg *config.Config, software, protocolMin, protocolMax string, ch Chain, ready <-chan struct{}, logger *slog.Logger) Options {
 	return Options{
 		Network: cfg.Network, Chain: ch,
-		Software: info.Software, ProtocolMin: info.ProtocolMin, ProtocolMax: info.ProtocolMax,
+		Software: software, ProtocolMin: protocolMin, ProtocolMax: protocolMax,
 		ReportServices: cfg.ReportServices, Services: cfg.Services,
 		Discovery: cfg.PeerDiscovery, Announce: cfg.PeerAnnounce, Seeds: cfg.PeerSeeds,
 		AllowPrivate: cfg.PeerAllowPrivate, ProxyHost: cfg.TorProxyHost, ProxyPort: cfg.TorProxyPort,
@@ -109,7 +109,7 @@ func FromConfig(cfg *config.Config, info *session.ServerInfo, ch Chain, ready <-
 	}
 }
 
-// Manager keeps the peer list. It implements session.Peers.
+// Manager keeps the peer list. It implements methods.Peers.
 type Manager struct {
 	o   Options
 	log *slog.Logger
@@ -122,8 +122,6 @@ type Manager struct {
 	blacklist   map[string]bool
 	wake        chan struct{}
 }
-
-var _ session.Peers = (*Manager)(nil)
 
 // peer is one known server.
 type peer struct {

@@ -22,7 +22,6 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/config"
-	"amber/server/session"
 )
 
 // testOptions verify quickly: a verification is good for 2 s; a failed
@@ -782,9 +781,8 @@ func TestFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := &session.ServerInfo{Software: "Amber 9", ProtocolMin: "1.4", ProtocolMax: "1.7.0"}
 	ready := make(chan struct{})
-	o := FromConfig(cfg, info, fakeChain{}, ready, nil)
+	o := FromConfig(cfg, "Amber 9", "1.4", "1.7.0", fakeChain{}, ready, nil)
 	if o.Network.Name != "testnet4" || o.Discovery != "self" || o.Announce || !o.AllowPrivate ||
 		!slices.Equal(o.Seeds, []string{"a.example.org s", "b.example.org t1"}) ||
 		o.VerifyInterval != 90*time.Second || o.RetryInterval != 7*time.Second ||

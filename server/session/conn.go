@@ -5,21 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"sync"
 	"time"
 
+	"amber/server/cost"
 	"amber/server/rpc"
 	"amber/server/transport"
 )
 
 // Server serves Electrum sessions over transport connections.
 type Server struct {
-	Backend *Backend
-	Info    *ServerInfo
-	Table   *rpc.Table[*Session]
-	Hub     *Hub
-	Logger  *slog.Logger
+	// Software is this server's name and version, as server.version
+	// reports it ("Amber 0.1.0").
+	Software string
+	// Table answers every method but server.version.
+	Table  *rpc.Table[*Session]
+	Hub    *Hub
+	Logger *slog.Logger
 
 	// MaxSend is MAX_SEND: the largest response.
 	MaxSend int
@@ -37,7 +41,7 @@ type Server struct {
 	// AllSubs caps the subscriptions of all sessions; nil means no cap.
 	AllSubs *SubCounter
 	// Groups meters session cost (spec §7.1); nil turns it off.
-	Groups *Groups
+	Groups *cost.Groups
 	// Registry lists live sessions for the admin RPC; nil keeps none.
 	Registry *Registry
 	// Metrics counts requests, errors and bytes; nil counts nothing.
@@ -46,12 +50,23 @@ type Server struct {
 	// client that is not reading before it is disconnected; 0 means
 	// MaxSend.
 	NotifyQueue int
-	// Peers serves server.peers.subscribe and server.add_peer; nil
-	// serves an empty list.
-	Peers Peers
 	// Stop, when closed, makes sessions close (WebSocket clients get
 	// "going away") once the request in hand is answered.
 	Stop <-chan struct{}
+}
+
+// Protocol versions this server negotiates.
+var (
+	ProtocolMin = rpc.MustParseVersion("1.4")
+	ProtocolMax = rpc.MustParseVersion("1.7.0")
+)
+
+// Session is the per-connection state the method table sees.
+type Session struct {
+	Subs  *Subs
+	Proto rpc.Version
+	// Remote is the client's address (after any PROXY header).
+	Remote netip.AddrPort
 }
 
 var versionMethod = rpc.Method[*Session]{Name: "server.version", Params: []string{"client_name", "protocol_version"}, IgnoreExtra: true}
@@ -64,7 +79,7 @@ type conn struct {
 	sess      *Session
 	versioned bool
 	log       *slog.Logger
-	meter     *Meter // nil without a cost model
+	meter     *cost.Meter // nil without a cost model
 	stats     *Stats
 	out       *outbox
 
@@ -108,7 +123,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 	defer wg.Wait()
 	defer cn.out.close()
 
-	cn.sess = &Session{Backend: sv.Backend, Info: sv.Info, Remote: c.RemoteAddr(), Peers: sv.Peers}
+	cn.sess = &Session{Remote: c.RemoteAddr()}
 	cn.sess.Subs = NewSubs(cn.notify, sv.MaxSubs)
 	cn.sess.Subs.global = sv.AllSubs
 	cn.sess.Subs.onCount = func(n int) {
@@ -149,7 +164,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 		var tooLarge *transport.MessageTooLargeError
 		if errors.As(err, &tooLarge) {
 			cn.received(int(tooLarge.Size))
-			cn.charge(errorCost)
+			cn.charge(cost.ErrorReply)
 			cn.log.Info("dropped an oversized message", "err", err)
 			if cn.overLimit() {
 				break
@@ -244,7 +259,7 @@ func (cn *conn) overLimit() bool {
 	return true
 }
 
-func (cn *conn) disconnectForCost(t Throttle) {
+func (cn *conn) disconnectForCost(t cost.Throttle) {
 	cn.log.Warn("disconnecting session over the cost hard limit", "cost", round2(t.Effective), "own_cost", round2(cn.meter.Cost()))
 	if cn.sv.Metrics != nil {
 		cn.sv.Metrics.Disconnects.WithLabelValues("excessive_usage").Inc()
@@ -264,7 +279,7 @@ func (cn *conn) handle(ctx context.Context, msg []byte) error {
 	m := cn.codec.Parse(msg)
 	if n := len(m.Errors); n > 0 {
 		cn.stats.errors.Add(int64(n))
-		cn.charge(float64(n)*errorCost + float64(m.ParseErrors())*parseCost)
+		cn.charge(float64(n)*cost.ErrorReply + float64(m.ParseErrors())*cost.Unparsable)
 		if cn.sv.Metrics != nil {
 			cn.sv.Metrics.Errors.WithLabelValues("(invalid)").Add(float64(n))
 		}
@@ -342,7 +357,7 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err err
 		var re *rpc.Error
 		if err != nil && errors.As(err, &re) && re.Code != rpc.CodeExcessiveUsage {
 			cn.stats.errors.Add(1)
-			cn.charge(errorCost)
+			cn.charge(cost.ErrorReply)
 		}
 		if cn.sv.Metrics != nil {
 			cn.sv.Metrics.observe(req.Method, time.Since(start), err)
@@ -355,7 +370,7 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err err
 		defer cancel()
 	}
 	if cn.meter != nil {
-		cn.meter.Charge(costOf(req.Method))
+		cn.meter.Charge(cost.Of(req.Method))
 		t := cn.meter.Throttle()
 		if t.Concurrent == 0 {
 			cn.disconnectForCost(t)
@@ -443,7 +458,7 @@ func (cn *conn) version(ctx context.Context, req *rpc.Request) (any, error) {
 	cn.versioned = true
 	cn.log = cn.log.With("client", name, "protocol", text)
 	cn.subscribeHub(ctx)
-	return []string{cn.sv.Info.Software, text}, nil
+	return []string{cn.sv.Software, text}, nil
 }
 
 func round2(x float64) float64 { return float64(int64(x*100)) / 100 }

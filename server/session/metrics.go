@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"amber/server/cost"
 	"amber/server/rpc"
 )
 
@@ -57,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer, ns string, subs func() float64) *Metr
 
 // method keeps label values bounded: unknown method names share one.
 func method(name string) string {
-	if _, ok := methodCost[name]; ok {
+	if cost.Known(name) {
 		return name
 	}
 	return "(other)"

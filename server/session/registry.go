@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amber/server/cost"
 	"amber/server/transport"
 )
 
@@ -20,7 +21,7 @@ type Stats struct {
 	Start     time.Time
 
 	c     transport.Conn
-	meter *Meter
+	meter *cost.Meter
 
 	mu     sync.Mutex
 	client string

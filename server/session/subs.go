@@ -12,6 +12,7 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
+	"amber/server/query"
 	"amber/server/rpc"
 )
 
@@ -111,7 +112,7 @@ func (s *Subs) SubscribeHeaders() {
 
 // SubscribeScript computes the script's status and records the
 // subscription (only when the status could be computed, spec §4.19).
-func (s *Subs) SubscribeScript(b *Backend, hx chain.HashX, method, echo string) (any, error) {
+func (s *Subs) SubscribeScript(b *query.Backend, hx chain.HashX, method, echo string) (any, error) {
 	status, ok, mp, err := b.ScriptStatus(hx)
 	if err != nil {
 		return nil, err
@@ -142,7 +143,7 @@ func (s *Subs) UnsubscribeScript(hx chain.HashX) bool {
 }
 
 // SubscribeOutpoint computes the outpoint's status and records it.
-func (s *Subs) SubscribeOutpoint(b *Backend, op wire.OutPoint) (any, error) {
+func (s *Subs) SubscribeOutpoint(b *query.Backend, op wire.OutPoint) (any, error) {
 	st, mp, err := b.OutpointStatus(op)
 	if err != nil {
 		return nil, err
@@ -203,7 +204,7 @@ type memoEntry struct {
 	err    error
 }
 
-func (m *statusMemo) status(b *Backend, hx chain.HashX) (string, bool, bool, error) {
+func (m *statusMemo) status(b *query.Backend, hx chain.HashX) (string, bool, bool, error) {
 	if m == nil {
 		return b.ScriptStatus(hx)
 	}
@@ -237,7 +238,7 @@ func NewHeaderNotice(raw []byte, height int32) *HeaderNotice {
 // into 0 without touching the child's script). A script whose status can
 // no longer be computed (history too large) is dropped with a null
 // status.
-func (s *Subs) Apply(b *Backend, c Change, log *slog.Logger) {
+func (s *Subs) Apply(b *query.Backend, c Change, log *slog.Logger) {
 	s.mu.Lock()
 	headers := s.headers
 	scripts := maps.Clone(s.scripts)
@@ -322,7 +323,7 @@ func (h *Hub) Len() int {
 }
 
 // Broadcast applies a change to every session, several at a time.
-func (h *Hub) Broadcast(b *Backend, c Change, log *slog.Logger) {
+func (h *Hub) Broadcast(b *query.Backend, c Change, log *slog.Logger) {
 	c.memo = &statusMemo{m: map[chain.HashX]*memoEntry{}}
 	h.mu.Lock()
 	all := make([]*Subs, 0, len(h.subs))

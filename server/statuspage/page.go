@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"amber/internal/chain"
-	"amber/server"
 )
 
 //go:embed static
@@ -18,10 +17,8 @@ var static embed.FS
 
 // Source reports a node's status; *server.Server is one.
 type Source interface {
-	Status(ctx context.Context) server.Status
+	Status(ctx context.Context) Status
 }
-
-var _ Source = (*server.Server)(nil)
 
 // Page is the status page's handler.
 type Page struct {
@@ -62,7 +59,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 // statusDoc is /status.json: the node's status and its network.
 type statusDoc struct {
 	Network string `json:"network"`
-	server.Status
+	Status
 }
 
 func (p *Page) status(w http.ResponseWriter, r *http.Request) {

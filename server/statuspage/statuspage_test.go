@@ -194,9 +194,9 @@ func getJSON(t *testing.T, url string, v any) {
 }
 
 // fakeSource is a node with a fixed status.
-type fakeSource struct{ st server.Status }
+type fakeSource struct{ st statuspage.Status }
 
-func (f fakeSource) Status(context.Context) server.Status { return f.st }
+func (f fakeSource) Status(context.Context) statuspage.Status { return f.st }
 
 // TestFeeChartAndSnapshot renders a fee histogram and a restored
 // snapshot from a fake node in Chromium.
@@ -205,11 +205,11 @@ func TestFeeChartAndSnapshot(t *testing.T) {
 		t.Skip("starts Chromium")
 	}
 	chromium := findChromium(t)
-	src := fakeSource{server.Status{
+	src := fakeSource{statuspage.Status{
 		Serving: true, Height: 900_000, Hash: strings.Repeat("ab", 32), DaemonHeight: 900_003, Lag: 3,
 		Sessions:     map[string]int{"tcp": 4, "wss": 2},
-		FeeHistogram: []server.FeeBucket{{Rate: 20, VSize: 40_000}, {Rate: 5.1, VSize: 90_000}, {Rate: 1, VSize: 120_000}},
-		Snapshot:     &server.SnapshotInfo{Key: "manifests/000900000-x.json", Height: 899_990, Created: time.Now().Add(-3 * time.Hour)},
+		FeeHistogram: []statuspage.FeeBucket{{Rate: 20, VSize: 40_000}, {Rate: 5.1, VSize: 90_000}, {Rate: 1, VSize: 120_000}},
+		Snapshot:     &statuspage.SnapshotInfo{Key: "manifests/000900000-x.json", Height: 899_990, Created: time.Now().Add(-3 * time.Hour)},
 	}}
 	mainnet, err := chain.Lookup("bitcoin", "mainnet")
 	if err != nil {

@@ -1,9 +1,9 @@
-package session_test
+package query_test
 
 import (
 	"testing"
 
-	"amber/server/session"
+	"amber/server/query"
 )
 
 // TestFeeTarget is the estimatefee bucketing of spec §12.8, plus the
@@ -21,7 +21,7 @@ func TestFeeTarget(t *testing.T) {
 		{3, 3}, {11, 11}, {14, 14}, {24, 24}, {26, 26}, {47, 46}, {71, 48}, {72, 72},
 		{1007, 984}, {1009, 1008}, {1 << 40, 1008},
 	} {
-		if got := session.FeeTarget(tc.n); got != tc.want {
+		if got := query.FeeTarget(tc.n); got != tc.want {
 			t.Errorf("FeeTarget(%d) = %d, want %d", tc.n, got, tc.want)
 		}
 	}

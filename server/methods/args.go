@@ -1,9 +1,10 @@
-package session
+package methods
 
 import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -11,7 +12,12 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/chain"
+	"amber/server/rpc"
 )
+
+func badRequest(format string, args ...any) *rpc.Error {
+	return rpc.BadRequest(fmt.Sprintf(format, args...))
+}
 
 // Argument validation as ElectrumX does it (spec §4 conventions); every
 // failure is error code 1 naming the value.

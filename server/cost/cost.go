@@ -1,4 +1,4 @@
-package session
+package cost
 
 import (
 	"math"
@@ -28,10 +28,13 @@ type Limits struct {
 
 // Cost charges of spec §7.1.
 const (
-	initialCost   = 5.0
-	errorCost     = 100.0  // every error reply
-	parseCost     = 1000.0 // a message that is not JSON, on top of errorCost
-	defaultMethod = 0.5    // methods missing from methodCost
+	initialCost = 5.0
+	// ErrorReply is charged for every error reply.
+	ErrorReply = 100.0
+	// Unparsable is charged for a message that is not JSON, on top of
+	// ErrorReply.
+	Unparsable    = 1000.0
+	defaultMethod = 0.5 // methods missing from methodCost
 )
 
 // methodCost is the flat part of each method's cost (spec §4); the size
@@ -55,11 +58,19 @@ var methodCost = map[string]float64{
 	"blockchain.transaction.id_from_pos": 0.25, "blockchain.transaction.testmempoolaccept": 1.0,
 }
 
-func costOf(method string) float64 {
+// Of is the flat cost of a request for method.
+func Of(method string) float64 {
 	if c, ok := methodCost[method]; ok {
 		return c
 	}
 	return defaultMethod
+}
+
+// Known reports whether method is one the cost table names, so metrics
+// can keep their labels bounded.
+func Known(method string) bool {
+	_, ok := methodCost[method]
+	return ok
 }
 
 // Groups holds the cost groups: sessions from one subnet share a budget,

@@ -1,4 +1,4 @@
-package session
+package methods
 
 import (
 	"bytes"
@@ -16,8 +16,12 @@ import (
 	"amber/internal/daemon"
 	"amber/internal/index"
 	"amber/internal/store"
+	"amber/internal/testenv"
 	"amber/server/mempool"
+	"amber/server/mempool/mempooltest"
+	"amber/server/query"
 	"amber/server/rpc"
+	"amber/server/session"
 )
 
 // fuzzDaemon answers the daemon calls the methods make from a fixed set
@@ -62,8 +66,8 @@ func (d *fuzzDaemon) Call(context.Context, string, ...any) (json.RawMessage, err
 // paying two scripts and a block spending one of them, with one payment
 // in the mempool.
 type fuzzFixture struct {
-	backend  *Backend
-	table    *rpc.Table[*Session]
+	backend  *query.Backend
+	table    *rpc.Table[*session.Session]
 	names    []string
 	spk      []byte // a script with confirmed and mempool history
 	txid     chainhash.Hash
@@ -86,16 +90,16 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 	net.Params.GenesisBlock.Serialize(&gbuf)
 	genesis, _ := chain.ParseBlock(gbuf.Bytes())
 	spk := []byte{0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
-	b1 := block(t, genesis.Hash, 1)
+	b1 := testenv.Block(t, genesis.Hash, 1)
 	pay := wire.NewMsgTx(2)
 	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
 	pay.AddTxOut(wire.NewTxOut(20e8, spk))
 	pay.AddTxOut(wire.NewTxOut(29e8, []byte{0x52}))
-	b2 := block(t, b1.Hash, 2, pay)
+	b2 := testenv.Block(t, b1.Hash, 2, pay)
 	spend := wire.NewMsgTx(2)
 	spend.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: pay.TxHash(), Index: 1}})
 	spend.AddTxOut(wire.NewTxOut(28e8, spk))
-	b3 := block(t, b2.Hash, 3, spend)
+	b3 := testenv.Block(t, b2.Hash, 3, spend)
 	w, err := ix.NewWriter()
 	if err != nil {
 		t.Fatal(err)
@@ -117,23 +121,25 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 		tx.Serialize(&buf)
 		return buf.Bytes()
 	}
-	mp := mempool.New(&fakeDaemon{best: b3.Hash, txs: map[chainhash.Hash][]byte{pending.TxHash(): raw(pending)}}, ix, mempool.Options{})
+	mp := mempool.New(&mempooltest.FixedMempool{Best: b3.Hash, Txs: map[chainhash.Hash][]byte{pending.TxHash(): raw(pending)}}, ix, mempool.Options{})
 	if _, err := mp.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	d := &fuzzDaemon{txs: map[chainhash.Hash][]byte{pay.TxHash(): raw(pay), spend.TxHash(): raw(spend), pending.TxHash(): raw(pending)}}
-	table, err := NewTable()
+	backend := query.NewBackend(ix, query.Synced(mp, ix), d, 100_000)
+	hs := &Handlers{Backend: backend, Info: &ServerInfo{Software: "Amber fuzz", ProtocolMin: "1.4", ProtocolMax: "1.7"}}
+	table, err := hs.Table()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, m := range methods() {
+	for _, m := range hs.methods() {
 		if !slices.Contains(names, m.Name) {
 			names = append(names, m.Name)
 		}
 	}
 	return &fuzzFixture{
-		backend: NewBackend(ix, Synced(mp, ix), d, 100_000),
+		backend: backend,
 		table:   table, names: names, spk: spk, txid: pay.TxHash(), blockTxs: 2,
 	}
 }
@@ -186,8 +192,7 @@ func FuzzMethodParams(f *testing.F) {
 		}
 		name := fx.names[int(sel)%len(fx.names)]
 		v := fuzzVersions[int(ver)%len(fuzzVersions)]
-		s := &Session{Backend: fx.backend, Info: &ServerInfo{Software: "Amber fuzz", ProtocolMin: "1.4", ProtocolMax: "1.7"},
-			Subs: NewSubs(func(string, any) {}, 10), Proto: v}
+		s := &session.Session{Subs: session.NewSubs(func(string, any) {}, 10), Proto: v}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		result, err := fx.table.Call(ctx, s, v, &rpc.Request{ID: json.RawMessage(`1`), Method: name, Params: params})
@@ -215,7 +220,7 @@ func FuzzMethodParams(f *testing.F) {
 // fuzzer explores answers and not only errors.
 func TestFuzzFixture(t *testing.T) {
 	fx := newFuzzFixture(t)
-	s := &Session{Backend: fx.backend, Info: &ServerInfo{}, Subs: NewSubs(func(string, any) {}, 10), Proto: V14}
+	s := &session.Session{Subs: session.NewSubs(func(string, any) {}, 10), Proto: V14}
 	call := func(method, params string) any {
 		res, err := fx.table.Call(context.Background(), s, V14, &rpc.Request{Method: method, Params: json.RawMessage(params)})
 		if err != nil {

@@ -1,4 +1,4 @@
-package session
+package query
 
 import (
 	"context"
@@ -274,7 +274,7 @@ func (b *Backend) GetTransaction(ctx context.Context, txid chainhash.Hash, verbo
 	if verbose {
 		raw, err := b.Daemon.RawTransactionVerbose(ctx, txid)
 		if err != nil {
-			return nil, daemonError(err)
+			return nil, DaemonError(err)
 		}
 		return raw, nil
 	}
@@ -285,7 +285,7 @@ func (b *Backend) GetTransaction(ctx context.Context, txid chainhash.Hash, verbo
 	}
 	raw, err := b.Daemon.RawTransaction(ctx, txid)
 	if err != nil {
-		return nil, daemonError(err)
+		return nil, DaemonError(err)
 	}
 	return hex.EncodeToString(raw), nil
 }
@@ -298,7 +298,7 @@ func (b *Backend) Broadcast(ctx context.Context, rawHex string) (string, error) 
 		if errors.As(err, &rpcErr) {
 			return "", badRequest("the transaction was rejected by network rules.\n\n%s\n[%s]", rpcErr.Message, rawHex)
 		}
-		return "", daemonError(err)
+		return "", DaemonError(err)
 	}
 	return id.String(), nil
 }
@@ -315,7 +315,7 @@ func (b *Backend) BroadcastPackage(ctx context.Context, raws []string, verbose b
 			}
 			return nil, badRequest("the tx package was rejected by network rules.\n\n%s.", msg)
 		}
-		return nil, daemonError(err)
+		return nil, DaemonError(err)
 	}
 	if verbose {
 		return res.Raw, nil
@@ -338,32 +338,38 @@ func (b *Backend) BroadcastPackage(ctx context.Context, raws []string, verbose b
 // default, given explicitly because btcd requires the argument.
 const maxRawTxFeeRate = 0.10
 
+// AcceptResult is one transaction.testmempoolaccept entry; the fields go
+// on the wire in this order, absent ones left out.
+type AcceptResult struct {
+	TxID    json.RawMessage `json:"txid"`
+	WTxID   json.RawMessage `json:"wtxid"`
+	Allowed json.RawMessage `json:"allowed,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+}
+
 // TestMempoolAccept answers transaction.testmempoolaccept (1.7): for each
 // transaction its txid and wtxid, whether the daemon would accept it when
 // it says, and the first non-empty of the daemon's reasons.
-func (b *Backend) TestMempoolAccept(ctx context.Context, raws []string) (any, error) {
+func (b *Backend) TestMempoolAccept(ctx context.Context, raws []string) ([]AcceptResult, error) {
 	raw, err := b.Daemon.Call(ctx, "testmempoolaccept", raws, maxRawTxFeeRate)
 	if err != nil {
-		return nil, daemonError(err)
+		return nil, DaemonError(err)
 	}
 	var items []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, fmt.Errorf("session: decode testmempoolaccept result: %w", err)
+		return nil, fmt.Errorf("query: decode testmempoolaccept result: %w", err)
 	}
-	out := make([]orderedMap, 0, len(items))
+	out := make([]AcceptResult, 0, len(items))
 	for _, it := range items {
-		m := orderedMap{{"txid", it["txid"]}, {"wtxid", it["wtxid"]}}
-		if a, ok := it["allowed"]; ok {
-			m = append(m, kv{"allowed", a})
-		}
+		r := AcceptResult{TxID: it["txid"], WTxID: it["wtxid"], Allowed: it["allowed"]}
 		for _, k := range []string{"package-error", "reject-details", "reject-reason"} {
 			var reason string
 			if json.Unmarshal(it[k], &reason) == nil && reason != "" {
-				m = append(m, kv{"reason", reason})
+				r.Reason = reason
 				break
 			}
 		}
-		out = append(out, m)
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -408,7 +414,7 @@ func (b *Backend) EstimateFee(ctx context.Context, number int64, mode string) (a
 		var err error
 		v, err = b.Daemon.EstimateFee(ctx, target, mode)
 		if err != nil {
-			return nil, daemonError(err)
+			return nil, DaemonError(err)
 		}
 		b.feeMu.Lock()
 		if b.feeTip == tip {
@@ -507,17 +513,17 @@ func (b *Backend) outputExists(op wire.OutPoint) (bool, error) {
 	defer cancel()
 	raw, err := b.Daemon.RawTransaction(ctx, op.Hash)
 	if err != nil {
-		return false, fmt.Errorf("session: fetch %s to check output %d: %w", op.Hash, op.Index, err)
+		return false, fmt.Errorf("query: fetch %s to check output %d: %w", op.Hash, op.Index, err)
 	}
 	tx, err := chain.ParseTx(raw)
 	if err != nil {
-		return false, fmt.Errorf("session: parse %s: %w", op.Hash, err)
+		return false, fmt.Errorf("query: parse %s: %w", op.Hash, err)
 	}
 	return int64(op.Index) < int64(len(tx.TxOut)), nil
 }
 
-// daemonError wraps a daemon failure as error code 2.
-func daemonError(err error) *rpc.Error {
+// DaemonError wraps a daemon failure as error code 2.
+func DaemonError(err error) *rpc.Error {
 	var rpcErr *daemon.RPCError
 	if errors.As(err, &rpcErr) {
 		return rpc.DaemonError(fmt.Sprintf("daemon error: %d: %s", rpcErr.Code, rpcErr.Message))
