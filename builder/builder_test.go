@@ -176,7 +176,7 @@ func compareWithChain(t *testing.T, ix *index.Index, blocks []*chain.Block) {
 				t.Fatalf("script %s item %d: %s@%d, want %s@%d", hx, i, hist[i].TxID, hist[i].Height, wh[i].TxID, wh[i].Height)
 			}
 		}
-		utxos, err := ix.UTXOs(hx)
+		utxos, _, err := ix.UTXOs(hx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func compareWithChain(t *testing.T, ix *index.Index, blocks []*chain.Block) {
 				t.Fatalf("script %s: unexpected utxo %s:%d = %d", hx, u.TxID, u.Vout, u.Value)
 			}
 		}
-		if bal, _ := ix.Balance(hx); bal != uint64(want.Balance(hx)) {
+		if bal, _, _, _ := ix.Balance(hx, 0); bal != uint64(want.Balance(hx)) {
 			t.Fatalf("script %s: balance %d, want %d", hx, bal, want.Balance(hx))
 		}
 	}

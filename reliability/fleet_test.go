@@ -821,9 +821,9 @@ func durations(ds []time.Duration) string {
 
 // fleetConn is one wallet session through HAProxy.
 type fleetConn struct {
-	conn  net.Conn
-	rd    *bufio.Reader
-	id    int
+	conn    net.Conn
+	rd      *bufio.Reader
+	id      int
 	node    string   // instance, from server.banner
 	notes   [][]byte // notifications read while waiting for a reply
 	partial []byte   // the start of a line a read deadline cut

@@ -385,19 +385,23 @@ func (a *admin) query(p []string) (any, error) {
 		if more {
 			lines = append(lines, fmt.Sprintf("(history cut at %d entries)", limit))
 		}
-		utxos, err := ix.UTXOs(hx)
+		utxos, moreU, err := ix.UTXOs(hx, limit)
 		if err != nil {
 			return nil, err
 		}
 		if len(utxos) == 0 {
 			lines = append(lines, "No UTXOs found")
 		}
-		var total uint64
 		for i, u := range utxos {
-			total += u.Value
-			if i < limit {
-				lines = append(lines, fmt.Sprintf("UTXO #%d: txid %s tx_pos %d height %d value %d", i, u.TxID, u.Vout, u.Height, u.Value))
-			}
+			lines = append(lines, fmt.Sprintf("UTXO #%d: txid %s tx_pos %d height %d value %d", i, u.TxID, u.Vout, u.Height, u.Value))
+		}
+		if moreU {
+			lines = append(lines, fmt.Sprintf("(UTXOs cut at %d entries)", limit))
+		}
+		// The operator's query sums every output, however many.
+		total, _, _, err := ix.Balance(hx, 0)
+		if err != nil {
+			return nil, err
 		}
 		lines = append(lines, fmt.Sprintf("Balance: %s BTC", strconv.FormatFloat(float64(total)/1e8, 'f', 8, 64)))
 	}

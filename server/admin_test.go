@@ -393,6 +393,8 @@ func TestAdminRPC(t *testing.T) {
 			"amber_mempool_transactions", `amber_mempool_fee_histogram_vbytes{fee_rate="0"}`, "amber_block_apply_seconds_bucket",
 			"amber_db_size_bytes", "amber_db_compactions_total", "amber_daemon_requests_total", "amber_daemon_failovers_total",
 			`amber_snapshot_bytes_total{op="restore"}`, `amber_snapshot_errors_total{op="restore"}`,
+			`amber_cache_requests_total{cache="raw_tx",result="hit"}`, `amber_cache_requests_total{cache="block_merkle",result="miss"}`,
+			`amber_cache_bytes{cache="block_merkle"}`,
 		} {
 			if !bytes.Contains(body, []byte(name)) {
 				t.Errorf("/metrics lacks %s", name)

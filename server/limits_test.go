@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
+	"amber/internal/chain"
 	"amber/internal/testenv"
 )
 
@@ -26,7 +28,9 @@ func TestLimits(t *testing.T) {
 	}
 	const served = (350_000-100)/99 - 1
 	n := startNode(t, nodeOptions{
-		env:     map[string]string{"MAX_SEND": "350000", "MAX_RECV": "1000"},
+		// A short REQUEST_SLEEP: the utxo cost test takes a session to
+		// the hard limit through the throttled range.
+		env:     map[string]string{"MAX_SEND": "350000", "MAX_RECV": "1000", "REQUEST_SLEEP": "5"},
 		prepare: func(r *testenv.Regtest) { r.Btcd.Generate(served) },
 	})
 	b := n.r.Btcd
@@ -177,6 +181,51 @@ func TestLimits(t *testing.T) {
 		if bal := get[map[string]int64](c14, "blockchain.scripthash.get_balance", sh); bal["confirmed"] != subsidies(served+1) {
 			t.Errorf("balance %v, want %d", bal, subsidies(served+1))
 		}
+	})
+
+	t.Run("utxo cost and bound", func(t *testing.T) {
+		// The mining script now has 3,534 unspent outputs, the most one
+		// request reads at this MAX_SEND. Each get_balance of it costs
+		// 1 + 3,534/50 = 71.7, so a client asking again and again reaches
+		// COST_HARD_LIMIT (10,000) in about 140 requests and is dropped;
+		// the same requests for an empty script cost 1.0 each. Each client
+		// is alone in its cost group.
+		untilDropped := func(src, sh string, most int) int {
+			conn := dialFrom(t, src, n.tcp)
+			r := bufio.NewReader(conn)
+			fmt.Fprintf(conn, `{"jsonrpc":"2.0","id":0,"method":"server.version","params":["t","1.4"]}`+"\n")
+			if _, err := r.ReadBytes('\n'); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= most; i++ {
+				fmt.Fprintf(conn, `{"jsonrpc":"2.0","id":%d,"method":"blockchain.scripthash.get_balance","params":["%s"]}`+"\n", i, sh)
+				line, err := r.ReadBytes('\n')
+				var m map[string]json.RawMessage
+				if err != nil || json.Unmarshal(line, &m) != nil || m["error"] != nil {
+					return i
+				}
+			}
+			return 0
+		}
+		if got := untilDropped("127.0.3.1", sh, 400); got < 100 || got > 160 {
+			t.Errorf("get_balance of 3,534 outputs: dropped at request %d, want about 140 (0: never)", got)
+		}
+		empty := chain.ScriptHashOf([]byte{0x51}).Hex()
+		if got := untilDropped("127.0.4.1", empty, 400); got != 0 {
+			t.Errorf("get_balance of an empty script: dropped at request %d, want never in 400", got)
+		}
+
+		// One output more than a request reads: the 10001 error, for
+		// balance and unspent outputs at every version.
+		n.await(t, func() { b.Generate(1) })
+		c14 := dialTCP(t, n.tcp)
+		c14.version("1.4")
+		c14.fails(10001, "too many unspent outputs", "blockchain.scripthash.get_balance", sh)
+		c14.fails(10001, "too many unspent outputs", "blockchain.scripthash.listunspent", sh)
+		c17 := dialTCP(t, n.tcp)
+		c17.version("1.7")
+		c17.fails(10001, "too many unspent outputs", "blockchain.scriptpubkey.get_balance", spk)
+		c17.fails(10001, "too many unspent outputs", "blockchain.scriptpubkey.listunspent", spk)
 	})
 }
 

@@ -294,6 +294,7 @@ type benchConn struct {
 type benchReply struct {
 	result json.RawMessage
 	err    json.RawMessage
+	at     time.Time // when the reply was read
 }
 
 // dialBench connects over "tcp" or "ws".
@@ -410,7 +411,7 @@ func (c *benchConn) dispatch(msg []byte) {
 	delete(c.waiting, *m.ID)
 	c.mu.Unlock()
 	if ch != nil {
-		ch <- benchReply{result: m.Result, err: m.Error}
+		ch <- benchReply{result: m.Result, err: m.Error, at: at}
 	}
 }
 
@@ -872,6 +873,7 @@ func BenchmarkServer(b *testing.B) {
 	c.Submit(b, node, c.Height())
 	bin := buildAmber(b)
 	b.Run("WalletLoad", func(b *testing.B) { benchWalletLoad(b, c, node, bin) })
+	b.Run("ElectrumLoad", func(b *testing.B) { benchElectrumLoad(b, c, node, bin) })
 	if spec.Name != chaingen.Large.Name {
 		c = chaingen.Load(b, chaingen.Busy)
 		node = testenv.StartBtcd(b, testenv.BtcdOptions{})

@@ -450,6 +450,37 @@ func testJSONRPC(t *testing.T, n *node) {
 	wantErr(send(`{"jsonrpc":"2.0","id":9,"method":"blockchain.block.header","params":{"cp_height":0}}`), "9", -32602,
 		`method "blockchain.block.header" requires parameter "height"`)
 	wantErr(send(`{"jsonrpc":"2.0","id":10,"method":"blockchain.block.header","params":"1"}`), "10", -32602, "invalid request arguments")
+	// Integers past their parameter's range are refused before any
+	// conversion: "4294967296" once wrapped to height 0 and returned the
+	// genesis header.
+	cb1 := btcdBlock(t, b, 1).Transactions[0].TxHash().String()
+	for i, req := range []string{
+		`"blockchain.block.header","params":["4294967296"]`,
+		`"blockchain.block.header","params":[4294967296]`,
+		`"blockchain.block.header","params":["2147483648"]`,
+		`"blockchain.block.header","params":[2147483648.5]`,
+		`"blockchain.block.header","params":[1e19]`,
+		`"blockchain.block.header","params":["9223372036854775808"]`,
+		`"blockchain.block.header","params":[1, "4294967297"]`,
+		`"blockchain.block.headers","params":["4294967296", 1]`,
+		`"blockchain.block.headers","params":[0, 1, 4294967296]`,
+		`"blockchain.transaction.get_merkle","params":["` + cb1 + `", "4294967297"]`,
+		`"blockchain.transaction.id_from_pos","params":[4294967297, 0]`,
+		`"blockchain.transaction.id_from_pos","params":[1, "4294967296"]`,
+	} {
+		id := fmt.Sprint(100 + i)
+		wantErr(send(`{"jsonrpc":"2.0","id":`+id+`,"method":`+req+`}`), id, 1, "should be a non-negative integer")
+	}
+	// The largest height is accepted as a height, past the tip.
+	wantErr(send(`{"jsonrpc":"2.0","id":120,"method":"blockchain.block.header","params":["2147483647"]}`), "120", 1, "height 2,147,483,647 out of range")
+	l17 := dialLine(t, n.tcp)
+	resultOf(t, l17.call(0, "server.version", "t", "1.7"))
+	if e := errorOf(t, l17.call(1, "blockchain.outpoint.get_status", cb1, 4294967296, "51")); e.Code != 1 || !strings.Contains(e.Message, "should be a non-negative integer") {
+		t.Errorf("outpoint index 2^32: %+v, want the non-negative integer error", e)
+	}
+	if st := resultOf(t, l17.call(2, "blockchain.outpoint.get_status", cb1, 4294967295, "51")); string(st) != "{}" {
+		t.Errorf("outpoint index 2^32-1 of a one-output tx: %s, want {}", st)
+	}
 	// The session survived all of that. Named parameters, integer
 	// strings (Python's int()), string and fractional ids, padding.
 	wantHeader(send(`{"jsonrpc":"2.0","id":11,"method":"blockchain.block.header","params":{"height":5}}`), "11", h5)

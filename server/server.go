@@ -186,6 +186,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		IdleTimeout:       cfg.SessionTimeout,
 		DropClient:        cfg.DropClient,
 		DropClientUnknown: cfg.DropClientUnknown,
+		Concurrent:        cfg.InitialConcurrent,
 		MaxSubs:           cfg.MaxSessionSubs,
 		AllSubs:           allSubs,
 		Groups: cost.NewGroups(cost.Limits{
@@ -224,7 +225,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	sv.Stop = ts.Stopping()
-	s.registerMetrics(ix, mp, ts, hub)
+	s.registerMetrics(ix, mp, ts, hub, backend)
 	pm := peers.New(peers.FromConfig(cfg, handlers.Info.Software, handlers.Info.ProtocolMin, handlers.Info.ProtocolMax, ix, ts.Ready(), s.logger))
 	handlers.Peers, adm.peers = pm, pm
 	if s.reg != nil {
@@ -552,7 +553,7 @@ func newFollowerMetrics(reg *prometheus.Registry, mp *mempool.Mempool) *follower
 	return m
 }
 
-func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *transport.Server, hub *session.Hub) {
+func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *transport.Server, hub *session.Hub, backend *query.Backend) {
 	if s.reg == nil {
 		return
 	}
@@ -574,5 +575,14 @@ func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *trans
 			sessions.WithLabelValues(proto).Set(float64(n))
 		}
 		sessions.Collect(ch)
+	}))
+	lookups := prometheus.NewDesc(ns+"_cache_requests_total", "Lookups in the serving caches, by cache (raw_tx, block_merkle) and result (hit, miss).", []string{"cache", "result"}, nil)
+	held := prometheus.NewDesc(ns+"_cache_bytes", "Bytes held by each serving cache.", []string{"cache"}, nil)
+	s.reg.MustRegister(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+		for _, c := range backend.CacheStats() {
+			ch <- prometheus.MustNewConstMetric(lookups, prometheus.CounterValue, float64(c.Hits), c.Name, "hit")
+			ch <- prometheus.MustNewConstMetric(lookups, prometheus.CounterValue, float64(c.Misses), c.Name, "miss")
+			ch <- prometheus.MustNewConstMetric(held, prometheus.GaugeValue, float64(c.Bytes), c.Name)
+		}
 	}))
 }

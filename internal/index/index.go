@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/chain"
+	"amber/internal/merkle"
 	"amber/internal/store"
 )
 
@@ -75,19 +77,34 @@ type Index struct {
 	txCounts []uint64 // cumulative tx count after each height; len = tip.Height+1
 	writing  bool
 
-	// txids caches the txids of recently asked blocks (merkle proofs ask
-	// for the same recent blocks again and again); a commit that took
-	// blocks out clears it and bumps txidsGen, so a fill that raced with
-	// the reorg is dropped.
-	txids    map[int32][]chainhash.Hash
-	txidsGen uint64
+	// trees caches the merkle trees of recently asked blocks (merkle
+	// proofs ask for the same recent blocks again and again), bounded by
+	// treeBytes; a commit that took blocks out clears it and bumps
+	// treesGen, so a fill that raced with the reorg is dropped.
+	trees      map[int32]*merkle.BlockTree
+	treesBytes int
+	treesGen   uint64
+	treeHits   atomic.Uint64
+	treeMisses atomic.Uint64
+
+	// hdrMu guards hdrTree and orders checkpoint proofs against commits:
+	// a commit holds it while the headers and the tip change, so a proof
+	// never mixes kept nodes with headers of another branch.
+	hdrMu   sync.RWMutex
+	hdrTree *merkle.Tree
 
 	utxos *utxoCache // used by the one Writer only
 }
 
-// txidsCacheBlocks bounds the txid cache: a full mainnet block holds
-// about 4,000 txids (128 KB).
-const txidsCacheBlocks = 256
+// headerTreeBase is the lowest level of the header merkle tree kept in
+// memory: 16 bytes per block (15 MB at mainnet height) instead of 64, for
+// four header reads per proof.
+const headerTreeBase = 2
+
+// blockTreeCacheBytes bounds the block merkle tree cache: a full mainnet
+// block's tree (about 4,000 txids) takes 256 KB, so this holds the last
+// hundred or so of them.
+const blockTreeCacheBytes = 32 << 20
 
 // Open reads the metadata of db, refusing a DB of another schema or
 // network, and writes fresh metadata to an empty one.
@@ -98,7 +115,7 @@ func Open(db *store.DB, net *chain.Network, opts Options) (*Index, error) {
 	if opts.ReorgLimit <= 0 {
 		opts.ReorgLimit = net.ReorgLimit
 	}
-	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1},
+	ix := &Index{db: db, net: net, opts: opts, logger: opts.Logger, tip: Tip{Height: -1}, hdrTree: merkle.NewTree(headerTreeBase),
 		utxos: newUTXOCache(opts.UTXOCacheBytes)}
 	v, err := db.Get(metaKey("schema"))
 	switch {

@@ -238,9 +238,9 @@ func checkAgainstOracle(t *testing.T, ix *Index, o *naive.Result) {
 				t.Errorf("history of %s item %d: %d:%s, want %d:%s", hx, i, items[i].Height, items[i].TxID, want[i].Height, want[i].TxID)
 			}
 		}
-		utxos, err := ix.UTXOs(hx)
-		if err != nil {
-			t.Fatal(err)
+		utxos, more, err := ix.UTXOs(hx, 0)
+		if err != nil || more {
+			t.Fatal(err, more)
 		}
 		wantU := o.UTXOs(hx)
 		if len(utxos) != len(wantU) {
@@ -252,8 +252,21 @@ func checkAgainstOracle(t *testing.T, ix *Index, o *naive.Result) {
 				t.Errorf("utxo %s:%d of %s not expected (value %d)", u.TxID, u.Vout, hx, u.Value)
 			}
 		}
-		if bal, _ := ix.Balance(hx); bal != uint64(o.Balance(hx)) {
-			t.Errorf("balance of %s: %d, want %d", hx, bal, o.Balance(hx))
+		if bal, n, more, _ := ix.Balance(hx, 0); bal != uint64(o.Balance(hx)) || n != len(wantU) || more {
+			t.Errorf("balance of %s: %d of %d outputs (more %v), want %d of %d", hx, bal, n, more, o.Balance(hx), len(wantU))
+		}
+		// A limit reads no more than it allows, and says so.
+		if len(wantU) > 1 {
+			lim := len(wantU) - 1
+			if u, more, _ := ix.UTXOs(hx, lim); len(u) != lim || !more {
+				t.Errorf("utxos of %s limited to %d: %d (more %v)", hx, lim, len(u), more)
+			}
+			if _, n, more, _ := ix.Balance(hx, lim); n != lim || !more {
+				t.Errorf("balance of %s limited to %d: read %d (more %v)", hx, lim, n, more)
+			}
+			if u, more, _ := ix.UTXOs(hx, len(wantU)); len(u) != len(wantU) || more {
+				t.Errorf("utxos of %s limited to exactly %d: %d (more %v)", hx, len(wantU), len(u), more)
+			}
 		}
 	}
 }
@@ -730,9 +743,16 @@ func TestBlockTxIDsAfterReorg(t *testing.T) {
 				t.Fatalf("block %d: txids %v, want %v", h, ids, blocks[h].TxIDs())
 			}
 			ids[0] = chainhash.Hash{} // the caller's copy, not the cache's
+			if tr, err := ix.BlockTree(h); err != nil || tr.Root() != blocks[h].Header.MerkleRoot {
+				t.Fatalf("block %d: cached tree's root is not the header's merkle root (%v)", h, err)
+			}
 		}
 	}
 	check(a, 150, 195, 199, 195, 199)
+	// Each block is read once; every later ask is a hit.
+	if hits, misses, bytes := ix.BlockTreeCacheStats(); misses != 3 || hits != 7 || bytes == 0 {
+		t.Fatalf("cache after 10 asks of 3 blocks: %d hits, %d misses, %d bytes; want 7, 3, > 0", hits, misses, bytes)
+	}
 	w, err := ix.NewWriter()
 	if err != nil {
 		t.Fatal(err)
@@ -751,4 +771,7 @@ func TestBlockTxIDsAfterReorg(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(b, 150, 195, 199, 204)
+	if _, misses, _ := ix.BlockTreeCacheStats(); misses != 7 {
+		t.Fatalf("%d misses after the reorg, want 7: the reorg must empty the cache", misses)
+	}
 }

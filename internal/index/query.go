@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 
 	"amber/internal/chain"
+	"amber/internal/merkle"
 	"amber/internal/store"
 )
 
@@ -89,15 +91,21 @@ func (ix *Index) History(hx chain.HashX, limit int) (items []HistoryItem, more b
 }
 
 // UTXOs returns the confirmed unspent outputs of a script in chain order.
-func (ix *Index) UTXOs(hx chain.HashX) ([]UTXO, error) {
+// At most limit are read when limit > 0; more reports whether there were
+// more, so a script with hundreds of thousands of outputs costs a bounded
+// scan.
+func (ix *Index) UTXOs(hx chain.HashX, limit int) (out []UTXO, more bool, err error) {
 	v := ix.view()
 	defer v.close()
 	prefix := append([]byte{prefixUTXO}, hx[:]...)
-	var out []UTXO
-	err := v.r.Scan(prefix, func(k, val []byte) error {
+	err = v.r.Scan(prefix, func(k, val []byte) error {
 		n := getTxNum(k[len(prefix):])
 		h, ok := heightOf(v.counts, n)
 		if !ok {
+			return store.ErrStop
+		}
+		if limit > 0 && len(out) == limit {
+			more = true
 			return store.ErrStop
 		}
 		out = append(out, UTXO{TxNum: n, Height: h,
@@ -105,27 +113,40 @@ func (ix *Index) UTXOs(hx chain.HashX) ([]UTXO, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrStop) {
-		return nil, fmt.Errorf("index: utxos of %s: %w", hx, err)
+		return nil, false, fmt.Errorf("index: utxos of %s: %w", hx, err)
 	}
 	for i := range out {
 		if out[i].TxID, err = v.txid(out[i].TxNum); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return out, nil
+	return out, more, nil
 }
 
-// Balance is the confirmed balance of a script in satoshis.
-func (ix *Index) Balance(hx chain.HashX) (uint64, error) {
-	utxos, err := ix.UTXOs(hx)
-	if err != nil {
-		return 0, err
+// Balance is the confirmed balance of a script in satoshis and the number
+// of unspent outputs summed. At most limit outputs are read when limit >
+// 0; more reports whether there were more (and sum is then partial). It
+// reads the output rows only, not their txids.
+func (ix *Index) Balance(hx chain.HashX, limit int) (sum uint64, n int, more bool, err error) {
+	v := ix.view()
+	defer v.close()
+	prefix := append([]byte{prefixUTXO}, hx[:]...)
+	err = v.r.Scan(prefix, func(k, val []byte) error {
+		if _, ok := heightOf(v.counts, getTxNum(k[len(prefix):])); !ok {
+			return store.ErrStop
+		}
+		if limit > 0 && n == limit {
+			more = true
+			return store.ErrStop
+		}
+		sum += binary.BigEndian.Uint64(val)
+		n++
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrStop) {
+		return 0, 0, false, fmt.Errorf("index: balance of %s: %w", hx, err)
 	}
-	var sum uint64
-	for _, u := range utxos {
-		sum += u.Value
-	}
-	return sum, nil
+	return sum, n, more, nil
 }
 
 // Header returns the raw 80-byte header at height.
@@ -143,32 +164,72 @@ func (ix *Index) Header(height int32) ([]byte, error) {
 // BlockTxIDs returns the txids of the block at height in block order. Block
 // 0 has none in the index.
 func (ix *Index) BlockTxIDs(height int32) ([]chainhash.Hash, error) {
-	ix.mu.RLock()
-	cached, hit := ix.txids[height]
-	gen := ix.txidsGen
-	ix.mu.RUnlock()
-	if hit {
-		return slices.Clone(cached), nil
-	}
-	ids, err := ix.readBlockTxIDs(height)
+	t, err := ix.BlockTree(height)
 	if err != nil {
 		return nil, err
 	}
+	return slices.Clone(t.Leaves()), nil
+}
+
+// BlockTree returns the merkle tree of the txids of the block at height,
+// from a cache of recently asked blocks that a reorg clears. The tree is
+// shared: the caller must not change it.
+func (ix *Index) BlockTree(height int32) (*merkle.BlockTree, error) {
+	t, _, err := ix.BlockTreeCached(height)
+	return t, err
+}
+
+// BlockTreeCached is BlockTree, saying whether the tree came from the
+// cache (so a request can be charged for the work a miss took).
+func (ix *Index) BlockTreeCached(height int32) (*merkle.BlockTree, bool, error) {
+	ix.mu.RLock()
+	cached, hit := ix.trees[height]
+	gen := ix.treesGen
+	ix.mu.RUnlock()
+	if hit {
+		ix.treeHits.Add(1)
+		return cached, true, nil
+	}
+	ix.treeMisses.Add(1)
+	ids, err := ix.readBlockTxIDs(height)
+	if err != nil {
+		return nil, false, err
+	}
+	t := merkle.NewBlockTree(ids)
 	ix.mu.Lock()
-	if gen == ix.txidsGen {
-		if ix.txids == nil {
-			ix.txids = map[int32][]chainhash.Hash{}
+	if _, dup := ix.trees[height]; gen == ix.treesGen && !dup && t.Bytes() <= blockTreeCacheBytes {
+		if ix.trees == nil {
+			ix.trees = map[int32]*merkle.BlockTree{}
 		}
-		for h := range ix.txids {
-			if len(ix.txids) < txidsCacheBlocks {
+		for h, old := range ix.trees {
+			if ix.treesBytes+t.Bytes() <= blockTreeCacheBytes {
 				break
 			}
-			delete(ix.txids, h) // any one: map order is random
+			delete(ix.trees, h) // any one: map order is random
+			ix.treesBytes -= old.Bytes()
 		}
-		ix.txids[height] = ids
+		ix.trees[height] = t
+		ix.treesBytes += t.Bytes()
 	}
 	ix.mu.Unlock()
-	return slices.Clone(ids), nil
+	return t, false, nil
+}
+
+// ReorgGen counts the commits that took blocks out: caches of confirmed
+// data outside the index empty themselves when it moves.
+func (ix *Index) ReorgGen() uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.treesGen
+}
+
+// BlockTreeCacheStats reports the block tree cache's hits and misses
+// since the index was opened, and the bytes it holds.
+func (ix *Index) BlockTreeCacheStats() (hits, misses uint64, bytes int) {
+	ix.mu.RLock()
+	bytes = ix.treesBytes
+	ix.mu.RUnlock()
+	return ix.treeHits.Load(), ix.treeMisses.Load(), bytes
 }
 
 func (ix *Index) readBlockTxIDs(height int32) ([]chainhash.Hash, error) {
@@ -347,4 +408,80 @@ func (ix *Index) Output(txid chainhash.Hash, vout uint32) (hx chain.HashX, value
 		return hx, 0, false, fmt.Errorf("index: utxo %s:%d: %w", txid, vout, err)
 	}
 	return hx, binary.BigEndian.Uint64(b), true, nil
+}
+
+// CheckpointProof returns the merkle branch of the block hash at height
+// in the tree of the block hashes 0 to cpHeight, and that tree's root
+// (spec §5.7). The tree's complete nodes are kept in memory, so a proof
+// costs O(log n): a few header reads and hashes.
+func (ix *Index) CheckpointProof(height, cpHeight int32) ([]chainhash.Hash, chainhash.Hash, error) {
+	for {
+		ix.hdrMu.RLock()
+		tip := ix.Tip().Height
+		if height < 0 || height > cpHeight || cpHeight > tip {
+			ix.hdrMu.RUnlock()
+			return nil, chainhash.Hash{}, fmt.Errorf("index: no checkpoint proof of height %d at cp_height %d (tip %d)", height, cpHeight, tip)
+		}
+		if int(cpHeight) < ix.hdrTree.Len() {
+			br, root, err := ix.hdrTree.Branch(int(height), int(cpHeight)+1, ix.blockHashes)
+			ix.hdrMu.RUnlock()
+			return br, root, err
+		}
+		ix.hdrMu.RUnlock()
+		if err := ix.extendHeaderTree(); err != nil {
+			return nil, chainhash.Hash{}, err
+		}
+	}
+}
+
+// extendHeaderTree brings the header tree up to the tip. The first call
+// reads every header (about a second at mainnet height); later ones only
+// the new blocks.
+func (ix *Index) extendHeaderTree() error {
+	ix.hdrMu.Lock()
+	defer ix.hdrMu.Unlock()
+	n := int(ix.Tip().Height) + 1
+	from := ix.hdrTree.Len()
+	if n <= from {
+		return nil
+	}
+	start := time.Now()
+	if err := ix.hdrTree.Extend(n, ix.blockHashes); err != nil {
+		return fmt.Errorf("index: build the header merkle tree to height %d: %w", n-1, err)
+	}
+	if n-from > 10_000 {
+		ix.logger.Info("header merkle tree built", "height", n-1, "nodes", ix.hdrTree.Nodes(), "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	return nil
+}
+
+// blockHashes reads the hashes of the blocks at heights [lo, hi) in one
+// scan of their header rows.
+func (ix *Index) blockHashes(lo, hi int) ([]chainhash.Hash, error) {
+	out := make([]chainhash.Hash, 0, hi-lo)
+	if hi-lo <= 1<<headerTreeBase {
+		// A proof's few leaves: point reads are cheaper than an iterator.
+		for h := lo; h < hi; h++ {
+			v, err := ix.db.Get(headerKey(uint32(h)))
+			if err != nil {
+				return nil, fmt.Errorf("index: read header %d: %w", h, err)
+			}
+			out = append(out, chain.HeaderHash(v))
+		}
+		return out, nil
+	}
+	err := store.ScanRange(ix.db, headerKey(uint32(lo)), headerKey(uint32(hi)), func(k, v []byte) error {
+		if h := int(binary.BigEndian.Uint32(k[1:])); h != lo+len(out) {
+			return fmt.Errorf("index: header row of height %d missing (found %d)", lo+len(out), h)
+		}
+		out = append(out, chain.HeaderHash(v))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: read headers %d to %d: %w", lo, hi-1, err)
+	}
+	if len(out) != hi-lo {
+		return nil, fmt.Errorf("index: read %d headers from height %d, want %d", len(out), lo, hi-lo)
+	}
+	return out, nil
 }

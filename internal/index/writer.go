@@ -43,8 +43,10 @@ type Writer struct {
 	// undoFrom: blocks below this height get no undo record (SetDaemonTip).
 	undoFrom int32
 	// disconnected records that blocks were taken out, which makes the
-	// commit clear the index's txid and UTXO caches.
+	// commit clear the index's block tree and UTXO caches; low is the
+	// lowest tip reached, above which the header tree forgets its nodes.
 	disconnected bool
+	low          int32
 }
 
 // freshEntryBytes is what one output created in the batch holds until
@@ -154,6 +156,8 @@ func (w *Writer) Commit(sync bool) error {
 	if err := w.b.Set(metaKey("tip"), w.tip.marshal()); err != nil {
 		return fmt.Errorf("index: write tip: %w", err)
 	}
+	w.ix.hdrMu.Lock()
+	defer w.ix.hdrMu.Unlock()
 	if err := w.b.Commit(sync); err != nil {
 		// What the DB holds now is unknown: trust no cached output.
 		w.ix.utxos.clear()
@@ -174,10 +178,14 @@ func (w *Writer) Commit(sync bool) error {
 	w.ix.mu.Lock()
 	w.ix.tip, w.ix.txCounts = w.tip, w.counts
 	if w.disconnected {
-		w.ix.txidsGen++
-		clear(w.ix.txids)
+		w.ix.treesGen++
+		clear(w.ix.trees)
+		w.ix.treesBytes = 0
 	}
 	w.ix.mu.Unlock()
+	if w.disconnected {
+		w.ix.hdrTree.Truncate(int(w.low) + 1)
+	}
 	return nil
 }
 
@@ -356,6 +364,9 @@ func (w *Writer) Disconnect() error {
 	if w.bulk {
 		return errors.New("index: a bulk writer cannot disconnect blocks")
 	}
+	if !w.disconnected {
+		w.low = w.tip.Height
+	}
 	// Rows of outputs created earlier in this batch go in first, for the
 	// undo record to take out; from here on the batch is read, not fresh,
 	// nor the cache (cleared at Commit).
@@ -450,6 +461,7 @@ func (w *Writer) Disconnect() error {
 	}
 	w.counts = w.counts[:height:height]
 	w.tip = Tip{Height: height - 1, Hash: chain.HeaderHash(prevHeader), TxCount: first}
+	w.low = min(w.low, w.tip.Height)
 	return nil
 }
 

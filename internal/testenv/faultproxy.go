@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +37,9 @@ type FaultProxy struct {
 	fails  int // requests still to fail; -1 fails all
 	status int // the HTTP status failed requests get
 	hook   func(*http.Request)
+	// slow delays requests calling one JSON-RPC method.
+	slowMethod string
+	slowDelay  time.Duration
 
 	requests atomic.Int64
 	faults   atomic.Int64
@@ -101,12 +107,16 @@ func (p *FaultProxy) handle(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	p.mu.Lock()
 	delay, fail, status, hook := p.delay, p.fails != 0, p.status, p.hook
+	slowMethod, slowDelay := p.slowMethod, p.slowDelay
 	if p.fails > 0 {
 		p.fails--
 	}
 	p.mu.Unlock()
 	if hook != nil {
 		hook(r)
+	}
+	if slowMethod != "" && callsMethod(r, slowMethod) {
+		delay += slowDelay
 	}
 	if delay > 0 {
 		p.faults.Add(1)
@@ -179,6 +189,45 @@ func (p *FaultProxy) SetDelay(d time.Duration) {
 	p.mu.Unlock()
 }
 
+// SetMethodDelay makes every request calling the JSON-RPC method (alone
+// or in a batch) wait d more before it is answered; zero removes it.
+func (p *FaultProxy) SetMethodDelay(method string, d time.Duration) {
+	p.mu.Lock()
+	p.slowMethod, p.slowDelay = method, d
+	if d == 0 {
+		p.slowMethod = ""
+	}
+	p.mu.Unlock()
+}
+
+// callsMethod reports whether the JSON-RPC request r calls method; it
+// leaves r's body readable.
+func callsMethod(r *http.Request, method string) bool {
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	type call struct {
+		Method string `json:"method"`
+	}
+	var batch []call
+	if json.Unmarshal(body, &batch) != nil {
+		var one call
+		if json.Unmarshal(body, &one) != nil {
+			return false
+		}
+		batch = []call{one}
+	}
+	for _, c := range batch {
+		if c.Method == method {
+			return true
+		}
+	}
+	return false
+}
+
 // FailNext answers the next n requests with the HTTP status instead of
 // forwarding them.
 func (p *FaultProxy) FailNext(n, status int) {
@@ -194,6 +243,7 @@ func (p *FaultProxy) FailAll(status int) { p.FailNext(-1, status) }
 func (p *FaultProxy) Heal() {
 	p.mu.Lock()
 	p.delay, p.fails = 0, 0
+	p.slowMethod, p.slowDelay = "", 0
 	p.mu.Unlock()
 }
 

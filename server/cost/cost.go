@@ -44,7 +44,7 @@ var methodCost = map[string]float64{
 	"server.features": 0.2, "server.peers.subscribe": 1.0, "server.add_peer": 100,
 	"server.ping":                  0.1,
 	"blockchain.headers.subscribe": 0.25, "blockchain.block.header": 0.25,
-	"blockchain.block.headers": 1.0, "blockchain.estimatefee": 0.1, "blockchain.relayfee": 1.0,
+	"blockchain.block.headers": 0, "blockchain.estimatefee": 0.1, "blockchain.relayfee": 1.0,
 	"mempool.get_fee_histogram": 1.0, "mempool.get_info": 1.0, "mempool.recent": 1.0,
 	"blockchain.scripthash.get_balance": 1.0, "blockchain.scripthash.get_history": 0.5,
 	"blockchain.scripthash.get_mempool": 0.25, "blockchain.scripthash.listunspent": 1.0,
@@ -57,6 +57,16 @@ var methodCost = map[string]float64{
 	"blockchain.transaction.get": 0.25, "blockchain.transaction.get_merkle": 0.25,
 	"blockchain.transaction.id_from_pos": 0.25, "blockchain.transaction.testmempoolaccept": 1.0,
 }
+
+// The parts of a cost that depend on the work done (spec §4), which the
+// method handlers charge.
+const (
+	// Proof is a cp_height proof's cost on block.header(s).
+	Proof = 1.0
+	// PerRows divides the headers block.headers returns and the unspent
+	// outputs get_balance and listunspent read.
+	PerRows = 50.0
+)
 
 // Of is the flat cost of a request for method.
 func Of(method string) float64 {

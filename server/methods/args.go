@@ -30,41 +30,54 @@ func shown(raw json.RawMessage) string {
 	return string(bytes.TrimSpace(raw))
 }
 
+// Bounds of integer parameters: a value past its bound is refused before
+// any conversion, so "4294967296" cannot wrap to height 0.
+const (
+	maxHeight   = math.MaxInt32  // heights, cp_height, tx_pos
+	maxOutIndex = math.MaxUint32 // txout_idx
+	maxAny      = math.MaxInt64  // counts and sizes that are clamped or compared later
+)
+
 // nonNegInt accepts what Python's int() accepts from JSON: integers,
-// floats (truncated), integer strings and booleans.
-func nonNegInt(raw json.RawMessage) (int64, error) {
+// floats (truncated), integer strings and booleans, from 0 to limit.
+func nonNegInt(raw json.RawMessage, limit int64) (int64, error) {
 	bad := badRequest("%s should be a non-negative integer", shown(raw))
 	raw = bytes.TrimSpace(raw)
+	var n int64
 	switch {
 	case len(raw) == 0:
 		return 0, bad
 	case string(raw) == "true":
-		return 1, nil
+		n = 1
 	case string(raw) == "false":
-		return 0, nil
+		n = 0
 	case raw[0] == '"':
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
 			return 0, bad
 		}
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil || n < 0 {
+		var err error
+		if n, err = strconv.ParseInt(strings.TrimSpace(s), 10, 64); err != nil {
 			return 0, bad
 		}
-		return n, nil
+	default:
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil || math.IsNaN(f) || f < 0 || f >= 1<<63 {
+			return 0, bad
+		}
+		n = int64(f)
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || f < 0 || f >= math.MaxInt32*2.0 || math.IsNaN(f) {
+	if n < 0 || n > limit {
 		return 0, bad
 	}
-	return int64(f), nil
+	return n, nil
 }
 
-func optNonNegInt(raw json.RawMessage, def int64) (int64, error) {
+func optNonNegInt(raw json.RawMessage, def, limit int64) (int64, error) {
 	if raw == nil || string(bytes.TrimSpace(raw)) == "null" {
 		return def, nil
 	}
-	return nonNegInt(raw)
+	return nonNegInt(raw, limit)
 }
 
 func hexString(raw json.RawMessage) (string, []byte, error) {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,6 +198,9 @@ func FuzzMethodParams(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		result, err := fx.table.Call(ctx, s, v, &rpc.Request{ID: json.RawMessage(`1`), Method: name, Params: params})
+		if err == nil && hasHugeInt(name, params) {
+			t.Fatalf("%s %s at %s: an integer past 2^32 was accepted (it wraps): %v", name, params, v, result)
+		}
 		if err != nil {
 			var re *rpc.Error
 			if !errors.As(err, &re) {
@@ -214,6 +219,52 @@ func FuzzMethodParams(f *testing.F) {
 			t.Fatalf("%s %s at %s: reply of %d bytes over MAX_SEND %d", name, params, v, len(reply), fx.backend.MaxSend)
 		}
 	})
+}
+
+// heightParams are, for the methods that take them, the parameters that
+// are heights or positions (by position and by name), all of which must
+// be under 2^32: a larger value accepted has wrapped.
+var heightParams = map[string][]string{
+	"blockchain.block.header":            {"height", "cp_height"},
+	"blockchain.transaction.get_merkle":  {"", "height"},
+	"blockchain.transaction.id_from_pos": {"height", "tx_pos"},
+	"blockchain.outpoint.subscribe":      {"", "txout_idx"},
+	"blockchain.outpoint.get_status":     {"", "txout_idx"},
+	"blockchain.outpoint.unsubscribe":    {"", "txout_idx"},
+}
+
+// hasHugeInt reports a height parameter of method that reads as an
+// integer of 2^32 or more, given as a number or a string.
+func hasHugeInt(method string, params []byte) bool {
+	names := heightParams[method]
+	var vals []json.RawMessage
+	var list []json.RawMessage
+	var named map[string]json.RawMessage
+	switch {
+	case json.Unmarshal(params, &list) == nil:
+		for i, name := range names {
+			if name != "" && i < len(list) {
+				vals = append(vals, list[i])
+			}
+		}
+	case json.Unmarshal(params, &named) == nil:
+		for _, name := range names {
+			if v, ok := named[name]; ok && name != "" {
+				vals = append(vals, v)
+			}
+		}
+	}
+	for _, raw := range vals {
+		var str string
+		text := string(raw)
+		if json.Unmarshal(raw, &str) == nil {
+			text = strings.TrimSpace(str)
+		}
+		if f, err := strconv.ParseFloat(text, 64); err == nil && f >= 1<<32 {
+			return true
+		}
+	}
+	return false
 }
 
 // TestFuzzFixture checks that the fuzz fixture is a working chain, so the

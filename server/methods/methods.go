@@ -14,6 +14,7 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/config"
+	"amber/server/cost"
 	"amber/server/query"
 	"amber/server/rpc"
 	"amber/server/session"
@@ -190,7 +191,7 @@ func (hs *Handlers) ping(_ context.Context, s *session.Session, args []json.RawM
 	if older(s.Proto, V17) {
 		return nil, nil
 	}
-	n, err := optNonNegInt(args[0], 0)
+	n, err := optNonNegInt(args[0], 0, maxAny)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +218,11 @@ func isHex(s string) bool {
 }
 
 func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	height, err := nonNegInt(args[0])
+	height, err := nonNegInt(args[0], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := optNonNegInt(args[1], 0)
+	cp, err := optNonNegInt(args[1], 0, maxHeight)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +233,7 @@ func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []js
 	if cp == 0 {
 		return hdr, nil
 	}
+	s.Charge(cost.Proof)
 	branch, root, err := hs.Backend.CheckpointProof(int32(height), int32(cp))
 	if err != nil {
 		return nil, err
@@ -243,20 +245,21 @@ func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []js
 const MaxHeaders = 2016
 
 func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	start, err := nonNegInt(args[0])
+	start, err := nonNegInt(args[0], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	count, err := nonNegInt(args[1])
+	count, err := nonNegInt(args[1], maxAny)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := optNonNegInt(args[2], 0)
+	cp, err := optNonNegInt(args[2], 0, maxHeight)
 	if err != nil {
 		return nil, err
 	}
 	tip := int64(hs.Backend.Index.Tip().Height)
 	count = max(0, min(count, MaxHeaders, tip-start+1))
+	s.Charge(float64(count) / cost.PerRows)
 	var hexes []string
 	for h := start; h < start+count; h++ {
 		x, err := hs.Backend.HeaderHex(int32(h))
@@ -275,6 +278,7 @@ func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []j
 		out = orderedMap{{"count", count}, {"max", MaxHeaders}, {"headers", hexes}}
 	}
 	if count > 0 && cp > 0 {
+		s.Charge(cost.Proof)
 		branch, root, err := hs.Backend.CheckpointProof(int32(start+count-1), int32(cp))
 		if err != nil {
 			return nil, err
@@ -284,18 +288,19 @@ func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []j
 	return out, nil
 }
 
-func (hs *Handlers) headersSubscribe(_ context.Context, s *session.Session, _ []json.RawMessage) (any, error) {
-	tip := hs.Backend.Index.Tip()
-	raw, err := hs.Backend.Index.Header(tip.Height)
-	if err != nil {
-		return nil, err
-	}
-	s.Subs.SubscribeHeaders()
-	return session.NewHeaderNotice(raw, tip.Height), nil
+func (hs *Handlers) headersSubscribe(ctx context.Context, s *session.Session, _ []json.RawMessage) (any, error) {
+	return s.Subs.SubscribeHeaders(ctx, func() (any, error) {
+		tip := hs.Backend.Index.Tip()
+		raw, err := hs.Backend.Index.Header(tip.Height)
+		if err != nil {
+			return nil, err
+		}
+		return session.NewHeaderNotice(raw, tip.Height), nil
+	})
 }
 
 func (hs *Handlers) estimateFee(ctx context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	n, err := nonNegInt(args[0])
+	n, err := nonNegInt(args[0], maxAny)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +337,9 @@ func bySPK(h scriptHandler) rpc.Handler[*session.Session] {
 }
 
 func (hs *Handlers) getBalance(_ context.Context, s *session.Session, hx chain.HashX, _ string) (any, error) {
-	return hs.Backend.GetBalance(hx)
+	bal, rows, err := hs.Backend.GetBalance(hx)
+	s.Charge(float64(rows) / cost.PerRows)
+	return bal, err
 }
 
 // historyItem is one get_history entry; Fee only for mempool entries.
@@ -384,7 +391,8 @@ func (hs *Handlers) getMempool(wrap bool) scriptHandler {
 
 func (hs *Handlers) listUnspent(wrap bool) scriptHandler {
 	return func(_ context.Context, s *session.Session, hx chain.HashX, _ string) (any, error) {
-		u, err := hs.Backend.ListUnspent(hx)
+		u, rows, err := hs.Backend.ListUnspent(hx)
+		s.Charge(float64(rows) / cost.PerRows)
 		if err != nil {
 			return nil, err
 		}
@@ -396,8 +404,8 @@ func (hs *Handlers) listUnspent(wrap bool) scriptHandler {
 }
 
 func (hs *Handlers) subscribe(method string) scriptHandler {
-	return func(_ context.Context, s *session.Session, hx chain.HashX, echo string) (any, error) {
-		return s.Subs.SubscribeScript(hs.Backend, hx, method, echo)
+	return func(ctx context.Context, s *session.Session, hx chain.HashX, echo string) (any, error) {
+		return s.Subs.SubscribeScript(ctx, hs.Backend, hx, method, echo)
 	}
 }
 
@@ -410,7 +418,7 @@ func outpointArgs(args []json.RawMessage) (wire.OutPoint, error) {
 	if err != nil {
 		return wire.OutPoint{}, err
 	}
-	n, err := nonNegInt(args[1])
+	n, err := nonNegInt(args[1], maxOutIndex)
 	if err != nil {
 		return wire.OutPoint{}, err
 	}
@@ -418,7 +426,7 @@ func outpointArgs(args []json.RawMessage) (wire.OutPoint, error) {
 }
 
 func (hs *Handlers) outpointMethod(sub bool) rpc.Handler[*session.Session] {
-	return func(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
+	return func(ctx context.Context, s *session.Session, args []json.RawMessage) (any, error) {
 		op, err := outpointArgs(args)
 		if err != nil {
 			return nil, err
@@ -427,7 +435,7 @@ func (hs *Handlers) outpointMethod(sub bool) rpc.Handler[*session.Session] {
 			return nil, err
 		}
 		if sub {
-			return s.Subs.SubscribeOutpoint(hs.Backend, op)
+			return s.Subs.SubscribeOutpoint(ctx, hs.Backend, op)
 		}
 		st, _, err := hs.Backend.OutpointStatus(op)
 		return st, err
@@ -501,11 +509,12 @@ func (hs *Handlers) txGetMerkle(_ context.Context, s *session.Session, args []js
 	if err != nil {
 		return nil, err
 	}
-	h, err := nonNegInt(args[1])
+	h, err := nonNegInt(args[1], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	branch, pos, err := hs.Backend.TxMerkle(id, int32(h))
+	branch, pos, c, err := hs.Backend.TxMerkle(id, int32(h))
+	s.Charge(c)
 	if err != nil {
 		return nil, err
 	}
@@ -513,11 +522,11 @@ func (hs *Handlers) txGetMerkle(_ context.Context, s *session.Session, args []js
 }
 
 func (hs *Handlers) txIDFromPos(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
-	h, err := nonNegInt(args[0])
+	h, err := nonNegInt(args[0], maxHeight)
 	if err != nil {
 		return nil, err
 	}
-	pos, err := nonNegInt(args[1])
+	pos, err := nonNegInt(args[1], maxHeight)
 	if err != nil {
 		return nil, err
 	}

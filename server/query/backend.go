@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +18,6 @@ import (
 	"amber/internal/chain"
 	"amber/internal/daemon"
 	"amber/internal/index"
-	"amber/internal/merkle"
 	"amber/server/mempool"
 	"amber/server/rpc"
 )
@@ -63,6 +64,10 @@ type Backend struct {
 	// HistoryLimit caps confirmed history entries served for one script:
 	// (MAX_SEND - 100) / 99, spec §5.5.
 	HistoryLimit int
+	// UTXOLimit caps the unspent outputs get_balance and listunspent read
+	// for one script: as many as the history limit, whose entries are
+	// about as large in a reply.
+	UTXOLimit int
 	// MaxSend is MAX_SEND, the largest response; it also caps server.ping's
 	// pong_len (spec §4.7).
 	MaxSend int
@@ -72,11 +77,12 @@ type Backend struct {
 	feeCache map[string]float64
 
 	history *historyCache
+	txs     *txCache
 }
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(1000)}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes), txs: newTxCache(DefaultTxCacheBytes)}
 }
 
 // History is the script's confirmed history followed by its mempool
@@ -146,17 +152,22 @@ type Balance struct {
 	Unconfirmed int64  `json:"unconfirmed"`
 }
 
-// GetBalance answers get_balance.
-func (b *Backend) GetBalance(hx chain.HashX) (Balance, error) {
-	c, err := b.Index.Balance(hx)
+// GetBalance answers get_balance; rows is the number of unspent outputs
+// read, which the request is charged for. A script with more than
+// UTXOLimit outputs gets the 10001 error after reading UTXOLimit + 1.
+func (b *Backend) GetBalance(hx chain.HashX) (bal Balance, rows int, err error) {
+	c, n, more, err := b.Index.Balance(hx, b.UTXOLimit)
 	if err != nil {
-		return Balance{}, err
+		return Balance{}, n, err
+	}
+	if more {
+		return Balance{}, n + 1, rpc.ErrTooManyUTXOs()
 	}
 	var u int64
 	if b.Mempool != nil {
 		u = b.Mempool.Balance(hx)
 	}
-	return Balance{Confirmed: c, Unconfirmed: u}, nil
+	return Balance{Confirmed: c, Unconfirmed: u}, n, nil
 }
 
 // Unspent is one listunspent entry.
@@ -168,13 +179,17 @@ type Unspent struct {
 }
 
 // ListUnspent answers listunspent: confirmed outputs in chain order, then
-// mempool outputs (height 0), less anything the mempool spends.
-func (b *Backend) ListUnspent(hx chain.HashX) ([]Unspent, error) {
-	utxos, err := b.Index.UTXOs(hx)
+// mempool outputs (height 0), less anything the mempool spends. rows and
+// the bound are as for GetBalance.
+func (b *Backend) ListUnspent(hx chain.HashX) (out []Unspent, rows int, err error) {
+	utxos, more, err := b.Index.UTXOs(hx, b.UTXOLimit)
 	if err != nil {
-		return nil, err
+		return nil, len(utxos), err
 	}
-	out := make([]Unspent, 0, len(utxos))
+	if more {
+		return nil, len(utxos) + 1, rpc.ErrTooManyUTXOs()
+	}
+	out = make([]Unspent, 0, len(utxos))
 	spent := func(id chainhash.Hash, vout uint32) bool {
 		if b.Mempool == nil {
 			return false
@@ -192,7 +207,7 @@ func (b *Backend) ListUnspent(hx chain.HashX) ([]Unspent, error) {
 			out = append(out, Unspent{TxHash: u.OutPoint.Hash.String(), TxPos: u.OutPoint.Index, Height: 0, Value: u.Value})
 		}
 	}
-	return out, nil
+	return out, len(utxos), nil
 }
 
 // HeaderHex returns the header at height as hex.
@@ -211,57 +226,57 @@ func (b *Backend) CheckpointProof(height, cpHeight int32) (branch []string, root
 	if height > cpHeight || cpHeight > tip {
 		return nil, "", badRequest("require header height %s <= cp_height %s <= chain height %s", commas(int64(height)), commas(int64(cpHeight)), commas(int64(tip)))
 	}
-	leaves := make([]chainhash.Hash, cpHeight+1)
-	for h := int32(0); h <= cpHeight; h++ {
-		raw, err := b.Index.Header(h)
-		if err != nil {
-			return nil, "", err
-		}
-		leaves[h] = chain.HeaderHash(raw)
-	}
-	br, r, err := merkle.Branch(leaves, int(height))
+	br, r, err := b.Index.CheckpointProof(height, cpHeight)
 	if err != nil {
 		return nil, "", err
 	}
 	return hashStrings(br), r.String(), nil
 }
 
-// TxMerkle answers get_merkle: the branch of txid in the block at height.
-func (b *Backend) TxMerkle(txid chainhash.Hash, height int32) (branch []string, pos int, err error) {
-	ids, err := b.Index.BlockTxIDs(height)
+// TxMerkle answers get_merkle: the branch of txid in the block at height,
+// from the index's cache of block merkle trees. cost is the part of the
+// request's cost that grows with the block (spec §4.24): reading its
+// txids and hashing them on a miss, much less on a hit.
+func (b *Backend) TxMerkle(txid chainhash.Hash, height int32) (branch []string, pos int, cost float64, err error) {
+	tree, hit, err := b.Index.BlockTreeCached(height)
 	if err != nil || height > b.Index.Tip().Height {
-		return nil, 0, badRequest("height %s out of range", commas(int64(height)))
+		return nil, 0, 0, badRequest("height %s out of range", commas(int64(height)))
 	}
-	pos = -1
-	for i, id := range ids {
-		if id == txid {
-			pos = i
-			break
-		}
+	// ElectrumX's figures: ntx/2500 for the branch, 10·√ntx/2500 from its
+	// cache (blocks of 200 txs and more), 0.0001·ntx to read the txids.
+	ntx := float64(len(tree.Leaves()))
+	cost = ntx / 2500
+	if hit && ntx >= 200 {
+		cost = 10 * math.Sqrt(ntx) / 2500
 	}
+	if !hit {
+		cost += 0.0001 * ntx
+	}
+	pos = slices.Index(tree.Leaves(), txid)
 	if pos < 0 {
-		return nil, 0, badRequest("tx %s not in block at height %s", txid, commas(int64(height)))
+		return nil, 0, cost, badRequest("tx %s not in block at height %s", txid, commas(int64(height)))
 	}
-	br, _, err := merkle.Branch(ids, pos)
+	br, err := tree.Branch(pos)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, cost, err
 	}
-	return hashStrings(br), pos, nil
+	return hashStrings(br), pos, cost, nil
 }
 
 // IDFromPos answers id_from_pos: the txid at a position, and its branch.
 func (b *Backend) IDFromPos(height int32, pos int, wantMerkle bool) (chainhash.Hash, []string, error) {
-	ids, err := b.Index.BlockTxIDs(height)
+	tree, err := b.Index.BlockTree(height)
 	if err != nil {
 		return chainhash.Hash{}, nil, badRequest("db error: block %d not on disk (>%d)", height, b.Index.Tip().Height)
 	}
+	ids := tree.Leaves()
 	if pos < 0 || pos >= len(ids) {
 		return chainhash.Hash{}, nil, badRequest("no tx at position %s in block at height %s", commas(int64(pos)), commas(int64(height)))
 	}
 	if !wantMerkle {
 		return ids[pos], nil, nil
 	}
-	br, _, err := merkle.Branch(ids, pos)
+	br, err := tree.Branch(pos)
 	if err != nil {
 		return chainhash.Hash{}, nil, err
 	}
@@ -283,11 +298,34 @@ func (b *Backend) GetTransaction(ctx context.Context, txid chainhash.Hash, verbo
 			return hex.EncodeToString(raw), nil
 		}
 	}
+	gen := b.Index.ReorgGen()
+	if raw, ok := b.txs.get(txid, gen); ok {
+		return hex.EncodeToString(raw), nil
+	}
 	raw, err := b.Daemon.RawTransaction(ctx, txid)
 	if err != nil {
 		return nil, DaemonError(err)
 	}
+	b.txs.put(txid, raw, gen)
 	return hex.EncodeToString(raw), nil
+}
+
+// CacheStats is one cache's counters, for metrics.
+type CacheStats struct {
+	Name         string
+	Hits, Misses uint64
+	Bytes        int
+}
+
+// CacheStats reports the raw transaction, block merkle tree and history
+// caches.
+func (b *Backend) CacheStats() []CacheStats {
+	th, tm, tb := b.txs.stats()
+	bh, bm, bb := b.Index.BlockTreeCacheStats()
+	return []CacheStats{
+		{Name: "raw_tx", Hits: th, Misses: tm, Bytes: tb},
+		{Name: "block_merkle", Hits: bh, Misses: bm, Bytes: bb},
+	}
 }
 
 // Broadcast answers transaction.broadcast.

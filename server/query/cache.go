@@ -3,17 +3,33 @@ package query
 import (
 	"container/list"
 	"sync"
+	"unsafe"
 
 	"amber/internal/chain"
 )
 
+// DefaultHistoryCacheBytes bounds the history cache: about 1.4 million
+// history entries, or a dozen histories as long as MAX_SEND allows at
+// 100 MB.
+const DefaultHistoryCacheBytes = 64 << 20
+
+// historyEntrySize is what one cached history entry holds in memory;
+// cacheItemOverhead is the map, list and item bookkeeping of one script.
+const (
+	historyEntrySize  = int64(unsafe.Sizeof(HistoryEntry{}))
+	cacheItemOverhead = 160
+)
+
 // historyCache keeps the confirmed history of recently asked scripts, so a
 // busy script's status is not rebuilt from its whole history on every
-// call. Entries are dropped when a block touches their script; a fill that
-// raced with such a drop is discarded by the generation check.
+// call. It is bounded in bytes, least recently used first out, since one
+// busy script's history can weigh as much as thousands of others. Entries
+// are dropped when a block touches their script; a fill that raced with
+// such a drop is discarded by the generation check.
 type historyCache struct {
 	mu    sync.Mutex
-	max   int
+	max   int64 // bytes
+	bytes int64
 	gen   uint64
 	order *list.List // of chain.HashX, most recent first
 	items map[chain.HashX]*cacheItem
@@ -23,10 +39,15 @@ type cacheItem struct {
 	elem *list.Element
 	hist []HistoryEntry
 	err  error // history too large is cached too
+	size int64
 }
 
-func newHistoryCache(max int) *historyCache {
-	return &historyCache{max: max, order: list.New(), items: map[chain.HashX]*cacheItem{}}
+func newHistoryCache(maxBytes int64) *historyCache {
+	return &historyCache{max: maxBytes, order: list.New(), items: map[chain.HashX]*cacheItem{}}
+}
+
+func itemSize(hist []HistoryEntry) int64 {
+	return int64(cap(hist))*historyEntrySize + cacheItemOverhead
 }
 
 // get returns a cached history and the generation to pass to put.
@@ -41,6 +62,7 @@ func (c *historyCache) get(hx chain.HashX) (hist []HistoryEntry, ok bool, gen ui
 	return it.hist, true, c.gen, it.err
 }
 
+// put caches a history; one larger than the whole cache is not kept.
 func (c *historyCache) put(hx chain.HashX, hist []HistoryEntry, err error, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -48,15 +70,24 @@ func (c *historyCache) put(hx chain.HashX, hist []HistoryEntry, err error, gen u
 		return
 	}
 	if it, ok := c.items[hx]; ok {
-		it.hist, it.err = hist, err
-		c.order.MoveToFront(it.elem)
+		c.remove(hx, it)
+	}
+	size := itemSize(hist)
+	if size > c.max {
 		return
 	}
-	c.items[hx] = &cacheItem{elem: c.order.PushFront(hx), hist: hist, err: err}
-	for c.order.Len() > c.max {
-		old := c.order.Remove(c.order.Back()).(chain.HashX)
-		delete(c.items, old)
+	c.items[hx] = &cacheItem{elem: c.order.PushFront(hx), hist: hist, err: err, size: size}
+	c.bytes += size
+	for c.bytes > c.max {
+		old := c.order.Back().Value.(chain.HashX)
+		c.remove(old, c.items[old])
 	}
+}
+
+func (c *historyCache) remove(hx chain.HashX, it *cacheItem) {
+	c.order.Remove(it.elem)
+	delete(c.items, hx)
+	c.bytes -= it.size
 }
 
 // invalidate drops the scripts a block touched.
@@ -66,8 +97,14 @@ func (c *historyCache) invalidate(scripts map[chain.HashX]struct{}) {
 	c.gen++
 	for hx := range scripts {
 		if it, ok := c.items[hx]; ok {
-			c.order.Remove(it.elem)
-			delete(c.items, hx)
+			c.remove(hx, it)
 		}
 	}
+}
+
+// size is the bytes and number of scripts cached.
+func (c *historyCache) size() (bytes int64, scripts int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes, len(c.items)
 }

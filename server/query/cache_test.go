@@ -9,9 +9,9 @@ import (
 )
 
 func TestHistoryCache(t *testing.T) {
-	c := newHistoryCache(2)
-	a, b, d := chain.HashX{1}, chain.HashX{2}, chain.HashX{3}
 	hist := []HistoryEntry{{TxID: chainhash.Hash{9}, Height: 5}}
+	c := newHistoryCache(2 * itemSize(hist)) // room for two
+	a, b, d := chain.HashX{1}, chain.HashX{2}, chain.HashX{3}
 	_, ok, gen, _ := c.get(a)
 	if ok {
 		t.Fatal("empty cache hit")
@@ -40,5 +40,50 @@ func TestHistoryCache(t *testing.T) {
 	}
 	if _, ok, _, _ := c.get(d); !ok {
 		t.Error("untouched script dropped")
+	}
+}
+
+// TestHistoryCacheBytes fills the cache with huge histories: it stays
+// under its byte bound, keeps the most recent, drops the least recently
+// used, and does not keep a history larger than the whole cache.
+func TestHistoryCacheBytes(t *testing.T) {
+	const bound = 32 << 20
+	c := newHistoryCache(bound)
+	huge := func(n int) []HistoryEntry { return make([]HistoryEntry, n) }
+	var last chain.HashX
+	for i := range 40 {
+		hx := chain.HashX{byte(i), byte(i >> 8)}
+		_, _, gen, _ := c.get(hx)
+		c.put(hx, huge(100_000+i*1000), nil, gen) // 4.8 to 6.7 MB each
+		if b, _ := c.size(); b > bound {
+			t.Fatalf("after %d histories the cache holds %d bytes, over its %d bound", i+1, b, bound)
+		}
+		if _, ok, _, _ := c.get(hx); !ok {
+			t.Fatalf("history %d not kept right after put", i)
+		}
+		last = hx
+	}
+	b, n := c.size()
+	if n < 3 || n > 7 || b < bound/2 {
+		t.Errorf("%d histories in %d bytes: the bound is not used as it should", n, b)
+	}
+	if _, ok, _, _ := c.get(chain.HashX{0}); ok {
+		t.Error("the first history is still cached after 40 huge ones")
+	}
+	// Recently used ones survive newer puts.
+	_, _, gen, _ := c.get(last)
+	c.put(chain.HashX{0xee}, huge(100_000), nil, gen)
+	if _, ok, _, _ := c.get(last); !ok {
+		t.Error("the most recently used history was dropped")
+	}
+	// Larger than the whole cache: not kept, and nothing else lost.
+	_, before := c.size()
+	_, _, gen, _ = c.get(chain.HashX{0xff})
+	c.put(chain.HashX{0xff}, huge(bound/int(historyEntrySize)+1), nil, gen)
+	if _, ok, _, _ := c.get(chain.HashX{0xff}); ok {
+		t.Error("a history larger than the cache was kept")
+	}
+	if b, after := c.size(); after != before || b > bound {
+		t.Errorf("caching an oversized history changed the cache: %d -> %d scripts, %d bytes", before, after, b)
 	}
 }

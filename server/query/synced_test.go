@@ -69,7 +69,7 @@ func TestSyncedHidesStaleMempool(t *testing.T) {
 	if len(h) != 1 || h[0].Height != 2 {
 		t.Fatalf("after the block, before refresh: %+v (want the tx once, at height 2)", h)
 	}
-	bal, _ := b.GetBalance(hx)
+	bal, _, _ := b.GetBalance(hx)
 	if bal.Confirmed != 49e8 || bal.Unconfirmed != 0 {
 		t.Errorf("balance counted twice: %+v", bal)
 	}

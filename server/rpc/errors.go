@@ -144,6 +144,13 @@ func ErrHistoryTooLong() *Error {
 	return &Error{Code: CodeHistoryTooLong, Message: "history too large"}
 }
 
+// ErrTooManyUTXOs returns the 10001 error for a script with more unspent
+// outputs than one get_balance or listunspent reads: the history error's
+// code, which clients already handle, with a message that says why.
+func ErrTooManyUTXOs() *Error {
+	return &Error{Code: CodeHistoryTooLong, Message: "too many unspent outputs"}
+}
+
 // ErrResponseTooLarge returns the -32600 error that replaces a response
 // over maxSend bytes: "response too large (over 8,100,000 bytes" for the
 // default. The missing closing parenthesis is ElectrumX's, and clients

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"amber/server/cost"
@@ -36,6 +37,10 @@ type Server struct {
 	DropClient *regexp.Regexp
 	// DropClientUnknown disconnects clients that give no name.
 	DropClientUnknown bool
+	// Concurrent is how many requests of one session run at once
+	// (INITIAL_CONCURRENT) when there is no cost model; with one, its
+	// Throttle decides. 0 means 1.
+	Concurrent int
 	// MaxSubs caps one session's subscriptions; 0 means no cap.
 	MaxSubs int
 	// AllSubs caps the subscriptions of all sessions; nil means no cap.
@@ -67,6 +72,16 @@ type Session struct {
 	Proto rpc.Version
 	// Remote is the client's address (after any PROXY header).
 	Remote netip.AddrPort
+
+	meter *cost.Meter // nil without a cost model
+}
+
+// Charge adds the part of a request's cost that depends on the work it
+// did (rows read, headers returned), on top of the method's flat cost.
+func (s *Session) Charge(c float64) {
+	if s.meter != nil {
+		s.meter.Charge(c)
+	}
 }
 
 var versionMethod = rpc.Method[*Session]{Name: "server.version", Params: []string{"client_name", "protocol_version"}, IgnoreExtra: true}
@@ -77,27 +92,39 @@ type conn struct {
 	c         transport.Conn
 	codec     *rpc.Codec
 	sess      *Session
-	versioned bool
+	versioned atomic.Bool
 	log       *slog.Logger
 	meter     *cost.Meter // nil without a cost model
 	stats     *Stats
 	out       *outbox
 
-	throttleLogged bool
+	// Requests run concurrently once the client has a protocol version:
+	// inflight of them, at most allowed (the cost model's latest word).
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inflight int
+	allowed  atomic.Int32
+
+	throttleLogged atomic.Bool
 }
 
 // errDisconnect ends a session after its reply is sent.
 var errDisconnect = errors.New("session: disconnect")
 
 // Serve runs one session until the client goes away or ctx ends. It is a
-// transport.Handler.
+// transport.Handler. Until the client has negotiated a version, its
+// messages are handled one after the other; then up to the allowed
+// concurrency of them run at once (as ElectrumX does), each reply going
+// out as soon as it is ready, tagged with its request's id.
 func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
-	ctx, cancel := context.WithCancel(ctx) // ends the session's hub entry
+	ctx, cancel := context.WithCancel(ctx) // ends the notification writer
 	defer cancel()
 	proto := c.LocalService().Proto
 	cn := &conn{sv: sv, c: c, codec: rpc.NewCodec(sv.MaxSend),
 		log:   sv.Logger.With("peer", c.RemoteAddr().String(), "transport", proto),
 		stats: newStats(c, proto)}
+	cn.cond = sync.NewCond(&cn.mu)
+	cn.allowed.Store(int32(max(1, sv.Concurrent)))
 	if sv.Groups != nil {
 		cn.meter = sv.Groups.Join(c.RemoteAddr().Addr())
 		defer cn.meter.Leave()
@@ -105,6 +132,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 		if g := cn.meter.Group(); g != "" {
 			cn.log = cn.log.With("group", g)
 		}
+		cn.allowed.Store(int32(max(1, cn.meter.Throttle().Concurrent)))
 	}
 	if sv.Registry != nil {
 		defer sv.Registry.add(cn.stats)()
@@ -119,13 +147,14 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 	cn.out = newOutbox(limit)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); cn.writeNotifications(ctx) }()
+	go func() { defer wg.Done(); cn.writeOut(ctx) }()
 	defer wg.Wait()
 	defer cn.out.close()
 
-	cn.sess = &Session{Remote: c.RemoteAddr()}
+	cn.sess = &Session{Remote: c.RemoteAddr(), meter: cn.meter}
 	cn.sess.Subs = NewSubs(cn.notify, sv.MaxSubs)
 	cn.sess.Subs.global = sv.AllSubs
+	cn.sess.Subs.order = reserveReply(cn.out)
 	cn.sess.Subs.onCount = func(n int) {
 		cn.stats.subs.Store(int64(n))
 		if cn.meter != nil {
@@ -134,10 +163,16 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 	}
 	defer cn.sess.Subs.Release()
 	defer c.Close()
-	readCtx := ctx // reads also end at Stop; replies in hand still go out
+
+	// live ends when a request ends the session (a disconnect, a failed
+	// write); requests run under it. Reads also end at Stop, when
+	// requests in hand are still answered.
+	live, end := context.WithCancel(ctx)
+	defer end()
+	readCtx := live
 	if sv.Stop != nil {
 		var stopReads context.CancelFunc
-		readCtx, stopReads = context.WithCancel(ctx)
+		readCtx, stopReads = context.WithCancel(live)
 		defer stopReads()
 		go func() {
 			select {
@@ -147,19 +182,37 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 			}
 		}()
 	}
+	context.AfterFunc(live, func() { cn.mu.Lock(); cn.cond.Broadcast(); cn.mu.Unlock() })
 	cn.log.Debug("session opened")
+	var reqs sync.WaitGroup
+	stopping := cn.readLoop(ctx, live, readCtx, end, &reqs)
+	if stopping {
+		reqs.Wait() // answer what is in hand
+		_ = c.CloseWith(transport.CloseGoingAway, "server shutting down")
+	}
+	end()
+	reqs.Wait()
+	cn.log.Debug("session closed")
+}
+
+// readLoop reads and dispatches messages until the session ends; it
+// reports whether it ended for a server shutdown.
+func (cn *conn) readLoop(ctx, live, readCtx context.Context, end context.CancelFunc, reqs *sync.WaitGroup) (stopping bool) {
+	sv := cn.sv
 	for {
 		rctx, cancel := readCtx, context.CancelFunc(func() {})
 		if sv.IdleTimeout > 0 {
 			rctx, cancel = context.WithTimeout(readCtx, sv.IdleTimeout)
 		}
-		msg, err := c.ReadMessage(rctx)
+		msg, err := cn.c.ReadMessage(rctx)
 		idle := rctx.Err() != nil && readCtx.Err() == nil
-		stopping := readCtx.Err() != nil && ctx.Err() == nil
+		stopping := readCtx.Err() != nil && live.Err() == nil
 		cancel()
 		if stopping {
-			_ = c.CloseWith(transport.CloseGoingAway, "server shutting down")
-			break
+			return true
+		}
+		if live.Err() != nil {
+			return false
 		}
 		var tooLarge *transport.MessageTooLargeError
 		if errors.As(err, &tooLarge) {
@@ -167,7 +220,7 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 			cn.charge(cost.ErrorReply)
 			cn.log.Info("dropped an oversized message", "err", err)
 			if cn.overLimit() {
-				break
+				return false
 			}
 			continue
 		}
@@ -175,17 +228,89 @@ func (sv *Server) Serve(ctx context.Context, c transport.Conn) {
 			if idle {
 				cn.log.Info("closing idle session", "idle", sv.IdleTimeout.String())
 			}
-			break
+			return false
 		}
 		cn.received(len(msg))
-		if err := cn.handle(ctx, msg); err != nil {
-			if !errors.Is(err, errDisconnect) {
-				cn.log.Debug("session ended", "err", err)
+		if !cn.versioned.Load() {
+			if err := cn.handle(live, msg); err != nil {
+				cn.ended(err)
+				return false
 			}
-			break
+			continue
+		}
+		if !cn.acquire(live) {
+			return false
+		}
+		reqs.Add(1)
+		go func() {
+			defer reqs.Done()
+			defer cn.release()
+			if err := cn.handle(live, msg); err != nil {
+				cn.ended(err)
+				end()
+			}
+		}()
+	}
+}
+
+func (cn *conn) ended(err error) {
+	if !errors.Is(err, errDisconnect) {
+		cn.log.Debug("session ended", "err", err)
+	}
+}
+
+// acquire waits for room for one more request; false once the session
+// is over.
+func (cn *conn) acquire(live context.Context) bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	for live.Err() == nil && cn.inflight >= int(cn.allowed.Load()) {
+		cn.cond.Wait()
+	}
+	if live.Err() != nil {
+		return false
+	}
+	cn.inflight++
+	return true
+}
+
+func (cn *conn) release() {
+	cn.mu.Lock()
+	cn.inflight--
+	cn.cond.Signal()
+	cn.mu.Unlock()
+}
+
+// replyOrder is the reply slot a message's requests reserved, if any:
+// the place of their reply among the session's notifications.
+type replyOrder struct{ slot *replySlot }
+
+type replyOrderKey struct{}
+
+// reserveReply returns the Subs.order hook: the first state a message's
+// requests fix reserves the place of that message's reply.
+func reserveReply(out *outbox) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		if ro, ok := ctx.Value(replyOrderKey{}).(*replyOrder); ok && ro.slot == nil {
+			ro.slot = out.reserve()
 		}
 	}
-	cn.log.Debug("session closed")
+}
+
+// send writes a reply: at once, or through its reserved place.
+func (cn *conn) send(ctx context.Context, ro *replyOrder, msg []byte) error {
+	if ro.slot == nil {
+		return cn.write(ctx, msg)
+	}
+	s := ro.slot
+	ro.slot = nil
+	cn.out.fill(s, msg)
+	select {
+	case err := <-s.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // notify queues a notification; the session's writer sends it, so a
@@ -205,13 +330,18 @@ func (cn *conn) notify(method string, params any) {
 	}
 }
 
-func (cn *conn) writeNotifications(ctx context.Context) {
+// writeOut sends what the outbox holds: notifications, and replies
+// whose place was reserved among them.
+func (cn *conn) writeOut(ctx context.Context) {
 	for {
-		msg, ok := cn.out.pop()
+		msg, slot, ok := cn.out.pop()
 		if !ok {
 			return
 		}
-		if err := cn.write(ctx, msg); err != nil {
+		err := cn.write(ctx, msg)
+		if slot != nil {
+			slot.done <- err
+		} else if err != nil {
 			cn.log.Debug("notification not delivered", "err", err)
 		}
 	}
@@ -274,8 +404,15 @@ func (cn *conn) subscribeHub(ctx context.Context) {
 }
 
 // handle answers one incoming message: a request, a notification or a
-// batch.
+// batch (its requests one after the other, one reply array in order).
 func (cn *conn) handle(ctx context.Context, msg []byte) error {
+	ro := &replyOrder{}
+	ctx = context.WithValue(ctx, replyOrderKey{}, ro)
+	defer func() {
+		if ro.slot != nil { // reserved but nothing to send
+			cn.out.fill(ro.slot, nil)
+		}
+	}()
 	m := cn.codec.Parse(msg)
 	if n := len(m.Errors); n > 0 {
 		cn.stats.errors.Add(int64(n))
@@ -304,7 +441,7 @@ func (cn *conn) handle(ctx context.Context, msg []byte) error {
 			}
 			return nil
 		}
-		werr := cn.write(ctx, cn.codec.Reply(req.ID, result, unwrapDisconnect(err)))
+		werr := cn.send(ctx, ro, cn.codec.Reply(req.ID, result, unwrapDisconnect(err)))
 		if errors.Is(err, errDisconnect) {
 			return err
 		}
@@ -325,7 +462,7 @@ func (cn *conn) handle(ctx context.Context, msg []byte) error {
 		}
 	}
 	if out := b.Bytes(); out != nil {
-		if err := cn.write(ctx, out); err != nil {
+		if err := cn.send(ctx, ro, out); err != nil {
 			return err
 		}
 	}
@@ -372,13 +509,13 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err err
 	if cn.meter != nil {
 		cn.meter.Charge(cost.Of(req.Method))
 		t := cn.meter.Throttle()
+		cn.allowed.Store(int32(max(1, t.Concurrent)))
 		if t.Concurrent == 0 {
 			cn.disconnectForCost(t)
 			return nil, disconnectErr{rpc.ErrExcessiveUsage()}
 		}
 		if t.Throttled() {
-			if !cn.throttleLogged {
-				cn.throttleLogged = true
+			if !cn.throttleLogged.Swap(true) {
 				cn.log.Info("throttling session", "cost", round2(t.Effective), "delay", t.Sleep.Round(time.Millisecond).String())
 			}
 			if cn.sv.Metrics != nil {
@@ -402,7 +539,7 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err err
 	if req.Method == "server.version" {
 		return cn.version(ctx, req)
 	}
-	if !cn.versioned {
+	if !cn.versioned.Load() {
 		return nil, disconnectErr{rpc.BadRequest("use server.version to identify client")}
 	}
 	if req.IsNotification() {
@@ -426,7 +563,7 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err err
 }
 
 func (cn *conn) version(ctx context.Context, req *rpc.Request) (any, error) {
-	if cn.versioned {
+	if cn.versioned.Load() {
 		return nil, rpc.BadRequest("server.version already sent")
 	}
 	args, perr := versionMethod.Bind(req.Params)
@@ -455,7 +592,7 @@ func (cn *conn) version(ctx context.Context, req *rpc.Request) (any, error) {
 	}
 	cn.sess.Proto = v
 	cn.stats.setProto(text)
-	cn.versioned = true
+	cn.versioned.Store(true)
 	cn.log = cn.log.With("client", name, "protocol", text)
 	cn.subscribeHub(ctx)
 	return []string{cn.sv.Software, text}, nil

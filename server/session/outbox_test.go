@@ -21,7 +21,7 @@ func TestOutboxBounded(t *testing.T) {
 	if o.push(msg) {
 		t.Fatal("a fourth 300-byte message was queued past the 1,000-byte limit")
 	}
-	if m, ok := o.pop(); !ok || len(m) != 300 {
+	if m, _, ok := o.pop(); !ok || len(m) != 300 {
 		t.Fatalf("pop = %d bytes, %v", len(m), ok)
 	}
 	if !o.push(msg) {
@@ -36,7 +36,7 @@ func TestOutboxBounded(t *testing.T) {
 	empty := newOutbox(10)
 	done := make(chan bool)
 	go func() {
-		_, ok := empty.pop()
+		_, _, ok := empty.pop()
 		done <- ok
 	}()
 	time.Sleep(10 * time.Millisecond)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -175,15 +176,34 @@ func (r *Registry) DisconnectBanned(p netip.Prefix) int {
 	return n
 }
 
-// outbox is a session's queue of notifications, bounded in bytes.
+// outbox is a session's queue of outgoing messages for its writer:
+// notifications, bounded in bytes, and the places of replies that carry
+// a subscription's state. A reply's place is reserved when the state is
+// fixed, under the subscriptions' lock, so a notification of a later
+// state always goes out after it (spec §5.10: never an older state after
+// a newer one).
 type outbox struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	msgs   [][]byte
+	msgs   []outItem
 	bytes  int
 	limit  int
 	closed bool
 }
+
+type outItem struct {
+	msg  []byte
+	slot *replySlot // nil for a notification
+}
+
+// replySlot is a reply's place in the queue; its request fills it.
+type replySlot struct {
+	ready bool
+	msg   []byte     // nil: the request had no reply
+	done  chan error // the write's result, sent once
+}
+
+var errOutboxClosed = errors.New("session: closed")
 
 func newOutbox(limit int) *outbox {
 	o := &outbox{limit: limit}
@@ -191,8 +211,8 @@ func newOutbox(limit int) *outbox {
 	return o
 }
 
-// push queues msg; false means the queue is over its limit (the client
-// is not reading) and msg was dropped.
+// push queues a notification; false means the queue is over its limit
+// (the client is not reading) and msg was dropped.
 func (o *outbox) push(msg []byte) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -202,32 +222,72 @@ func (o *outbox) push(msg []byte) bool {
 	if o.bytes+len(msg) > o.limit && len(o.msgs) > 0 {
 		return false
 	}
-	o.msgs = append(o.msgs, msg)
+	o.msgs = append(o.msgs, outItem{msg: msg})
 	o.bytes += len(msg)
 	o.cond.Signal()
 	return true
 }
 
-// pop waits for the next message; false once closed.
-func (o *outbox) pop() ([]byte, bool) {
+// reserve queues the place of a reply still being computed; messages
+// pushed later wait behind it until fill.
+func (o *outbox) reserve() *replySlot {
+	s := &replySlot{done: make(chan error, 1)}
+	o.mu.Lock()
+	o.msgs = append(o.msgs, outItem{slot: s})
+	o.mu.Unlock()
+	return s
+}
+
+// fill puts the reply in its place (nil: nothing to send); its write's
+// result then comes on s.done.
+func (o *outbox) fill(s *replySlot, msg []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for len(o.msgs) == 0 && !o.closed {
-		o.cond.Wait()
-	}
+	s.ready, s.msg = true, msg
 	if o.closed {
-		return nil, false
+		s.done <- errOutboxClosed
+		return
 	}
-	m := o.msgs[0]
-	o.msgs[0] = nil
-	o.msgs = o.msgs[1:]
-	o.bytes -= len(m)
-	return m, true
+	o.bytes += len(msg)
+	o.cond.Signal()
+}
+
+// pop waits for the next message to write and returns it with its slot
+// (nil for a notification), whose done the writer reports to; false once
+// closed.
+func (o *outbox) pop() ([]byte, *replySlot, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for {
+		for !o.closed && (len(o.msgs) == 0 || (o.msgs[0].slot != nil && !o.msgs[0].slot.ready)) {
+			o.cond.Wait()
+		}
+		if o.closed {
+			return nil, nil, false
+		}
+		it := o.msgs[0]
+		o.msgs[0] = outItem{}
+		o.msgs = o.msgs[1:]
+		if it.slot != nil {
+			it.msg = it.slot.msg
+			if it.msg == nil {
+				it.slot.done <- nil
+				continue
+			}
+		}
+		o.bytes -= len(it.msg)
+		return it.msg, it.slot, true
+	}
 }
 
 func (o *outbox) close() {
 	o.mu.Lock()
 	o.closed = true
+	for _, it := range o.msgs {
+		if it.slot != nil && it.slot.ready {
+			it.slot.done <- errOutboxClosed
+		}
+	}
 	o.msgs = nil
 	o.cond.Broadcast()
 	o.mu.Unlock()

@@ -313,7 +313,7 @@ func (r *Results) write(dir, readme string) error {
 	if err != nil {
 		return err
 	}
-	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() + r.missingNote() +
+	md := "# Benchmark results\n\n" + r.heading() + "\n\n" + r.table() + r.missingNote() + r.loadTable() +
 		"\n![ratio of each figure to its baseline](results.svg)\n\n" +
 		"Every figure is measured next to its baseline in the same run; compare ratios between runs, not raw rates.\n"
 	files := map[string][]byte{
@@ -333,7 +333,7 @@ func (r *Results) write(dir, readme string) error {
 	if err != nil {
 		return err
 	}
-	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table()+r.missingNote())
+	updated, err := replaceBetween(old, r.heading()+"\n\n"+r.table()+r.missingNote()+r.loadTable())
 	if err != nil {
 		return fmt.Errorf("%s: %w", readme, err)
 	}

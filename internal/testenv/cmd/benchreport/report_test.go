@@ -287,3 +287,36 @@ func TestScalingFigures(t *testing.T) {
 		t.Errorf("figures() with metrics missing = %v", err)
 	}
 }
+
+// TestLoadTable: the Electrum-like load becomes a table per transport,
+// a row per method and a column per offered rate, flat out first; a run
+// without it has no table.
+func TestLoadTable(t *testing.T) {
+	out := sampleOutput() + loadBench + "-2 \t 1\t 85115402592 ns/op\t 60 wallets" +
+		"\t 1772 tcp-flat-req/s\t 1772 tcp-flat-offered-req/s\t 824.9 tcp-flat-transaction.get-p50-ms\t 1527 tcp-flat-transaction.get-p99-ms" +
+		"\t 885.9 tcp-r50-offered-req/s\t 897.3 tcp-r50-req/s\t 10.67 tcp-r50-transaction.get-p50-ms\t 32.67 tcp-r50-transaction.get-p99-ms" +
+		"\t 442.9 tcp-r25-offered-req/s\t 449.5 tcp-r25-req/s\t 10.01 tcp-r25-transaction.get-p50-ms\t 63.77 tcp-r25-transaction.get-p99-ms" +
+		"\t 0.2163 tcp-r25-server.version-p50-ms\t 1.887 tcp-r25-server.version-p99-ms\n"
+	r, err := parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := r.loadTable()
+	for _, want := range []string{
+		"60 wallets",
+		"| TCP: method | flat out: 1,772 req/s | 25%: 443 req/s offered, 450 answered | 50%: 886 req/s offered, 897 answered | ",
+		"| transaction.get | 825 / 1,527 | 10 / 63.8 | 10.7 / 32.7 | ",
+		"| server.version | – | 0.216 / 1.89 | – | ",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("load table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "WebSocket") {
+		t.Errorf("a WebSocket table without WebSocket figures:\n%s", table)
+	}
+	r, _ = parse(sampleOutput())
+	if got := r.loadTable(); got != "" {
+		t.Errorf("a run without the load benchmark has a load table: %q", got)
+	}
+}
