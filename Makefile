@@ -110,21 +110,30 @@ test-short: ## unit tests only, no real components
 
 # WORKLOAD=small writes bench/ and the README's table; any other workload
 # writes bench/<workload>/ only. BENCH_NOTE is printed above the table.
+# WORKLOAD=scaling runs only BenchmarkScaling: the index's scaling curve on
+# a mainnet-shaped chain read from a block file, at the checkpoints of
+# SCALE_TXS (transactions; the file is made once in .bench-cache/).
 # Indented lines are test logs, which name local paths: the terminal shows
 # them, results.txt leaves them out.
 WORKLOAD      ?= small
 BENCH_WALLETS ?= 1000
 BENCH_NOTE    ?=
 BENCH_TIMEOUT ?= 3h
+SCALE_TXS     ?= 1000000,5000000,20000000
 
 .PHONY: bench
 bench: tools ## run the benchmarks on WORKLOAD (small; large by hand) and write results.{txt,json,md,svg} in bench/ and the README table
 	@out=bench; readme=README.md; if [ "$(WORKLOAD)" != small ]; then out=bench/$(WORKLOAD); readme=; fi; \
 	mkdir -p $$out; set -o pipefail; \
-	{ echo "# make bench WORKLOAD=$(WORKLOAD), $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores"; \
-	  AMBER_BENCH_WORKLOAD=$(WORKLOAD) AMBER_BENCH_WALLETS=$(BENCH_WALLETS) $(GO) test -count=1 -p 1 -timeout $(BENCH_TIMEOUT) \
-	    -run '^$$' -bench 'BenchmarkBuilder|BenchmarkServer' -benchtime 1x ./builder/ ./server/ 2>&1 && \
-	  $(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/ 2>&1; } \
+	{ echo "# make bench WORKLOAD=$(WORKLOAD), $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores, commit $$(git rev-parse --short HEAD 2>/dev/null)"; \
+	  if [ "$(WORKLOAD)" = scaling ]; then \
+	    AMBER_SCALE_TXS=$(SCALE_TXS) $(GO) test -count=1 -timeout $(BENCH_TIMEOUT) \
+	      -run '^$$' -bench '^BenchmarkScaling$$' -benchtime 1x ./builder/ 2>&1; \
+	  else \
+	    AMBER_BENCH_WORKLOAD=$(WORKLOAD) AMBER_BENCH_WALLETS=$(BENCH_WALLETS) $(GO) test -count=1 -p 1 -timeout $(BENCH_TIMEOUT) \
+	      -run '^$$' -bench 'BenchmarkBuilder|BenchmarkServer' -benchtime 1x ./builder/ ./server/ 2>&1 && \
+	    $(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/chain/ ./internal/store/ ./server/rpc/ 2>&1; \
+	  fi; } \
 	  | tee /dev/stderr | grep -v '^    ' > $$out/results.txt && \
 	$(GO) run ./internal/testenv/cmd/benchreport -in $$out/results.txt -out $$out -workload $(WORKLOAD) \
 	  $${readme:+-readme $$readme} -note "$(BENCH_NOTE)" && echo "wrote $$out/results.{txt,json,md,svg}"

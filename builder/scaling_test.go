@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +35,8 @@ const (
 // chain (chaingen.WriteMainnet) read from a block file on disk: one index,
 // synced from genesis to each checkpoint of AMBER_SCALE_TXS in turn
 // (default 1, 5 and 20 million transactions). For each segment between two
-// checkpoints it reports the sync rate in tx/s, the peak RSS of this
+// checkpoints it reports the sync rate in tx/s of wall time and of CPU
+// time (on a shared machine the second is the steadier), the peak RSS of this
 // process and Pebble's write amplification (SST bytes written by flushes
 // and compactions over those written by flushes, the checkpoint's flush
 // included, its full compaction not); at each checkpoint, after a
@@ -84,13 +87,17 @@ func BenchmarkScaling(b *testing.B) {
 		var prevM store.Metrics
 		for i, p := range points {
 			tip := bf.HeightForTxs(p)
+			// The generator's freed heap must not count in the peak.
+			debug.FreeOSMemory()
 			resetPeakRSS(b)
+			cpu0 := cpuTime(b)
 			start := time.Now()
 			got, err := chainsync.New(ix, bf.Source(tip), chainsync.Options{}).SyncToTip(context.Background())
 			if err != nil {
 				b.Fatal(err)
 			}
 			took := time.Since(start)
+			cpu := cpuTime(b) - cpu0
 			rss := peakRSS(b)
 			// The flush a checkpoint makes anyway, so that the segment's
 			// rows count as flushed bytes.
@@ -101,7 +108,8 @@ func BenchmarkScaling(b *testing.B) {
 			flushed := float64(m.FlushedBytes - prevM.FlushedBytes)
 			wamp := (flushed + float64(m.CompactedBytes-prevM.CompactedBytes)) / flushed
 			txs := int64(got.TxCount)
-			rate := float64(txs-prevTxs) / took.Seconds()
+			segTxs := float64(txs - prevTxs)
+			rate := segTxs / took.Seconds()
 
 			start = time.Now()
 			size := measureSize(b, db)
@@ -111,6 +119,7 @@ func BenchmarkScaling(b *testing.B) {
 
 			label := txLabel(p)
 			b.ReportMetric(rate, label+"-tx/s")
+			b.ReportMetric(segTxs/cpu.Seconds(), label+"-tx/cpu-s")
 			b.ReportMetric(float64(size.sstBytes)/float64(txs), label+"-sst-bytes/tx")
 			b.ReportMetric(float64(size.sstBytes)/(1<<20), label+"-sst-MiB")
 			b.ReportMetric(float64(rss)/(1<<20), label+"-peak-RSS-MiB")
@@ -120,8 +129,8 @@ func BenchmarkScaling(b *testing.B) {
 					b.ReportMetric(float64(ps.SSTBytes)/float64(txs), label+"-sst-"+strings.ReplaceAll(ps.Name, " ", "-")+"-bytes/tx")
 				}
 			}
-			b.Logf("segment %d to %s (height %d, %d tx): %.0f tx/s over %s, peak RSS %d MiB, write amplification %.2f; full compaction %s, SST %d bytes, %.1f bytes/tx",
-				i+1, label, got.Height, txs, rate, took.Round(time.Second), rss>>20, wamp, compactT.Round(time.Second), size.sstBytes, float64(size.sstBytes)/float64(txs))
+			b.Logf("segment %d to %s (height %d, %d tx): %.0f tx/s over %s using %s of CPU, peak RSS %d MiB, write amplification %.2f; full compaction %s, SST %d bytes, %.1f bytes/tx",
+				i+1, label, got.Height, txs, rate, took.Round(time.Second), cpu.Round(time.Second), rss>>20, wamp, compactT.Round(time.Second), size.sstBytes, float64(size.sstBytes)/float64(txs))
 			for _, ps := range size.prefixes {
 				b.Logf("  %-16s %12d SST bytes, %.1f per tx", ps.Name, ps.SSTBytes, float64(ps.SSTBytes)/float64(txs))
 			}
@@ -190,6 +199,15 @@ func mainnetFile(b *testing.B, spec chaingen.MainnetSpec) string {
 	}
 	b.Logf("generated %s in %s: %+v", filepath.Base(path), time.Since(start).Round(time.Second), stats)
 	return path
+}
+
+// cpuTime returns the user and system CPU time this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // resetPeakRSS resets the kernel's peak RSS of this process (VmHWM).

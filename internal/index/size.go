@@ -8,7 +8,7 @@ import (
 
 // PrefixSize is what one kind of row costs in a store: how many rows, their
 // raw key and value bytes, and the SST bytes Pebble estimates they take on
-// disk (store.DB.DiskUsage).
+// disk (store.DB.RangeSize).
 type PrefixSize struct {
 	// Name is the row kind: "headers", "tx counts", "txids", "tx lookup",
 	// "history", "utxo", "outpoint lookup", "spend index", "undo" or
@@ -58,7 +58,7 @@ func PrefixSizes(db *store.DB) ([]PrefixSize, error) {
 		}
 		// Every key is longer than its prefix, so no key equals the
 		// inclusive end bound.
-		n, err := db.DiskUsage([]byte{p.prefix}, []byte{p.prefix + 1})
+		n, err := db.RangeSize([]byte{p.prefix}, []byte{p.prefix + 1})
 		if err != nil {
 			return nil, fmt.Errorf("index: size of %s rows: %w", p.name, err)
 		}

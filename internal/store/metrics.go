@@ -67,13 +67,13 @@ func (d *DB) Metrics() Metrics {
 	return out
 }
 
-// DiskUsage estimates the bytes of SST that hold the keys from start to
+// RangeSize estimates the bytes of SST that hold the keys from start to
 // end, both inclusive, as Pebble does: a table wholly inside the range
 // counts whole; of a table that straddles a bound only the data blocks
 // that overlap the range count (a block that straddles counts whole on
 // each side; index, filter and property blocks count on neither). Keys
 // still in memtables count nothing: Flush first.
-func (d *DB) DiskUsage(start, end []byte) (uint64, error) {
+func (d *DB) RangeSize(start, end []byte) (uint64, error) {
 	if d.closed.Load() {
 		return 0, ErrClosed
 	}

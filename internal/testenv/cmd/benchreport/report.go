@@ -102,6 +102,8 @@ const (
 	pubBench   = "BenchmarkBuilder/Publish"
 	walletBnch = "BenchmarkServer/WalletLoad"
 	busyBench  = "BenchmarkServer/BusyScript"
+	// scalingBench is the scaling workload's only benchmark.
+	scalingBench = "BenchmarkScaling"
 )
 
 // sizePrefixes are the size rows per key prefix, each summing the
@@ -127,6 +129,11 @@ var sizePrefixes = []struct {
 // lists the metrics in r.Missing.
 func (r *Results) figures(partial bool) error {
 	r.Figures = nil
+	for _, b := range r.Benchmarks {
+		if b.Name == scalingBench {
+			return r.scalingFigures()
+		}
+	}
 	var missing []string
 	m := func(bench, unit string) float64 {
 		for _, b := range r.Benchmarks {
@@ -377,4 +384,95 @@ func pct(v float64) string {
 		return "?"
 	}
 	return num(100*v) + "%"
+}
+
+// scalingFigures fills r.Figures from BenchmarkScaling, the scaling
+// workload: for each checkpoint (its metrics are "<label>-tx/s" and so on,
+// label "1M", "5M", ...), the rate of the segment that ends there, the
+// index size there, the segment's peak RSS and write amplification, each
+// against the first segment's.
+func (r *Results) scalingFigures() error {
+	var bm Benchmark
+	for _, b := range r.Benchmarks {
+		if b.Name == scalingBench {
+			bm = b
+		}
+	}
+	type point struct {
+		label string
+		txs   float64
+	}
+	var points []point
+	for unit := range bm.Metrics {
+		label, ok := strings.CutSuffix(unit, "-tx/s")
+		if !ok {
+			continue
+		}
+		n, err := labelTxs(label)
+		if err != nil {
+			return fmt.Errorf("%s: metric %s: %w", scalingBench, unit, err)
+		}
+		points = append(points, point{label, n})
+	}
+	if len(points) == 0 {
+		return fmt.Errorf("%s reported no segment rate (<label>-tx/s)", scalingBench)
+	}
+	slices.SortFunc(points, func(a, b point) int { return int(math.Copysign(1, a.txs-b.txs)) })
+	var missing []string
+	m := func(label, unit string) float64 {
+		if v, ok := bm.Metrics[label+"-"+unit]; ok {
+			return v
+		}
+		missing = append(missing, scalingBench+" "+label+"-"+unit)
+		return math.NaN()
+	}
+	first := points[0].label
+	for _, p := range points {
+		l := p.label
+		// Runs before the CPU time was measured lack its row.
+		if _, ok := bm.Metrics[l+"-tx/cpu-s"]; ok {
+			r.Figures = append(r.Figures, Figure{"scaling", fmt.Sprintf("index rate per CPU second, segment ending at %s transactions", l),
+				fmt.Sprintf("%s tx per CPU-s", num(m(l, "tx/cpu-s"))),
+				fmt.Sprintf("first segment: %s tx per CPU-s", num(m(first, "tx/cpu-s"))),
+				m(l, "tx/cpu-s") / m(first, "tx/cpu-s"), "rate / first segment's rate"})
+		}
+		r.Figures = append(r.Figures,
+			Figure{"scaling", fmt.Sprintf("index rate, segment ending at %s transactions", l),
+				fmt.Sprintf("%s tx/s", num(m(l, "tx/s"))),
+				fmt.Sprintf("first segment (to %s): %s tx/s", first, num(m(first, "tx/s"))),
+				m(l, "tx/s") / m(first, "tx/s"), "rate / first segment's rate"},
+			Figure{"scaling", fmt.Sprintf("index size at %s transactions: SST after a flush and a full compaction", l),
+				fmt.Sprintf("%s bytes/tx (%s MiB)", num(m(l, "sst-bytes/tx")), num(m(l, "sst-MiB"))),
+				fmt.Sprintf("at %s: %s bytes/tx", first, num(m(first, "sst-bytes/tx"))),
+				m(l, "sst-bytes/tx") / m(first, "sst-bytes/tx"), "bytes per tx / first checkpoint's"},
+			Figure{"scaling", fmt.Sprintf("peak RSS of the indexing process, segment ending at %s", l),
+				fmt.Sprintf("%s MiB", num(m(l, "peak-RSS-MiB"))),
+				fmt.Sprintf("first segment: %s MiB", num(m(first, "peak-RSS-MiB"))),
+				m(l, "peak-RSS-MiB") / m(first, "peak-RSS-MiB"), "RSS / first segment's"},
+			Figure{"scaling", fmt.Sprintf("Pebble write amplification, segment ending at %s", l),
+				num(m(l, "write-amp")),
+				fmt.Sprintf("first segment: %s", num(m(first, "write-amp"))),
+				m(l, "write-amp") / m(first, "write-amp"), "write amplification / first segment's"},
+		)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing from the benchmark output: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// labelTxs reads a checkpoint label: "20M", "1.5M", "250k" or a count.
+func labelTxs(label string) (float64, error) {
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(label, "M"):
+		mult, label = 1e6, strings.TrimSuffix(label, "M")
+	case strings.HasSuffix(label, "k"):
+		mult, label = 1e3, strings.TrimSuffix(label, "k")
+	}
+	v, err := strconv.ParseFloat(label, 64)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint label %q: %w", label, err)
+	}
+	return v * mult, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -258,6 +259,44 @@ func TestNum(t *testing.T) {
 		if got := num(v); got != want {
 			t.Errorf("num(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// TestScalingFigures reads the scaling workload's benchmark: four rows per
+// checkpoint in transaction order (not the order of the metrics), each
+// against the first segment, and refuses a checkpoint with a metric
+// missing.
+func TestScalingFigures(t *testing.T) {
+	line := "BenchmarkScaling-2 \t1\t9e11 ns/op"
+	for _, l := range []string{"5M", "1M", "20M"} {
+		v := map[string]float64{"1M": 1, "5M": 2, "20M": 4}[l]
+		line += fmt.Sprintf("\t%g %s-tx/s\t%g %s-sst-bytes/tx\t%g %s-sst-MiB\t%g %s-peak-RSS-MiB\t%g %s-write-amp",
+			20000/v, l, 180+v, l, 200*v, l, 500+v, l, 2*v, l)
+	}
+	r, err := parse("goos: linux\n" + line + "\nPASS\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.figures(false); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Figures) != 12 {
+		t.Fatalf("%d figures, want 12", len(r.Figures))
+	}
+	f := r.Figures[8]
+	if f.Name != "index rate, segment ending at 20M transactions" || f.Value != "5,000 tx/s" ||
+		f.Baseline != "first segment (to 1M): 20,000 tx/s" || f.Ratio != 0.25 {
+		t.Errorf("20M rate figure = %+v", f)
+	}
+	if f := r.Figures[5]; f.Value != "182 bytes/tx (400 MiB)" || f.Ratio != 182.0/181 {
+		t.Errorf("5M size figure = %+v", f)
+	}
+	r, err = parse("goos: linux\nBenchmarkScaling-2 \t1\t9e11 ns/op\t100 1M-tx/s\t2 1M-write-amp\nPASS\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.figures(false); err == nil || !strings.Contains(err.Error(), "1M-sst-bytes/tx") {
+		t.Errorf("figures() with metrics missing = %v", err)
 	}
 }
 
