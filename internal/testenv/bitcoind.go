@@ -1,12 +1,9 @@
 package testenv
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 )
@@ -409,47 +405,14 @@ func (c *Bitcoind) Cookie() (user, pass string, err error) {
 // Call makes one JSON-RPC request and returns the raw result; an error
 // reply is a *btcjson.RPCError. It does not retry.
 func (c *Bitcoind) Call(method string, params ...any) (json.RawMessage, error) {
-	if params == nil {
-		params = []any{}
-	}
-	body, err := json.Marshal(map[string]any{"jsonrpc": "1.0", "id": 1, "method": method, "params": params})
-	if err != nil {
-		return nil, fmt.Errorf("testenv: encode %s request: %w", method, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.httpc.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.RPCAddr()+"/", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("testenv: %s: %w", method, err)
-	}
 	user, pass := c.RPCUser, c.RPCPass
 	if c.opts.Cookie {
+		var err error
 		if user, pass, err = c.Cookie(); err != nil {
 			return nil, fmt.Errorf("testenv: %s: %w", method, err)
 		}
 	}
-	req.SetBasicAuth(user, pass)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.httpc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("testenv: %s: %w", method, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("testenv: %s: read reply: %w", method, err)
-	}
-	var reply struct {
-		Result json.RawMessage   `json:"result"`
-		Error  *btcjson.RPCError `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &reply); err != nil {
-		return nil, fmt.Errorf("testenv: %s: HTTP %s: %q", method, resp.Status, tailLines(string(raw), 5))
-	}
-	if reply.Error != nil {
-		return nil, reply.Error
-	}
-	return reply.Result, nil
+	return jsonRPC(c.httpc, c.RPCAddr(), user, pass, method, params)
 }
 
 // CallInto makes a Call and decodes its result into v.

@@ -1,14 +1,11 @@
 package testenv
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/rpcclient"
@@ -397,47 +393,7 @@ func (b *Btcd) callInto(v any, method string, params ...any) error {
 // as a *btcjson.RPCError. Use it for calls rpcclient does not offer or
 // shapes it gets wrong.
 func (b *Btcd) Call(method string, params ...any) (json.RawMessage, error) {
-	if params == nil {
-		params = []any{}
-	}
-	body, err := json.Marshal(map[string]any{
-		// btcd ignores requests that lack a jsonrpc member.
-		"jsonrpc": "1.0",
-		"id":      1,
-		"method":  method,
-		"params":  params,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("testenv: encode %s request: %w", method, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.httpc.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+b.RPCAddr()+"/", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("testenv: %s: %w", method, err)
-	}
-	req.SetBasicAuth(b.RPCUser, b.RPCPass)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.httpc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("testenv: %s: %w", method, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("testenv: %s: read reply: %w", method, err)
-	}
-	var reply struct {
-		Result json.RawMessage   `json:"result"`
-		Error  *btcjson.RPCError `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &reply); err != nil {
-		return nil, fmt.Errorf("testenv: %s: HTTP %s: %q", method, resp.Status, tailLines(string(raw), 5))
-	}
-	if reply.Error != nil {
-		return nil, reply.Error
-	}
-	return reply.Result, nil
+	return jsonRPC(b.httpc, b.RPCAddr(), b.RPCUser, b.RPCPass, method, params)
 }
 
 // Generate mines n blocks to the mining address and returns their hashes.
