@@ -9,8 +9,6 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
-	"amber/internal/index"
-	"amber/internal/store"
 	"amber/internal/testenv"
 	"amber/server/mempool"
 	"amber/server/mempool/mempooltest"
@@ -20,19 +18,7 @@ import (
 // transaction, and before the mempool is refreshed, answers must not list
 // it twice.
 func TestSyncedHidesStaleMempool(t *testing.T) {
-	net, _ := chain.Lookup("Bitcoin", "regtest")
-	db, err := store.Open("", store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ix, err := index.Open(db, net, index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gbuf bytes.Buffer
-	net.Params.GenesisBlock.Serialize(&gbuf)
-	genesis, _ := chain.ParseBlock(gbuf.Bytes())
+	ix, genesis := memIndex(t)
 	b1 := testenv.Block(t, genesis.Hash, 1)
 	w, _ := ix.NewWriter()
 	w.Connect(genesis)

@@ -1,7 +1,6 @@
 package query
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
-	"amber/internal/index"
-	"amber/internal/store"
 	"amber/internal/testenv"
 )
 
@@ -64,19 +61,7 @@ func (d *rawDaemon) RawTransaction(_ context.Context, id chainhash.Hash) ([]byte
 // cache until a reorg, which may have changed the transaction's witness;
 // then the daemon is asked again.
 func TestTransactionGetAfterReorg(t *testing.T) {
-	net, _ := chain.Lookup("Bitcoin", "regtest")
-	db, err := store.Open("", store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ix, err := index.Open(db, net, index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gbuf bytes.Buffer
-	net.Params.GenesisBlock.Serialize(&gbuf)
-	genesis, _ := chain.ParseBlock(gbuf.Bytes())
+	ix, genesis := memIndex(t)
 	b1 := testenv.Block(t, genesis.Hash, 1)
 	w, _ := ix.NewWriter()
 	w.Connect(genesis)
@@ -124,19 +109,7 @@ func TestTransactionGetAfterReorg(t *testing.T) {
 // TestTxMerkleCost: get_merkle's cost grows with the block, and a block
 // whose tree is cached costs less than reading and hashing it again.
 func TestTxMerkleCost(t *testing.T) {
-	net, _ := chain.Lookup("Bitcoin", "regtest")
-	db, err := store.Open("", store.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ix, err := index.Open(db, net, index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gbuf bytes.Buffer
-	net.Params.GenesisBlock.Serialize(&gbuf)
-	genesis, _ := chain.ParseBlock(gbuf.Bytes())
+	ix, genesis := memIndex(t)
 	b1 := testenv.Block(t, genesis.Hash, 1)
 	// Block 2: a chain of 300 payments, each spending the one before.
 	var txs []*wire.MsgTx
