@@ -283,6 +283,9 @@ func (f *fleet) startNode(slot int) *node {
 	env := append(f.snapEnv(n.dir),
 		"SERVICES=tcp://"+n.tcp+",rpc://"+n.rpc, "HTTP_ADDR="+n.web, "PEER_DISCOVERY=off",
 		"PROXY_PROTOCOL=on", "PROXY_TRUSTED=127.0.0.1/32", "BANNER_FILE="+banner,
+		// Each wallet source address (127.0.0.x, three wallets apiece) is
+		// its own cost group, so grouping by the PROXY address is exercised.
+		"SESSION_GROUP_PRIVATE=on", "SESSION_GROUP_BY_SUBNET_IPV4=32",
 		fmt.Sprintf("DRAIN_DELAY=%d", int(fleetDrainDelay/time.Second)), fmt.Sprintf("SHUTDOWN_GRACE=%d", int(fleetGrace/time.Second)))
 	n.started = time.Now()
 	n.p = start(t, []string{"serve"}, env...)
@@ -704,7 +707,8 @@ func (f *fleet) checkHeader(h int, hexHdr string) string {
 }
 
 // checkSessions compares each live node's `amber rpc sessions` with the
-// wallets HAProxy sent it: the same source addresses, the wallets' own.
+// wallets HAProxy sent it: the same source addresses, the wallets' own,
+// each in the cost group of its address.
 func (f *fleet) checkSessions(requireWallets bool) {
 	t := f.t
 	f.pause.Store(true)
@@ -715,7 +719,8 @@ func (f *fleet) checkSessions(requireWallets bool) {
 		for _, w := range f.wallets {
 			w.mu.Lock()
 			if w.node == n.name {
-				want[w.local] = w.client()
+				host, _, _ := net.SplitHostPort(w.local)
+				want[w.local] = w.client() + " in " + host + "/32"
 			}
 			w.mu.Unlock()
 		}
@@ -734,7 +739,7 @@ func (f *fleet) checkSessions(requireWallets bool) {
 		got := map[string]string{}
 		for _, s := range sessions {
 			if s.Transport == "tcp" && s.Client != "fleet-probe" { // a probe's session may still be closing
-				got[s.Remote] = s.Client
+				got[s.Remote] = s.Client + " in " + s.Group
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {

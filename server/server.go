@@ -202,6 +202,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			SoftLimit: cfg.CostSoftLimit, HardLimit: cfg.CostHardLimit, DecayPerSec: cfg.CostDecayPerSec,
 			BandwidthUnitCost: cfg.BandwidthUnitCost, RequestSleep: cfg.RequestSleep,
 			InitialConcurrent: cfg.InitialConcurrent, SubnetIPv4: cfg.SubnetIPv4, SubnetIPv6: cfg.SubnetIPv6,
+			GroupPrivate: cfg.GroupPrivate,
 		}),
 		Registry: session.NewRegistry(),
 		Metrics:  metrics,

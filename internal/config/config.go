@@ -113,6 +113,7 @@ type Config struct {
 	InitialConcurrent int
 	BandwidthUnitCost int
 	SubnetIPv4        int
+	GroupPrivate      bool
 	SubnetIPv6        int
 	RequestTimeout    time.Duration
 	SessionTimeout    time.Duration

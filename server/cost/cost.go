@@ -24,6 +24,9 @@ type Limits struct {
 	InitialConcurrent int
 	// SubnetIPv4 and SubnetIPv6 are the prefix lengths of cost groups.
 	SubnetIPv4, SubnetIPv6 int
+	// GroupPrivate groups loopback and private addresses by subnet too,
+	// for wallets that reach the node from a private network.
+	GroupPrivate bool
 }
 
 // Cost charges of spec §7.1.
@@ -135,14 +138,18 @@ func (g *group) retainedNow(l Limits, now time.Time) float64 {
 }
 
 // GroupName is the cost group of a client address: its subnet, or ""
-// for loopback and private addresses, which ElectrumX leaves ungrouped
-// (behind a load balancer without PROXY headers they are all one host).
+// for loopback and private addresses unless GroupPrivate is set, which
+// ElectrumX leaves ungrouped (behind a load balancer without PROXY
+// headers they are all one host).
 func (gs *Groups) GroupName(a netip.Addr) string {
 	a = a.Unmap()
 	if !a.IsValid() {
 		return "unknown_addr"
 	}
-	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
+	if a.IsUnspecified() {
+		return ""
+	}
+	if !gs.limits.GroupPrivate && (a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast()) {
 		return ""
 	}
 	bits := gs.limits.SubnetIPv6

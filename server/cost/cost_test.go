@@ -45,6 +45,13 @@ func TestCostModel(t *testing.T) {
 	if g := gs.Join(netip.MustParseAddr("2001:db8:1:2::9")); g.Group() != "2001:db8:1::/48" {
 		t.Errorf("IPv6 group %q", g.Group())
 	}
+	priv := NewGroups(Limits{HardLimit: 10000, SubnetIPv4: 32, SubnetIPv6: 64, GroupPrivate: true})
+	for addr, want := range map[string]string{"127.0.0.7": "127.0.0.7/32", "10.1.2.3": "10.1.2.3/32",
+		"::ffff:192.168.1.2": "192.168.1.2/32", "fd00:1:2:3::4": "fd00:1:2:3::/64", "0.0.0.0": ""} {
+		if g := priv.Join(netip.MustParseAddr(addr)).Group(); g != want {
+			t.Errorf("with GroupPrivate, %s is in group %q, want %q", addr, g, want)
+		}
+	}
 
 	// Decay: HARD/10000 = 1 per second without subscriptions, slower
 	// with them.
