@@ -60,12 +60,15 @@ func growPublish(tb testing.TB, c *chaingen.Chain, bucket objstore.Bucket) []pub
 		if err := db.Flush(); err != nil {
 			tb.Fatal(err)
 		}
-		upper, total := db.Uncompacted()
+		loose, total, err := snapshot.Loose(db)
+		if err != nil {
+			tb.Fatal(err)
+		}
 		m, err := snapshot.PublishDB(ctx, db, net, pub, nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		st := publishStep{height: h - 1, snapshot: m.Size(), compactedBefore: float64(upper) > snapshot.MaxLoose*float64(total)}
+		st := publishStep{height: h - 1, snapshot: m.Size(), compactedBefore: float64(loose) > snapshot.MaxLoose*float64(total)}
 		for _, f := range m.Files {
 			if !uploaded[f.Key] {
 				uploaded[f.Key] = true

@@ -304,23 +304,39 @@ func PublishDB(ctx context.Context, db *store.DB, net *chain.Network, p *Publish
 	return m, nil
 }
 
-// MaxLoose is the share of a DB's table bytes above its bottom level
-// beyond which PublishDB compacts the DB before the checkpoint. Those
-// bytes are at most what a full compaction could remove, so a snapshot
-// stays within 1/(1-MaxLoose) (1.1x) of the fully compacted DB. Below it,
-// the snapshot is published as Pebble left it: a full compaction rewrites
-// every file, and so makes the next publish upload the whole DB instead of
-// the few files that changed.
+// MaxLoose is the share of a DB's table bytes that a full compaction
+// could remove beyond which PublishDB compacts the DB before the
+// checkpoint, so a snapshot stays within 1/(1-MaxLoose) (1.1x) of the
+// fully compacted DB. Below it, the snapshot is published as Pebble left
+// it: a full compaction rewrites every file, and so makes the next
+// publish upload the whole DB instead of the files that changed.
 const MaxLoose = 1.0 / 11
 
+// Loose returns what a full compaction of db could remove, at most, and
+// the bytes of all its tables: the bytes above its bottom level (new
+// data, overwritten values, tombstones) plus the data the tombstones
+// delete below. The second half matters: the first blocks a builder
+// follows after a bulk sync delete far more than their tombstones weigh.
+func Loose(db *store.DB) (loose, total int64, err error) {
+	upper, total := db.Uncompacted()
+	garbage, err := db.Garbage()
+	if err != nil {
+		return 0, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	return upper + garbage, total, nil
+}
+
 // compactIfLoose flushes db and compacts it fully when more than MaxLoose
-// of its bytes lie above the bottom level.
+// of its bytes could be removed by doing so.
 func compactIfLoose(ctx context.Context, db *store.DB, log *slog.Logger) error {
 	if err := db.Flush(); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	upper, total := db.Uncompacted()
-	if total == 0 || float64(upper) <= MaxLoose*float64(total) {
+	loose, total, err := Loose(db)
+	if err != nil {
+		return err
+	}
+	if total == 0 || float64(loose) <= MaxLoose*float64(total) {
 		return nil
 	}
 	start := time.Now()
@@ -328,7 +344,7 @@ func compactIfLoose(ctx context.Context, db *store.DB, log *slog.Logger) error {
 		return fmt.Errorf("snapshot: compact before checkpoint: %w", err)
 	}
 	_, after := db.Uncompacted()
-	log.Info("compacted before snapshot", slog.Int64("upper_bytes", upper), slog.Int64("bytes", total),
+	log.Info("compacted before snapshot", slog.Int64("loose_bytes", loose), slog.Int64("bytes", total),
 		slog.Int64("compacted_bytes", after), slog.Duration("took", time.Since(start)))
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -220,5 +222,103 @@ func TestUncompacted(t *testing.T) {
 	}
 	if upper, total := db.Uncompacted(); total == 0 || upper != 0 {
 		t.Errorf("after a full compaction: upper %d of %d, want 0", upper, total)
+	}
+}
+
+// TestGarbage checks what PublishDB adds to the upper bytes: tombstones
+// that weigh little but delete much of the bottom level.
+func TestGarbage(t *testing.T) {
+	db := openT(t, filepath.Join(t.TempDir(), "db"), Options{})
+	for i := range 2000 {
+		put(t, db, fmt.Sprintf("k/%05d", i), strings.Repeat(strconv.Itoa(i), 200))
+	}
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, before := db.Uncompacted()
+	b := db.NewBatch()
+	for i := range 1000 {
+		if err := b.Delete(fmt.Appendf(nil, "k/%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	upper, total := db.Uncompacted()
+	garbage, err := db.Garbage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half the rows are deleted: about half the bottom level is garbage,
+	// far more than the tombstones' own bytes.
+	if garbage < before/4 || garbage <= 2*upper {
+		t.Errorf("garbage %d bytes, tombstones %d, table bytes %d (before the deletes %d): want about half deleted",
+			garbage, upper, total, before)
+	}
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if garbage, err := db.Garbage(); err != nil || garbage != 0 {
+		t.Errorf("after a full compaction: garbage %d (%v), want 0", garbage, err)
+	}
+}
+
+// TestCompactRewritesLoneTable checks that a full compaction of a DB
+// held in one flushed table rewrites it: Pebble would otherwise move the
+// table to the bottom level as it is, with the tombstones of rows that
+// were written and deleted before the flush (fewer than 10% of its
+// entries, or Pebble would rewrite it in the background).
+func TestCompactRewritesLoneTable(t *testing.T) {
+	lone := openT(t, filepath.Join(t.TempDir(), "lone"), Options{})
+	b := lone.NewBatch()
+	for i := range 3000 {
+		k := fmt.Appendf(nil, "k/%05d", i)
+		if err := b.Set(k, []byte(strings.Repeat("v", 50))); err != nil {
+			t.Fatal(err)
+		}
+		if i < 200 {
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+			b = lone.NewBatch()
+			if err := b.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := lone.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	tombstones := func() (n uint64, tables int) {
+		levels, err := lone.db.SSTables(pebble.WithProperties())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range levels {
+			for _, tb := range l {
+				n += tb.Properties.NumDeletions
+				tables++
+			}
+		}
+		return n, tables
+	}
+	if n, tables := tombstones(); n == 0 || tables != 1 {
+		t.Fatalf("before compacting: %d tombstones in %d tables, want some in one", n, tables)
+	}
+	if err := lone.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := tombstones(); n != 0 {
+		t.Errorf("after a full compaction: %d tombstones left", n)
+	}
+	if got := len(dump(t, lone)); got != 2800 {
+		t.Errorf("after a full compaction: %d keys, want 2800", got)
 	}
 }

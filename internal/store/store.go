@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -310,28 +312,72 @@ func (d *DB) Compact(ctx context.Context) error {
 	if err := d.db.Flush(); err != nil {
 		return fmt.Errorf("compact store %s: flush: %w", d.dir, err)
 	}
-	it, err := d.db.NewIter(nil)
+	// The tables' bounds, not the live keys': tombstones beyond the first
+	// or last live key must be compacted away too.
+	levels, err := d.db.SSTables()
 	if err != nil {
-		return fmt.Errorf("compact store %s: %w", d.dir, err)
+		return fmt.Errorf("compact store %s: find bounds: %w", d.dir, err)
 	}
-	var first, last []byte
-	if it.First() {
-		first = append(first, it.Key()...)
-		if it.Last() {
-			last = append(last, it.Key()...)
+	if len(levels[0]) == 1 && emptyBelow(levels, 0) {
+		// Pebble would move a lone table into the empty bottom level as it
+		// is, tombstones and all (a bulk sync that fit in one memtable).
+		// A second table makes it merge, and so rewrite, them.
+		if err := d.splitLoneTable(); err != nil {
+			return fmt.Errorf("compact store %s: %w", d.dir, err)
+		}
+		if levels, err = d.db.SSTables(); err != nil {
+			return fmt.Errorf("compact store %s: find bounds: %w", d.dir, err)
 		}
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("compact store %s: find bounds: %w", d.dir, err)
+	var first, last []byte
+	for _, level := range levels {
+		for _, t := range level {
+			if first == nil || bytes.Compare(t.Smallest.UserKey, first) < 0 {
+				first = t.Smallest.UserKey
+			}
+			if last == nil || bytes.Compare(t.Largest.UserKey, last) > 0 {
+				last = t.Largest.UserKey
+			}
+		}
 	}
 	if first == nil {
 		return nil
 	}
 	// Compact's end bound is exclusive: the smallest key after last.
-	if err := d.db.Compact(ctx, first, append(last, 0), true); err != nil {
+	if err := d.db.Compact(ctx, first, append(slices.Clip(last), 0), true); err != nil {
 		return fmt.Errorf("compact store %s: %w", d.dir, err)
 	}
 	return nil
+}
+
+// emptyBelow reports whether every level below level l holds no table.
+func emptyBelow(levels [][]pebble.SSTableInfo, l int) bool {
+	for _, level := range levels[l+1:] {
+		if len(level) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// splitLoneTable writes the DB's first key again, unchanged, and flushes
+// it into a table of its own.
+func (d *DB) splitLoneTable() error {
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	var k, v []byte
+	if it.First() {
+		k, v = slices.Clone(it.Key()), slices.Clone(it.Value())
+	}
+	if err := it.Close(); err != nil || k == nil {
+		return err
+	}
+	if err := d.db.Set(k, v, pebble.Sync); err != nil {
+		return err
+	}
+	return d.db.Flush()
 }
 
 // Checkpoint writes a consistent copy of the DB's committed state into

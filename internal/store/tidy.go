@@ -37,10 +37,9 @@ func (d *DB) tidyCheckpoint(fs vfs.FS, dir string) error {
 }
 
 // Uncompacted returns the bytes of the live SST files above the bottom
-// non-empty level below L0, and of all live SST files. What lies above the bottom
-// is new data not yet merged down plus what a full compaction would
-// remove (overwritten values and their tombstones), so upper/total bounds
-// how much larger the DB is than its fully compacted self.
+// non-empty level below L0, and of all live SST files. What lies above
+// the bottom is new data not yet merged down, overwritten values and
+// tombstones; the data those tombstones delete is Garbage.
 func (d *DB) Uncompacted() (upper, total int64) {
 	if d.closed.Load() {
 		return 0, 0
@@ -62,4 +61,44 @@ func (d *DB) Uncompacted() (upper, total int64) {
 		}
 	}
 	return upper, total
+}
+
+// Garbage estimates the table bytes that compacting the DB's point
+// deletions would reclaim: each tombstone above the bottom level is
+// taken to delete one entry of the bottom level's average size. A few
+// small tombstones can delete much data. (Pebble's own estimate comes
+// from statistics gathered in the background, with no way to wait for
+// them; table properties are exact and at hand.)
+func (d *DB) Garbage() (int64, error) {
+	if d.closed.Load() {
+		return 0, ErrClosed
+	}
+	levels, err := d.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		return 0, fmt.Errorf("table properties: %w", err)
+	}
+	bottom := -1
+	for i := len(levels) - 1; i > 0; i-- {
+		if len(levels[i]) > 0 {
+			bottom = i
+			break
+		}
+	}
+	if bottom < 0 {
+		return 0, nil
+	}
+	var bytes, entries, deletions uint64
+	for _, t := range levels[bottom] {
+		bytes += t.Size
+		entries += t.Properties.NumEntries
+	}
+	for _, level := range levels[:bottom] {
+		for _, t := range level {
+			deletions += t.Properties.NumDeletions - t.Properties.NumRangeDeletions
+		}
+	}
+	if entries == 0 {
+		return 0, nil
+	}
+	return int64(min(bytes, deletions*bytes/entries)), nil
 }
