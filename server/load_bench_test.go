@@ -250,6 +250,42 @@ func (p *amberProc) heapAfterGC(b *testing.B) float64 {
 	return 0
 }
 
+// awaitNoSessions waits until the server's amber_sessions gauges are all
+// zero: every closed wallet's session has ended.
+func (p *amberProc) awaitNoSessions(b *testing.B) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get("http://" + p.web + "/metrics")
+		if err != nil {
+			b.Fatalf("read the server's metrics: %v", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		open := 0.0
+		for line := range strings.Lines(string(body)) {
+			if rest, ok := strings.CutPrefix(line, "amber_sessions{"); ok {
+				_, v, _ := strings.Cut(rest, "} ")
+				n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					b.Fatalf("metrics line %q: %v", line, err)
+				}
+				open += n
+			}
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%v sessions still open a minute after every wallet closed", open)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // rss returns the resident memory of the server process in bytes.
 func (p *amberProc) rss(b *testing.B) float64 {
 	b.Helper()
@@ -683,8 +719,10 @@ type loadResult struct {
 	rssIdle, rssSessions float64
 	// Go heap in use right after a forced GC: RSS also holds memory the
 	// GC freed but the runtime has not yet returned, like the garbage of
-	// the initial sync on the Large chain.
-	heapIdle, heapSessions float64
+	// the initial sync on the Large chain. heapClosed is read after every
+	// session has ended, with the caches the load filled still warm, so
+	// heapSessions-heapClosed is what the sessions themselves hold.
+	heapIdle, heapSessions, heapClosed float64
 }
 
 // connectWallets connects and syncs wallets for the given watch lists,
@@ -820,6 +858,8 @@ func (r *loadRig) runLoad(b *testing.B, transport string, n int) loadResult {
 	for _, w := range wallets {
 		w.c.close()
 	}
+	srv.awaitNoSessions(b)
+	res.heapClosed = srv.heapAfterGC(b)
 	return res
 }
 
@@ -927,7 +967,8 @@ func benchWalletLoad(b *testing.B, c *chaingen.Chain, node *testenv.Btcd, bin st
 		b.ReportMetric((r.rssSessions-r.rssIdle)/float64(n)/1024, tr+"-rss-KiB/session")
 		b.ReportMetric(r.heapIdle/(1<<20), tr+"-heap-idle-MiB")
 		b.ReportMetric(r.heapSessions/(1<<20), tr+"-heap-MiB")
-		b.ReportMetric((r.heapSessions-r.heapIdle)/float64(n)/1024, tr+"-heap-KiB/session")
+		b.ReportMetric(r.heapClosed/(1<<20), tr+"-heap-closed-MiB")
+		b.ReportMetric((r.heapSessions-r.heapClosed)/float64(n)/1024, tr+"-heap-KiB/session")
 		b.ReportMetric(float64(r.reqs), tr+"-requests")
 	}
 }

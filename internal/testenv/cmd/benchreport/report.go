@@ -234,13 +234,14 @@ func (r *Results) figures(partial bool) error {
 			fmt.Sprintf("one wallet alone: %s ms", num(k("mempool-notify-1-ms"))),
 			k("mempool-notify-p50-ms")/k("mempool-notify-1-ms"), "p50 / one wallet")
 		add(g, fmt.Sprintf("%s: server RSS with %s sessions", tr.name, n),
-			fmt.Sprintf("%s MiB, %s KiB per session", num(k("rss-MiB")), num(k("rss-KiB/session"))),
+			fmt.Sprintf("%s MiB, %s KiB per session with the caches the load filled", num(k("rss-MiB")), num(k("rss-KiB/session"))),
 			fmt.Sprintf("no sessions: %s MiB", num(k("rss-idle-MiB"))),
 			k("rss-MiB")/k("rss-idle-MiB"), "RSS / idle RSS")
 		add(g, fmt.Sprintf("%s: server Go heap after a forced GC, %s sessions", tr.name, n),
 			fmt.Sprintf("%s MiB, %s KiB per session", num(k("heap-MiB")), num(k("heap-KiB/session"))),
-			fmt.Sprintf("no sessions: %s MiB", num(k("heap-idle-MiB"))),
-			k("heap-MiB")/k("heap-idle-MiB"), "heap / idle heap")
+			fmt.Sprintf("the same server once they closed, its caches still warm: %s MiB (before any session: %s MiB)",
+				num(k("heap-closed-MiB")), num(k("heap-idle-MiB"))),
+			k("heap-MiB")/k("heap-closed-MiB"), "heap / heap after close")
 	}
 	bs := busyBench
 	add("busy script", fmt.Sprintf("get_history of a %s-entry script (%s MiB reply), cold / warm p50", num(m(bs, "entries")), num(m(bs, "reply-MiB"))),

@@ -37,7 +37,7 @@ func init() {
 		for unit, v := range map[string]float64{"req/s": 7027, "ping-req/s": 28530, "p50-ms": 3.44, "p99-ms": 774.1,
 			"ping-p50-ms": 32.97, "alone-p50-ms": 1.2, "alone-p99-ms": 5.5, "ping-p99-ms": 61.91, "block-notify-p50-ms": 117.4, "block-notify-p99-ms": 127.2,
 			"block-notify-1-ms": 84.33, "mempool-notify-p50-ms": 47.82, "mempool-notify-p99-ms": 97.87,
-			"mempool-notify-1-ms": 29.48, "rss-MiB": 229.4, "rss-idle-MiB": 140.5, "rss-KiB/session": 91, "heap-idle-MiB": 40, "heap-MiB": 90.5, "heap-KiB/session": 51,
+			"mempool-notify-1-ms": 29.48, "rss-MiB": 229.4, "rss-idle-MiB": 140.5, "rss-KiB/session": 91, "heap-idle-MiB": 40, "heap-closed-MiB": 45, "heap-MiB": 90.5, "heap-KiB/session": 51,
 			"requests": 103090} {
 			sampleUnits[walletBnch][tr+"-"+unit] = v
 		}
