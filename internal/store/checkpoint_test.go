@@ -267,12 +267,13 @@ func TestGarbage(t *testing.T) {
 	}
 }
 
-// TestCompactRewritesLoneTable checks that a full compaction of a DB
+// TestCompactRewritesMovedTables checks that a full compaction of a DB
 // held in one flushed table rewrites it: Pebble would otherwise move the
-// table to the bottom level as it is, with the tombstones of rows that
-// were written and deleted before the flush (fewer than 10% of its
-// entries, or Pebble would rewrite it in the background).
-func TestCompactRewritesLoneTable(t *testing.T) {
+// table to the bottom level as it is, with its upper-level compression
+// and the tombstones of rows that were written and deleted before the
+// flush (fewer than 10% of its entries, or Pebble would rewrite it in
+// the background).
+func TestCompactRewritesMovedTables(t *testing.T) {
 	lone := openT(t, filepath.Join(t.TempDir(), "lone"), Options{})
 	b := lone.NewBatch()
 	for i := range 3000 {
@@ -296,15 +297,18 @@ func TestCompactRewritesLoneTable(t *testing.T) {
 	if err := lone.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	var codecs []string
 	tombstones := func() (n uint64, tables int) {
 		levels, err := lone.db.SSTables(pebble.WithProperties())
 		if err != nil {
 			t.Fatal(err)
 		}
+		codecs = nil
 		for _, l := range levels {
 			for _, tb := range l {
 				n += tb.Properties.NumDeletions
 				tables++
+				codecs = append(codecs, tb.Properties.CompressionName)
 			}
 		}
 		return n, tables
@@ -317,6 +321,11 @@ func TestCompactRewritesLoneTable(t *testing.T) {
 	}
 	if n, _ := tombstones(); n != 0 {
 		t.Errorf("after a full compaction: %d tombstones left", n)
+	}
+	for _, c := range codecs {
+		if c != bottomCompression {
+			t.Errorf("after a full compaction: a table compressed with %q, want %q", c, bottomCompression)
+		}
 	}
 	if got := len(dump(t, lone)); got != 2800 {
 		t.Errorf("after a full compaction: %d keys, want 2800", got)

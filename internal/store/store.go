@@ -208,7 +208,7 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 	// two bottom levels, which hold nearly all of it and are what a
 	// snapshot ships: 18% smaller than Snappy everywhere on the index
 	// (BenchmarkIndexSize, the peer chain).
-	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return compression })
 	switch {
 	case opts.fs != nil:
 		po.FS = opts.fs
@@ -312,22 +312,35 @@ func (d *DB) Compact(ctx context.Context) error {
 	if err := d.db.Flush(); err != nil {
 		return fmt.Errorf("compact store %s: flush: %w", d.dir, err)
 	}
-	// The tables' bounds, not the live keys': tombstones beyond the first
-	// or last live key must be compacted away too.
+	if err := d.compactAll(ctx); err != nil {
+		return err
+	}
+	// Pebble moves a table down unrewritten when nothing below overlaps
+	// it (a bulk sync's first flushes): it keeps its fast upper-level
+	// compression and the tombstones of rows written and deleted before
+	// the flush. Writing one of its keys again makes the next compaction
+	// merge the table, and so rewrite it; a round or two suffices.
+	for range 3 {
+		touched, err := d.touchMoved()
+		if err != nil {
+			return fmt.Errorf("compact store %s: %w", d.dir, err)
+		}
+		if !touched {
+			return nil
+		}
+		if err := d.compactAll(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compactAll compacts the key range of every table, tombstones beyond
+// the first or last live key included, into the bottom level.
+func (d *DB) compactAll(ctx context.Context) error {
 	levels, err := d.db.SSTables()
 	if err != nil {
 		return fmt.Errorf("compact store %s: find bounds: %w", d.dir, err)
-	}
-	if len(levels[0]) == 1 && emptyBelow(levels, 0) {
-		// Pebble would move a lone table into the empty bottom level as it
-		// is, tombstones and all (a bulk sync that fit in one memtable).
-		// A second table makes it merge, and so rewrite, them.
-		if err := d.splitLoneTable(); err != nil {
-			return fmt.Errorf("compact store %s: %w", d.dir, err)
-		}
-		if levels, err = d.db.SSTables(); err != nil {
-			return fmt.Errorf("compact store %s: find bounds: %w", d.dir, err)
-		}
 	}
 	var first, last []byte
 	for _, level := range levels {
@@ -350,34 +363,51 @@ func (d *DB) Compact(ctx context.Context) error {
 	return nil
 }
 
-// emptyBelow reports whether every level below level l holds no table.
-func emptyBelow(levels [][]pebble.SSTableInfo, l int) bool {
-	for _, level := range levels[l+1:] {
-		if len(level) > 0 {
-			return false
+// compression is the compression profile of each level; a table records
+// its profile's name.
+var compression = pebble.DBCompressionGood
+
+// bottomCompression names the bottom level's profile.
+var bottomCompression = compression.Levels[len(compression.Levels)-1].Name
+
+// touchMoved writes again, unchanged, one key of each bottom-level table
+// that Pebble moved there unrewritten (other compression, or tombstones
+// where nothing lies below), and flushes. It reports whether it wrote.
+func (d *DB) touchMoved() (bool, error) {
+	levels, err := d.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		return false, err
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	for _, t := range levels[len(levels)-1] {
+		if t.Properties.NumDeletions == 0 && t.Properties.CompressionName == bottomCompression {
+			continue
+		}
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: t.Smallest.UserKey})
+		if err != nil {
+			return false, err
+		}
+		if it.First() && bytes.Compare(it.Key(), t.Largest.UserKey) <= 0 {
+			err = b.Set(it.Key(), it.Value(), nil)
+		} else {
+			// Nothing live in it: deleting its first key again is as good.
+			err = b.Delete(t.Smallest.UserKey, nil)
+		}
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return false, err
 		}
 	}
-	return true
-}
-
-// splitLoneTable writes the DB's first key again, unchanged, and flushes
-// it into a table of its own.
-func (d *DB) splitLoneTable() error {
-	it, err := d.db.NewIter(nil)
-	if err != nil {
-		return err
+	if b.Empty() {
+		return false, nil
 	}
-	var k, v []byte
-	if it.First() {
-		k, v = slices.Clone(it.Key()), slices.Clone(it.Value())
+	if err := b.Commit(pebble.Sync); err != nil {
+		return false, err
 	}
-	if err := it.Close(); err != nil || k == nil {
-		return err
-	}
-	if err := d.db.Set(k, v, pebble.Sync); err != nil {
-		return err
-	}
-	return d.db.Flush()
+	return true, d.db.Flush()
 }
 
 // Checkpoint writes a consistent copy of the DB's committed state into
