@@ -135,15 +135,20 @@ func (s *Subs) setScript(hx chain.HashX, sub *scriptSub) {
 }
 
 func (s *Subs) markScript(hx chain.HashX, mempool bool) {
-	if mempool {
-		if s.mpScripts == nil {
-			s.mpScripts = map[chain.HashX]struct{}{}
-		}
-		s.mpScripts[hx] = struct{}{}
-	} else {
-		delete(s.mpScripts, hx)
-	}
+	markIn(&s.mpScripts, hx, mempool)
 	s.mempoolChanged()
+}
+
+// markIn adds k to *set, made on first use, or removes it.
+func markIn[K comparable](set *map[K]struct{}, k K, in bool) {
+	if !in {
+		delete(*set, k)
+		return
+	}
+	if *set == nil {
+		*set = map[K]struct{}{}
+	}
+	(*set)[k] = struct{}{}
 }
 
 // dropScript removes a script subscription; s.mu is held.
@@ -173,14 +178,7 @@ func (s *Subs) setOutpoint(op wire.OutPoint, sub *outpointSub) {
 }
 
 func (s *Subs) markOutpoint(op wire.OutPoint, mempool bool) {
-	if mempool {
-		if s.mpOutpoints == nil {
-			s.mpOutpoints = map[wire.OutPoint]struct{}{}
-		}
-		s.mpOutpoints[op] = struct{}{}
-	} else {
-		delete(s.mpOutpoints, op)
-	}
+	markIn(&s.mpOutpoints, op, mempool)
 	s.mempoolChanged()
 }
 
