@@ -315,8 +315,8 @@ const MaxLoose = 1.0 / 11
 // Loose returns what a full compaction of db could remove, at most, and
 // the bytes of all its tables: the bytes above its bottom level (new
 // data, overwritten values, tombstones) plus the data the tombstones
-// delete below. The second half matters: the first blocks a builder
-// follows after a bulk sync delete far more than their tombstones weigh.
+// delete below. The second half matters: a spent output's or a pruned
+// undo record's tombstone weighs far less than the row it deletes.
 func Loose(db *store.DB) (loose, total int64, err error) {
 	upper, total := db.Uncompacted()
 	garbage, err := db.Garbage()
