@@ -45,15 +45,7 @@ func (d *DB) Uncompacted() (upper, total int64) {
 		return 0, 0
 	}
 	m := d.db.Metrics()
-	// L0 files overlap each other, so L0 is never the bottom: a DB that
-	// never compacted (a fresh bulk sync) is all upper bytes.
-	bottom := -1
-	for i := len(m.Levels) - 1; i > 0; i-- {
-		if m.Levels[i].TablesSize > 0 {
-			bottom = i
-			break
-		}
-	}
+	bottom := bottomLevel(len(m.Levels), func(i int) bool { return m.Levels[i].TablesSize > 0 })
 	for i, l := range m.Levels {
 		total += l.TablesSize
 		if i != bottom {
@@ -77,13 +69,7 @@ func (d *DB) Garbage() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("table properties: %w", err)
 	}
-	bottom := -1
-	for i := len(levels) - 1; i > 0; i-- {
-		if len(levels[i]) > 0 {
-			bottom = i
-			break
-		}
-	}
+	bottom := bottomLevel(len(levels), func(i int) bool { return len(levels[i]) > 0 })
 	if bottom < 0 {
 		return 0, nil
 	}
@@ -101,4 +87,16 @@ func (d *DB) Garbage() (int64, error) {
 		return 0, nil
 	}
 	return int64(min(bytes, deletions*bytes/entries)), nil
+}
+
+// bottomLevel is the lowest of n levels that nonEmpty holds tables, or -1.
+// L0's files overlap each other, so L0 is never the bottom: a DB that
+// never compacted (a fresh bulk sync) is all upper bytes.
+func bottomLevel(n int, nonEmpty func(level int) bool) int {
+	for i := n - 1; i > 0; i-- {
+		if nonEmpty(i) {
+			return i
+		}
+	}
+	return -1
 }
