@@ -28,6 +28,8 @@ import (
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/coder/websocket"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"amber/internal/chain"
 	"amber/internal/testenv"
@@ -260,21 +262,15 @@ func (p *amberProc) awaitNoSessions(b *testing.B) {
 		if err != nil {
 			b.Fatalf("read the server's metrics: %v", err)
 		}
-		body, err := io.ReadAll(resp.Body)
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("parse the server's metrics: %v", err)
 		}
 		open := 0.0
-		for line := range strings.Lines(string(body)) {
-			if rest, ok := strings.CutPrefix(line, "amber_sessions{"); ok {
-				_, v, _ := strings.Cut(rest, "} ")
-				n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				if err != nil {
-					b.Fatalf("metrics line %q: %v", line, err)
-				}
-				open += n
-			}
+		for _, m := range families["amber_sessions"].GetMetric() {
+			open += m.GetGauge().GetValue()
 		}
 		if open == 0 {
 			return
