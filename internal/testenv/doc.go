@@ -41,8 +41,10 @@
 // tools` installs; tests skip loudly without it, and fail under CI=true)
 // in front of test servers: TCP mode, PROXY v2 to the servers, /readyz
 // health checks, least connections, from a configuration generated into
-// the test's temporary directory (HAProxyConfig). HAProxy.Servers reads
-// each server's state and session counts from its admin socket.
+// the test's temporary directory (HAProxyConfig). Besides the TCP
+// frontend it can run others (HAProxyFrontend), e.g. one to the nodes'
+// WebSocket ports. HAProxy.Servers and BackendServers read each server's
+// state and session counts from its admin socket.
 //
 // FaultProxy sits between Amber and a daemon's JSON-RPC server and injects
 // faults on demand: it stops and starts on the same port, delays answers,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,11 +27,28 @@ type HAProxyBackend struct {
 	CheckPort int
 }
 
+// HAProxyFrontend is a further frontend beside the TCP one, with its own
+// backend: the same TCP mode, PROXY v2 and /readyz checks, for another
+// listener of the same nodes (their WebSocket port, say).
+type HAProxyFrontend struct {
+	// Name names the frontend electrum_<Name> and its backend
+	// amber_<Name>, as in infra/haproxy/haproxy.cfg: "ws" for WebSocket.
+	Name string
+	// Bind is the host:port HAProxyConfig binds; StartHAProxy sets it to
+	// a free loopback port.
+	Bind string
+	// Backends are its servers; names may repeat those of other
+	// frontends.
+	Backends []HAProxyBackend
+}
+
 // HAProxyOptions configures StartHAProxy and HAProxyConfig.
 type HAProxyOptions struct {
-	// Backends are the servers; a server whose /readyz is red (or whose
-	// port is closed) is down and gets no new connections.
+	// Backends are the TCP frontend's servers; a server whose /readyz is
+	// red (or whose port is closed) is down and gets no new connections.
 	Backends []HAProxyBackend
+	// Frontends are the frontends besides the TCP one (named "tcp").
+	Frontends []HAProxyFrontend
 	// CheckInterval is the time between health checks of each server;
 	// zero means 200ms. One failed check marks a server down and one
 	// good check marks it up, so tests see changes quickly.
@@ -40,9 +58,12 @@ type HAProxyOptions struct {
 // HAProxy is a load balancer started by StartHAProxy: TCP mode, PROXY v2
 // to the servers, health checks on /readyz, least connections.
 type HAProxy struct {
-	// Addr is the frontend's host:port on 127.0.0.1, where wallets
+	// Addr is the TCP frontend's host:port on 127.0.0.1, where wallets
 	// connect.
 	Addr string
+	// Addrs are every frontend's host:port by name: "tcp" (Addr) and
+	// those of HAProxyOptions.Frontends.
+	Addrs map[string]string
 	// ConfigPath is the generated configuration file.
 	ConfigPath string
 	// LogPath is the file HAProxy's output (its log) is appended to.
@@ -69,10 +90,11 @@ func HAProxyBinary(t testing.TB) string {
 	return ""
 }
 
-// HAProxyConfig returns the configuration StartHAProxy runs: a frontend
-// on listen, and every backend behind it. socket is the admin stats
-// socket's path. infra/haproxy/haproxy.cfg is the operators' version of
-// the same settings, and infra's test checks that they agree.
+// HAProxyConfig returns the configuration StartHAProxy runs: the TCP
+// frontend on listen with opts.Backends behind it, and each of
+// opts.Frontends on its Bind with its own backend. socket is the admin
+// stats socket's path. infra/haproxy/haproxy.cfg is the operators'
+// version of the same settings, and infra's test checks that they agree.
 func HAProxyConfig(listen, socket string, opts HAProxyOptions) string {
 	inter := opts.CheckInterval
 	if inter <= 0 {
@@ -94,33 +116,37 @@ defaults
     timeout check 1s
     retries 3
     option redispatch
+`, socket)
+	fes := append([]HAProxyFrontend{{Name: "tcp", Bind: listen, Backends: opts.Backends}}, opts.Frontends...)
+	for _, fe := range fes {
+		fmt.Fprintf(&b, `
+frontend electrum_%[1]s
+    bind %[2]s
+    default_backend amber_%[1]s
 
-frontend electrum_tcp
-    bind %s
-    default_backend amber_tcp
-
-backend amber_tcp
+backend amber_%[1]s
     balance leastconn
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host amber
     http-check expect status 200
-    default-server send-proxy-v2 check inter %dms fall 1 rise 1
-`, socket, listen, inter.Milliseconds())
-	for _, be := range opts.Backends {
-		fmt.Fprintf(&b, "    server %s %s port %d\n", be.Name, be.Addr, be.CheckPort)
+    default-server send-proxy-v2 check inter %[3]dms fall 1 rise 1
+`, fe.Name, fe.Bind, inter.Milliseconds())
+		for _, be := range fe.Backends {
+			fmt.Fprintf(&b, "    server %s %s port %d\n", be.Name, be.Addr, be.CheckPort)
+		}
 	}
 	return b.String()
 }
 
 // StartHAProxy starts HAProxy (the haproxy binary on PATH, see
-// HAProxyBinary) on a free loopback port with a configuration generated
-// into the test's temporary directory, and waits until it accepts
-// connections. It is stopped when the test ends, and the end of its log
-// is shown if the test failed.
+// HAProxyBinary) with each frontend on a free loopback port and a
+// configuration generated into the test's temporary directory, and waits
+// until every frontend accepts connections. It is stopped when the test
+// ends, and the end of its log is shown if the test failed.
 func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 	t.Helper()
 	bin := HAProxyBinary(t)
-	ports, err := freePorts(1)
+	ports, err := freePorts(1 + len(opts.Frontends))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +156,16 @@ func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 		ConfigPath: filepath.Join(dir, "haproxy.cfg"),
 		LogPath:    filepath.Join(dir, "haproxy.log"),
 		socket:     filepath.Join(dir, "admin.sock"),
+	}
+	h.Addrs = map[string]string{"tcp": h.Addr}
+	opts.Frontends = slices.Clone(opts.Frontends)
+	for i := range opts.Frontends {
+		fe := &opts.Frontends[i]
+		if _, dup := h.Addrs[fe.Name]; dup || fe.Name == "" {
+			t.Fatalf("testenv: haproxy frontend name %q is empty or taken", fe.Name)
+		}
+		fe.Bind = fmt.Sprintf("127.0.0.1:%d", ports[1+i])
+		h.Addrs[fe.Name] = fe.Bind
 	}
 	if err := os.WriteFile(h.ConfigPath, []byte(HAProxyConfig(h.Addr, h.socket, opts)), 0o644); err != nil {
 		t.Fatal(err)
@@ -154,11 +190,14 @@ func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 			return err
 		}
 		c.Close()
-		c, err = net.DialTimeout("tcp", h.Addr, time.Second)
-		if err != nil {
-			return err
+		for _, addr := range h.Addrs {
+			c, err = net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return err
+			}
+			c.Close()
 		}
-		return c.Close()
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -179,10 +218,16 @@ type HAProxyServer struct {
 	CheckStatus string
 }
 
-// Servers returns the statistics of every server behind the frontend,
-// by name, from the admin socket's `show stat`. It may be called from any
-// goroutine.
+// Servers returns the statistics of every server behind the TCP
+// frontend, by name, from the admin socket's `show stat`. It may be
+// called from any goroutine.
 func (h *HAProxy) Servers() (map[string]HAProxyServer, error) {
+	return h.BackendServers("tcp")
+}
+
+// BackendServers is Servers for the frontend named frontend ("tcp", or
+// one of HAProxyOptions.Frontends).
+func (h *HAProxy) BackendServers(frontend string) (map[string]HAProxyServer, error) {
 	c, err := net.DialTimeout("unix", h.socket, 2*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: haproxy stats socket: %w", err)
@@ -206,14 +251,14 @@ func (h *HAProxy) Servers() (map[string]HAProxyServer, error) {
 	for i, name := range rows[0] {
 		col[name] = i
 	}
-	for _, name := range []string{"svname", "status", "scur", "stot", "check_status"} {
+	for _, name := range []string{"pxname", "svname", "status", "scur", "stot", "check_status"} {
 		if _, ok := col[name]; !ok {
 			return nil, fmt.Errorf("testenv: haproxy show stat has no %s column: %q", name, rows[0])
 		}
 	}
 	out := map[string]HAProxyServer{}
 	for _, row := range rows[1:] {
-		if len(row) < len(rows[0]) {
+		if len(row) < len(rows[0]) || row[col["pxname"]] != "amber_"+frontend {
 			continue
 		}
 		name := row[col["svname"]]
