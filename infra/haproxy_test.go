@@ -67,6 +67,12 @@ func haproxyEssentials(cfg string) map[string]string {
 		}
 	}
 	set("a backend", len(backends) > 0)
+	// WebSocket wallets take the same road as TCP ones, to the nodes'
+	// ws:// port.
+	for _, fe := range []string{"tcp", "ws"} {
+		set("frontend electrum_"+fe+" to backend amber_"+fe,
+			has("frontend electrum_"+fe, "default_backend amber_"+fe) && secs["backend amber_"+fe] != nil)
+	}
 	for _, b := range backends {
 		lines := secs[b]
 		var dflt string
@@ -107,7 +113,9 @@ func TestHAProxyReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	generated := testenv.HAProxyConfig("127.0.0.1:50001", "/run/amber-test.sock", testenv.HAProxyOptions{
-		Backends: []testenv.HAProxyBackend{{Name: "node1", Addr: "127.0.0.1:50011", CheckPort: 8080}}})
+		Backends: []testenv.HAProxyBackend{{Name: "node1", Addr: "127.0.0.1:50011", CheckPort: 8080}},
+		Frontends: []testenv.HAProxyFrontend{{Name: "ws", Bind: "127.0.0.1:50003",
+			Backends: []testenv.HAProxyBackend{{Name: "node1", Addr: "127.0.0.1:50013", CheckPort: 8080}}}}})
 	want, got := haproxyEssentials(generated), haproxyEssentials(string(ref))
 	for name, v := range want {
 		if v != "yes" {
@@ -122,14 +130,34 @@ func TestHAProxyReference(t *testing.T) {
 	if broken["every backend: send-proxy-v2"] != "missing" {
 		t.Error("removing send-proxy-v2 from one backend went unnoticed")
 	}
+	// And one whose WebSocket wallets land on the TCP ports.
+	broken = haproxyEssentials(strings.Replace(string(ref), "default_backend amber_ws", "default_backend amber_tcp", 1))
+	if broken["frontend electrum_ws to backend amber_ws"] != "missing" {
+		t.Error("sending electrum_ws to amber_tcp went unnoticed")
+	}
 
-	// Every server's check port is the HTTP_ADDR port of the example env.
+	// Every server's check port is the HTTP_ADDR port of the example env,
+	// and amber_<proto>'s servers are its <proto>:// listeners.
 	env := readEnvFile(t, filepath.Join("env", "serve.env.example"))
 	httpPort := port(t, env["HTTP_ADDR"])
+	svcPorts := map[string]int{}
+	for _, svc := range strings.Split(env["SERVICES"], ",") {
+		if proto, addr, ok := strings.Cut(svc, "://"); ok {
+			svcPorts[proto] = port(t, addr)
+		}
+	}
 	for name, lines := range haproxySections(string(ref)) {
+		proto, isBackend := strings.CutPrefix(name, "backend amber_")
 		for _, l := range lines {
-			if f := strings.Fields(l); f[0] == "server" && !strings.HasSuffix(l, "port "+itoa(httpPort)) {
+			f := strings.Fields(l)
+			if f[0] != "server" {
+				continue
+			}
+			if !strings.HasSuffix(l, "port "+itoa(httpPort)) {
 				t.Errorf("%s: %q does not check port %d (HTTP_ADDR of env/serve.env.example)", name, l, httpPort)
+			}
+			if want := svcPorts[proto]; isBackend && (len(f) < 3 || want == 0 || port(t, f[2]) != want) {
+				t.Errorf("%s: %q is not the %s:// port %d of SERVICES in env/serve.env.example", name, l, proto, want)
 			}
 		}
 	}
