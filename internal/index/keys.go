@@ -7,13 +7,7 @@ import (
 	"amber/internal/chain"
 )
 
-// SchemaVersion is the version of the key layout below. It is stored in the
-// metadata row and in every snapshot manifest; a DB or snapshot with another
-// version is refused. Bump it on any change to a key or value format.
-//
-// Version 2: spend rows keyed by funding tx_num (spendKey), packed undo
-// records (undoRecord).
-const SchemaVersion = 2
+// SchemaVersion (schema.go) is the version of the key layout below.
 
 // Field sizes. All integers in keys and values are big-endian so that byte
 // order is numeric order.
