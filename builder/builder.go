@@ -86,7 +86,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			b.node.Snapshot("restore", time.Since(began), m.Size(), m.Height, nil)
 			b.logger.Info("resumed from snapshot", "snapshot", m.Key(), "height", m.Height)
 		}
-		pub = &snapshot.Publisher{Bucket: bucket, Logger: b.logger, Progress: b.progress}
+		pub = &snapshot.Publisher{Bucket: bucket, Logger: b.logger, Progress: b.progress, GCGrace: cfg.SnapshotGCGrace}
 		if cfg.SigningKeyFile != "" {
 			if pub.SigningKey, err = snapshot.LoadSigningKey(cfg.SigningKeyFile); err != nil {
 				return err

@@ -98,11 +98,11 @@ func runSnapshot(ctx context.Context, cfg *config.Config, out *output) error {
 		fmt.Fprintf(stdout, "restored %s into %s\n", m.Key(), cfg.DBDirectory)
 		return nil
 	case "gc":
-		p := &snapshot.Publisher{Bucket: bucket, Logger: logger}
+		p := &snapshot.Publisher{Bucket: bucket, Logger: logger, GCGrace: cfg.SnapshotGCGrace}
 		if err := p.Retain(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "kept the newest snapshots and the one LATEST names; unreferenced data files are deleted by a following builder after the grace period")
+		fmt.Fprintln(stdout, "kept the newest snapshots and the one LATEST names; a data file no kept snapshot needs is deleted by the first gc or publish at least SNAPSHOT_GC_GRACE after one saw it unneeded")
 		return nil
 	}
 	return usageError(fmt.Sprintf("unknown action %q; want list, show, verify, pull, gc or keygen", action))

@@ -90,6 +90,9 @@ type Config struct {
 	// SnapshotMaxBehind is how many blocks a local DB may lag the newest
 	// trusted snapshot before the snapshot replaces it; 0 never.
 	SnapshotMaxBehind int
+	// SnapshotGCGrace is how long retention waits before deleting a data
+	// file no kept manifest needs.
+	SnapshotGCGrace time.Duration
 
 	// Listeners.
 	Services       []Service

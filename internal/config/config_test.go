@@ -139,6 +139,7 @@ func TestBadValues(t *testing.T) {
 		{"drop client", Serve, []string{"DROP_CLIENT", "(["}, nil, "DROP_CLIENT", "regular expression"},
 		{"peer discovery", Serve, []string{"PEER_DISCOVERY", "maybe"}, nil, "PEER_DISCOVERY", "on, self or off"},
 		{"snapshot scheme", Snapshot, []string{"SNAPSHOT_URL", "gs://b"}, nil, "SNAPSHOT_URL", "unknown scheme"},
+		{"gc grace zero", Snapshot, []string{"SNAPSHOT_GC_GRACE", "0"}, nil, "SNAPSHOT_GC_GRACE", "positive"},
 		{"http addr", Serve, []string{"HTTP_ADDR", "8080"}, nil, "HTTP_ADDR", "host:port"},
 		{"unknown flag", Serve, nil, []string{"--no-such-flag"}, "flags", "no-such-flag"},
 		{"stray argument", Serve, nil, []string{"extra"}, "flags", "unexpected argument"},

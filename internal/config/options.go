@@ -165,6 +165,18 @@ var options = []option{
 			return durationField(func(c *Config) *time.Duration { return &c.SnapshotInterval }, time.Second)(c, v)
 		}},
 
+	{env: "SNAPSHOT_GC_GRACE", def: "1h", group: "Snapshots", cmds: []Command{Build, Snapshot},
+		usage: "retention deletes a data file no kept snapshot needs once two passes this far apart saw it unneeded; longer than any publish",
+		parse: func(c *Config, v string) error {
+			if err := durationField(func(c *Config) *time.Duration { return &c.SnapshotGCGrace }, time.Second)(c, v); err != nil {
+				return err
+			}
+			if c.SnapshotGCGrace <= 0 {
+				return errors.New("want a positive duration such as 1h")
+			}
+			return nil
+		}},
+
 	{env: "SERVICES", group: "Listeners", cmds: srvCmds,
 		usage: "comma-separated listeners: tcp://host:port, ssl://, ws://, wss://, rpc:// (admin, default localhost:8000)",
 		parse: func(c *Config, v string) (err error) { c.Services, err = ParseServices(v, false); return err }},
