@@ -16,14 +16,14 @@
 //     of space. Each must be logged clearly and end without corruption.
 //   - A fleet (TestFleet): HAProxy (TCP mode, PROXY v2, /readyz checks)
 //     in front of three `amber serve` nodes fed by an `amber build`
-//     publishing to MinIO. Wallets connect through HAProxy from several
-//     loopback addresses while mempool transactions and blocks arrive in
-//     lock-step rounds; a node joins on an empty disk and must get no
-//     wallet before /readyz is green, and the oldest node gets SIGTERM and
-//     must drain. Every header and history a wallet gets is checked
-//     against the chain, every wallet must be notified of every block,
-//     and `amber rpc sessions` must list each node's wallets by their own
-//     addresses.
+//     publishing to MinIO. Wallets connect through HAProxy, over TCP or
+//     WebSocket, from several loopback addresses while mempool
+//     transactions and blocks arrive in lock-step rounds; a node joins on
+//     an empty disk and must get no wallet before /readyz is green, and
+//     the oldest node gets SIGTERM and must drain. Every header and
+//     history a wallet gets is checked against the chain, every wallet
+//     must be notified of every block, and `amber rpc sessions` must list
+//     each node's wallets by their own addresses and transports.
 //
 // `go test ./reliability/` (and so `make test`) runs a short version.
 // `make soak` sets SOAK_DURATION (default 20m): the crash and fault

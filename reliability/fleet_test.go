@@ -3,6 +3,7 @@ package reliability
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"amber/internal/chain"
 	"amber/internal/testenv"
 )
@@ -32,7 +35,7 @@ import (
 // Fleet settings: short enough for make test, the same in the soak.
 const (
 	fleetSlots      = 4               // HAProxy servers: three nodes and the slot a new node takes
-	fleetWallets    = 12              // long-lived wallets, three per source address
+	fleetWallets    = 12              // long-lived wallets, three per source address, one of them WebSocket
 	fleetScripts    = 3               // scripts every wallet subscribes to
 	fleetDrainDelay = 3 * time.Second // DRAIN_DELAY of every node
 	fleetQuiet      = 2 * time.Second // no block mined this close to the end of a drain
@@ -44,15 +47,16 @@ const (
 // PROXY v2 and /readyz health checks in front of three `amber serve`
 // nodes that bootstrapped from the snapshots an `amber build` publishes
 // to MinIO while following btcd. Electrum-like wallets connect through
-// HAProxy from several loopback addresses while blocks and mempool
-// transactions arrive. A new node joins on an empty disk and must get no
-// wallet before its /readyz is green; then the oldest node gets SIGTERM:
-// it must turn not-ready, get no new wallet, close its sessions after
-// DRAIN_DELAY, and its wallets must reconnect to the others and
-// resubscribe. Every answer a wallet gets is checked against the chain,
-// every wallet must see every block, and `amber rpc sessions` on each
-// node must list exactly the wallets HAProxy sent it, with their own
-// addresses. The soak repeats join and leave while its share lasts.
+// HAProxy's TCP or WebSocket frontend from several loopback addresses
+// while blocks and mempool transactions arrive. A new node joins on an
+// empty disk and must get no wallet before its /readyz is green; then
+// the oldest node gets SIGTERM: it must turn not-ready, get no new
+// wallet, close its sessions after DRAIN_DELAY, and its wallets must
+// reconnect to the others and resubscribe. Every answer a wallet gets is
+// checked against the chain, every wallet must see every block, and
+// `amber rpc sessions` on each node must list exactly the wallets
+// HAProxy sent it, with their own addresses and transports. The soak
+// repeats join and leave while its share lasts.
 func TestFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs btcd, MinIO, HAProxy, amber build and four amber serve")
@@ -67,6 +71,11 @@ func TestFleet(t *testing.T) {
 	// freed, and restores a newer snapshot.
 	for cycle := 0; cycle < 2 || rounds(cycle, began, fleetShare); cycle++ {
 		f.joinAndLeave(cycle)
+	}
+	for _, tr := range fleetTransports {
+		if f.figures.moved[tr] == 0 {
+			f.errorf("no %s wallet was on a node that drained: their reconnect went untested", tr)
+		}
 	}
 	f.checkSessions(true)
 	f.checkEveryBlockNotified()
@@ -139,12 +148,13 @@ func statusOf(h []histEntry) string {
 
 // node is one `amber serve` instance in a HAProxy slot.
 type node struct {
-	name          string // instance, as its banner tells wallets
-	slot          int
-	dir           string
-	tcp, rpc, web string
-	p             *proc
-	started       time.Time
+	name     string // instance, as its banner tells wallets
+	slot     int
+	dir      string
+	tcp, ws  string // Electrum listeners, behind HAProxy's frontends of the same names
+	rpc, web string
+	p        *proc
+	started  time.Time
 
 	mu         sync.Mutex
 	greenAt    time.Time // first green /readyz
@@ -155,7 +165,10 @@ type node struct {
 	pollerDone chan struct{}
 }
 
-type slotPorts struct{ tcp, rpc, web string }
+type slotPorts struct{ tcp, ws, rpc, web string }
+
+// fleetTransports are HAProxy's frontends, named as the nodes' services.
+var fleetTransports = []string{"tcp", "ws"}
 
 type fleet struct {
 	t       *testing.T
@@ -197,6 +210,7 @@ type fleetFigures struct {
 	exitTimes    []time.Duration // SIGTERM to exit 0
 	unreadyTimes []time.Duration // SIGTERM to /readyz red
 	lbDownTimes  []time.Duration // SIGTERM to HAProxy marking the node down
+	moved        map[string]int  // wallets that reconnected after a drain, by transport
 }
 
 func (f *fleet) errorf(format string, args ...any) {
@@ -222,26 +236,32 @@ func newFleet(t *testing.T) *fleet {
 	f.builder.waitLog("snapshot published", 2*time.Minute)
 
 	for range fleetSlots {
-		f.slots = append(f.slots, slotPorts{tcp: freeAddr(t), rpc: freeAddr(t), web: freeAddr(t)})
+		f.slots = append(f.slots, slotPorts{tcp: freeAddr(t), ws: freeAddr(t), rpc: freeAddr(t), web: freeAddr(t)})
 	}
 	for slot := range fleetSlots - 1 {
 		n := f.startNode(slot)
 		f.waitGreen(n, 2*time.Minute)
 	}
-	var backends []testenv.HAProxyBackend
+	var backends, wsBackends []testenv.HAProxyBackend
 	for i, s := range f.slots {
 		_, port, _ := net.SplitHostPort(s.web)
 		p, _ := strconv.Atoi(port)
 		backends = append(backends, testenv.HAProxyBackend{Name: fmt.Sprintf("slot%d", i), Addr: s.tcp, CheckPort: p})
+		wsBackends = append(wsBackends, testenv.HAProxyBackend{Name: fmt.Sprintf("slot%d", i), Addr: s.ws, CheckPort: p})
 	}
-	f.lb = testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: backends})
+	f.lb = testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: backends,
+		Frontends: []testenv.HAProxyFrontend{{Name: "ws", Backends: wsBackends}}})
 	f.waitLB(func(st map[string]testenv.HAProxyServer) bool {
 		return strings.HasPrefix(st["slot0"].Status, "UP") && strings.HasPrefix(st["slot1"].Status, "UP") &&
 			strings.HasPrefix(st["slot2"].Status, "UP") && strings.HasPrefix(st["slot3"].Status, "DOWN")
 	}, "three nodes up, the free slot down")
 
 	for i := range fleetWallets {
-		w := &fleetWallet{f: f, id: i, src: net.IPv4(127, 0, 0, byte(2+i/3)), hist: map[string][]histEntry{}, status: map[string]string{}}
+		w := &fleetWallet{f: f, id: i, src: net.IPv4(127, 0, 0, byte(2+i/3)), transport: "tcp",
+			hist: map[string][]histEntry{}, status: map[string]string{}}
+		if i%3 == 2 {
+			w.transport = "ws"
+		}
 		f.wallets = append(f.wallets, w)
 		f.wg.Add(1)
 		go w.run()
@@ -266,7 +286,7 @@ func (f *fleet) startNode(slot int) *node {
 	t := f.t
 	f.gen++
 	s := f.slots[slot]
-	n := &node{name: fmt.Sprintf("node%d", f.gen), slot: slot, dir: t.TempDir(), tcp: s.tcp, rpc: s.rpc, web: s.web,
+	n := &node{name: fmt.Sprintf("node%d", f.gen), slot: slot, dir: t.TempDir(), tcp: s.tcp, ws: s.ws, rpc: s.rpc, web: s.web,
 		pollerDone: make(chan struct{})}
 	banner := filepath.Join(t.TempDir(), "banner")
 	if err := os.WriteFile(banner, []byte(n.name), 0o644); err != nil {
@@ -274,14 +294,14 @@ func (f *fleet) startNode(slot int) *node {
 	}
 	base := 0
 	if f.lb != nil {
-		st, err := f.lb.Servers()
-		if err != nil {
+		var err error
+		if base, err = f.lbTotal(slot); err != nil {
 			t.Fatal(err)
 		}
-		base = st[fmt.Sprintf("slot%d", slot)].Total
 	}
+	// PROXY_PROTOCOL covers the ws:// listener as well as tcp://.
 	env := append(f.snapEnv(n.dir),
-		"SERVICES=tcp://"+n.tcp+",rpc://"+n.rpc, "HTTP_ADDR="+n.web, "PEER_DISCOVERY=off",
+		"SERVICES=tcp://"+n.tcp+",ws://"+n.ws+",rpc://"+n.rpc, "HTTP_ADDR="+n.web, "PEER_DISCOVERY=off",
 		"PROXY_PROTOCOL=on", "PROXY_TRUSTED=127.0.0.1/32", "BANNER_FILE="+banner,
 		// Each wallet source address (127.0.0.x, three wallets apiece) is
 		// its own cost group, so grouping by the PROXY address is exercised.
@@ -293,6 +313,20 @@ func (f *fleet) startNode(slot int) *node {
 	f.live = append(f.live, n)
 	go f.pollReady(n, base)
 	return n
+}
+
+// lbTotal is the number of connections HAProxy has sent to slot, over
+// both frontends.
+func (f *fleet) lbTotal(slot int) (int, error) {
+	total := 0
+	for _, fe := range fleetTransports {
+		st, err := f.lb.BackendServers(fe)
+		if err != nil {
+			return 0, err
+		}
+		total += st[fmt.Sprintf("slot%d", slot)].Total
+	}
+	return total, nil
 }
 
 // pollReady watches the instance's /readyz until it exits. Until the
@@ -308,8 +342,8 @@ func (f *fleet) pollReady(n *node, lbBase int) {
 		n.mu.Unlock()
 		lbTotal := -1
 		if !green && f.lb != nil {
-			if st, err := f.lb.Servers(); err == nil {
-				lbTotal = st[fmt.Sprintf("slot%d", n.slot)].Total
+			if tot, err := f.lbTotal(n.slot); err == nil {
+				lbTotal = tot
 			}
 		}
 		ok := false
@@ -355,12 +389,20 @@ func (f *fleet) waitGreen(n *node, within time.Duration) time.Duration {
 	}
 }
 
+// waitLB waits until ok holds for the servers behind every frontend.
 func (f *fleet) waitLB(ok func(map[string]testenv.HAProxyServer) bool, what string) {
 	f.t.Helper()
 	var st map[string]testenv.HAProxyServer
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if st, err = f.lb.Servers(); err == nil && ok(st) {
+		all := true
+		for _, fe := range fleetTransports {
+			if st, err = f.lb.BackendServers(fe); err != nil || !ok(st) {
+				all = false
+				break
+			}
+		}
+		if all {
 			return
 		}
 	}
@@ -576,6 +618,10 @@ func (f *fleet) leave(n *node) {
 		}
 		if now != n.name {
 			moved++
+			if f.figures.moved == nil {
+				f.figures.moved = map[string]int{}
+			}
+			f.figures.moved[w.transport]++
 		}
 	}
 	if len(onIt) == 0 {
@@ -633,10 +679,11 @@ func (f *fleet) placement() map[string]int {
 }
 
 // probe opens a short session through HAProxy every 150ms, as new
-// wallets do: it must reach a ready node that is at the chain's tip.
+// wallets do, over TCP and WebSocket in turn: it must reach a ready node
+// that is at the chain's tip.
 func (f *fleet) probe() {
 	defer f.wg.Done()
-	for !f.stop.Load() {
+	for i := 0; !f.stop.Load(); i++ {
 		if f.pause.Load() {
 			time.Sleep(20 * time.Millisecond)
 			continue
@@ -644,10 +691,11 @@ func (f *fleet) probe() {
 		f.truth.mu.Lock()
 		tip := f.truth.tip
 		f.truth.mu.Unlock()
-		c, err := dialFleet(f.lb.Addr, net.IPv4(127, 0, 0, 9), "fleet-probe")
+		transport := fleetTransports[i%len(fleetTransports)]
+		c, err := dialFleet(f.lb, transport, net.IPv4(127, 0, 0, 9), "fleet-probe")
 		if err != nil {
 			if !f.stop.Load() {
-				f.errorf("probe: %v", err)
+				f.errorf("probe over %s: %v", transport, err)
 			}
 			time.Sleep(150 * time.Millisecond)
 			continue
@@ -662,10 +710,10 @@ func (f *fleet) probe() {
 		if err == nil {
 			err = json.Unmarshal(raw, &hdr)
 		}
-		c.conn.Close()
+		c.link.close()
 		switch {
 		case err != nil:
-			f.errorf("probe on %s: headers.subscribe: %v", c.node, err)
+			f.errorf("probe on %s over %s: headers.subscribe: %v", c.node, transport, err)
 		case hdr.Height < tip-1:
 			// Rounds wait for every wallet, so a ready node is at most the
 			// block being mined behind.
@@ -708,7 +756,7 @@ func (f *fleet) checkHeader(h int, hexHdr string) string {
 
 // checkSessions compares each live node's `amber rpc sessions` with the
 // wallets HAProxy sent it: the same source addresses, the wallets' own,
-// each in the cost group of its address.
+// on the wallets' transports, each in the cost group of its address.
 func (f *fleet) checkSessions(requireWallets bool) {
 	t := f.t
 	f.pause.Store(true)
@@ -720,7 +768,7 @@ func (f *fleet) checkSessions(requireWallets bool) {
 			w.mu.Lock()
 			if w.node == n.name {
 				host, _, _ := net.SplitHostPort(w.local)
-				want[w.local] = w.client() + " in " + host + "/32"
+				want[w.local] = w.transport + " " + w.client() + " in " + host + "/32"
 			}
 			w.mu.Unlock()
 		}
@@ -738,8 +786,8 @@ func (f *fleet) checkSessions(requireWallets bool) {
 		}
 		got := map[string]string{}
 		for _, s := range sessions {
-			if s.Transport == "tcp" && s.Client != "fleet-probe" { // a probe's session may still be closing
-				got[s.Remote] = s.Client + " in " + s.Group
+			if s.Transport != "rpc" && s.Client != "fleet-probe" { // a probe's session may still be closing
+				got[s.Remote] = s.Transport + " " + s.Client + " in " + s.Group
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -797,19 +845,22 @@ func (f *fleet) stopAll() {
 }
 
 func (f *fleet) report(took time.Duration) {
-	reconnects := 0
+	reconnects, wallets := 0, map[string]int{}
 	for _, w := range f.wallets {
 		w.mu.Lock()
 		reconnects += w.reconnects
 		w.mu.Unlock()
+		wallets[w.transport]++
 	}
 	fig := f.figures
 	tally.fleetRun(fleetRun{took: took, cycles: len(fig.readyTimes), rounds: f.rounds, readyTimes: fig.readyTimes,
 		caughtUp: fig.caughtUp, reconnects: reconnects, probes: int(f.probes.Load()), errors: int(f.errs.Load())})
 	f.t.Logf("fleet: %d join/leave cycles, %d rounds (a mempool tx and a block each) in %v; new node ready after %v (caught up %v blocks); "+
-		"SIGTERM to /readyz red %v, to HAProxy down %v, to sessions closed %v, to exit %v; %d wallet reconnects, %d probe sessions, %d errors",
+		"SIGTERM to /readyz red %v, to HAProxy down %v, to sessions closed %v, to exit %v; wallets by transport %v, %d wallet reconnects "+
+		"(moved off a draining node, by transport: %v), %d probe sessions, %d errors",
 		len(fig.readyTimes), f.rounds, took.Round(time.Millisecond), durations(fig.readyTimes), fig.caughtUp,
-		durations(fig.unreadyTimes), durations(fig.lbDownTimes), durations(fig.drainCloses), durations(fig.exitTimes), reconnects, f.probes.Load(), f.errs.Load())
+		durations(fig.unreadyTimes), durations(fig.lbDownTimes), durations(fig.drainCloses), durations(fig.exitTimes),
+		wallets, reconnects, fig.moved, f.probes.Load(), f.errs.Load())
 }
 
 func durations(ds []time.Duration) string {
@@ -826,38 +877,185 @@ func durations(ds []time.Duration) string {
 
 // fleetConn is one wallet session through HAProxy.
 type fleetConn struct {
-	conn    net.Conn
-	rd      *bufio.Reader
-	id      int
-	node    string   // instance, from server.banner
-	notes   [][]byte // notifications read while waiting for a reply
-	partial []byte   // the start of a line a read deadline cut
+	link      fleetLink
+	transport string // "tcp" or "ws", the HAProxy frontend it came through
+	id        int
+	node      string   // instance, from server.banner
+	notes     [][]byte // notifications read while waiting for a reply
 }
 
-// readLine reads one line by deadline; a line cut by the deadline is
+// fleetLink carries a session's JSON-RPC messages: one a line on TCP,
+// one a text message on WebSocket.
+type fleetLink interface {
+	send(msg []byte) error
+	// recv returns the next message; at deadline it returns an error
+	// whose Timeout() is true, and the session stays usable.
+	recv(deadline time.Time) ([]byte, error)
+	local() string // the wallet's address, as the node should see it
+	close()
+}
+
+// tcpLink is a session over the Electrum TCP protocol.
+type tcpLink struct {
+	conn    net.Conn
+	rd      *bufio.Reader
+	partial []byte // the start of a line a read deadline cut
+}
+
+func (l *tcpLink) send(msg []byte) error {
+	l.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	_, err := l.conn.Write(append(msg, '\n'))
+	return err
+}
+
+// recv reads one line by deadline; a line cut by the deadline is
 // completed by the next call.
-func (c *fleetConn) readLine(deadline time.Time) ([]byte, error) {
-	c.conn.SetDeadline(deadline)
-	b, err := c.rd.ReadBytes('\n')
+func (l *tcpLink) recv(deadline time.Time) ([]byte, error) {
+	l.conn.SetDeadline(deadline)
+	b, err := l.rd.ReadBytes('\n')
 	if err != nil {
-		c.partial = append(c.partial, b...)
+		l.partial = append(l.partial, b...)
 		return nil, err
 	}
-	if len(c.partial) > 0 {
-		b, c.partial = append(c.partial, b...), nil
+	if len(l.partial) > 0 {
+		b, l.partial = append(l.partial, b...), nil
 	}
 	return b, nil
 }
 
-func dialFleet(lb string, src net.IP, client string) (*fleetConn, error) {
+func (l *tcpLink) local() string { return l.conn.LocalAddr().String() }
+func (l *tcpLink) close()        { l.conn.Close() }
+
+// wsLink is a session over WebSocket. coder/websocket closes the
+// connection when a read's context ends, so a reader goroutine reads
+// without one and recv waits for it with a deadline.
+type wsLink struct {
+	ws      *websocket.Conn
+	raw     net.Conn // the TCP connection under ws
+	msgs    chan []byte
+	done    chan struct{} // closed when the reader stops, err set
+	err     error
+	closing chan struct{} // closed by close
+	once    sync.Once
+}
+
+// dialWS opens a WebSocket session to addr from src.
+func dialWS(addr string, src net.IP) (*wsLink, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", lb)
+	dialed := make(chan net.Conn, 1)
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, a)
+		if err == nil {
+			dialed <- c
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	if err != nil {
+		select {
+		case c := <-dialed:
+			c.Close()
+		default:
+		}
 		return nil, err
 	}
-	c := &fleetConn{conn: conn, rd: bufio.NewReaderSize(conn, 1<<16)}
+	// Histories and headers here are small; the default 32 KiB would do,
+	// but a wallet must not fail on a larger answer.
+	ws.SetReadLimit(1 << 20)
+	l := &wsLink{ws: ws, raw: <-dialed, msgs: make(chan []byte), done: make(chan struct{}), closing: make(chan struct{})}
+	go l.read()
+	return l, nil
+}
+
+func (l *wsLink) read() {
+	defer close(l.done)
+	for {
+		_, msg, err := l.ws.Read(context.Background())
+		if err != nil {
+			l.err = wsError(err)
+			return
+		}
+		select {
+		case l.msgs <- msg:
+		case <-l.closing:
+			l.err = net.ErrClosed
+			return
+		}
+	}
+}
+
+// wsError makes the node's close frame, or its closing the connection,
+// an io.EOF, as on TCP.
+func wsError(err error) error {
+	if websocket.CloseStatus(err) != -1 || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", io.EOF, err)
+	}
+	return err
+}
+
+func (l *wsLink) send(msg []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := l.ws.Write(ctx, websocket.MessageText, msg)
+	if err == nil {
+		return nil
+	}
+	// A write fails as soon as the node's close frame is in; the reader
+	// tells why.
+	select {
+	case <-l.done:
+		if errors.Is(l.err, io.EOF) {
+			return l.err
+		}
+	case <-time.After(time.Second):
+	}
+	return wsError(err)
+}
+
+func (l *wsLink) recv(deadline time.Time) ([]byte, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case msg := <-l.msgs:
+		return msg, nil
+	case <-l.done:
+		return nil, l.err
+	case <-t.C:
+		return nil, os.ErrDeadlineExceeded
+	}
+}
+
+func (l *wsLink) local() string { return l.raw.LocalAddr().String() }
+
+func (l *wsLink) close() {
+	l.once.Do(func() { close(l.closing) })
+	l.ws.CloseNow()
+}
+
+// dialFleet opens a session through lb's frontend for transport, from
+// src, and learns which instance serves it.
+func dialFleet(lb *testenv.HAProxy, transport string, src net.IP, client string) (*fleetConn, error) {
+	c := &fleetConn{transport: transport}
+	switch transport {
+	case "ws":
+		l, err := dialWS(lb.Addrs["ws"], src)
+		if err != nil {
+			return nil, err
+		}
+		c.link = l
+	default:
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
+		conn, err := d.Dial("tcp", lb.Addr)
+		if err != nil {
+			return nil, err
+		}
+		c.link = &tcpLink{conn: conn, rd: bufio.NewReaderSize(conn, 1<<16)}
+	}
 	if _, err := c.call("server.version", client, "1.4"); err != nil {
-		conn.Close()
+		c.link.close()
 		return nil, err
 	}
 	raw, err := c.call("server.banner")
@@ -865,7 +1063,7 @@ func dialFleet(lb string, src net.IP, client string) (*fleetConn, error) {
 		err = json.Unmarshal(raw, &c.node)
 	}
 	if err != nil {
-		conn.Close()
+		c.link.close()
 		return nil, err
 	}
 	return c, nil
@@ -879,12 +1077,11 @@ func (c *fleetConn) call(method string, params ...any) (json.RawMessage, error) 
 		params = []any{}
 	}
 	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": c.id, "method": method, "params": params})
-	c.conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.conn.Write(append(req, '\n')); err != nil {
+	if err := c.link.send(req); err != nil {
 		return nil, err
 	}
 	for {
-		line, err := c.readLine(time.Now().Add(20 * time.Second))
+		line, err := c.link.recv(time.Now().Add(20 * time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", method, err)
 		}
@@ -917,7 +1114,7 @@ func (c *fleetConn) next(d time.Duration) ([]byte, error) {
 		c.notes = c.notes[1:]
 		return n, nil
 	}
-	return c.readLine(time.Now().Add(d))
+	return c.link.recv(time.Now().Add(d))
 }
 
 // fleetWallet is an Electrum-like wallet: it subscribes to headers and
@@ -925,9 +1122,10 @@ func (c *fleetConn) next(d time.Duration) ([]byte, error) {
 // checks everything against the truth, and reconnects through HAProxy
 // when its session ends.
 type fleetWallet struct {
-	f   *fleet
-	id  int
-	src net.IP
+	f         *fleet
+	id        int
+	src       net.IP
+	transport string // "tcp" or "ws"
 
 	mu         sync.Mutex
 	c          *fleetConn
@@ -949,7 +1147,7 @@ func (w *fleetWallet) client() string { return fmt.Sprintf("fleet-w%d", w.id) }
 func (w *fleetWallet) close() {
 	w.mu.Lock()
 	if w.c != nil {
-		w.c.conn.Close()
+		w.c.link.close()
 	}
 	w.mu.Unlock()
 }
@@ -993,7 +1191,7 @@ func (w *fleetWallet) run() {
 			w.closedAt[w.node] = time.Now()
 			w.c, w.state = nil, "disconnected from "+w.node
 			w.mu.Unlock()
-			c.conn.Close()
+			c.link.close()
 			if w.f.stop.Load() {
 				return
 			}
@@ -1021,7 +1219,7 @@ func (w *fleetWallet) connect() bool {
 			return true
 		}
 		if c != nil {
-			c.conn.Close()
+			c.link.close()
 		}
 		if time.Now().After(deadline) {
 			w.fail("no session through HAProxy for 30 s: %v", err)
@@ -1033,14 +1231,14 @@ func (w *fleetWallet) connect() bool {
 }
 
 func (w *fleetWallet) subscribe() (*fleetConn, error) {
-	c, err := dialFleet(w.f.lb.Addr, w.src, w.client())
+	c, err := dialFleet(w.f.lb, w.transport, w.src, w.client())
 	if err != nil {
 		return nil, err
 	}
 	w.f.landedOn(c.node)
 	w.mu.Lock()
 	first := w.node == ""
-	w.c, w.node, w.local, w.sessTip = c, c.node, c.conn.LocalAddr().String(), 0
+	w.c, w.node, w.local, w.sessTip = c, c.node, c.link.local(), 0
 	w.state = "subscribing on " + c.node
 	if !first {
 		w.reconnects++
