@@ -77,6 +77,11 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 				b.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
 			})
 		switch {
+		case errors.Is(err, index.ErrSchema):
+			// An index of another schema and no snapshot of ours: it is
+			// kept (give this builder its own DB_DIRECTORY).
+			b.node.Snapshot("restore", 0, 0, 0, err)
+			return err
 		case errors.Is(err, snapshot.ErrNoSnapshot):
 			b.logger.Info("no snapshot to resume from; syncing from genesis", "snapshot", bucket.Name())
 		case err != nil:

@@ -325,6 +325,10 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())
 		})
 	switch {
+	case errors.Is(err, index.ErrSchema):
+		// An index of another schema and no snapshot of ours: it is kept.
+		s.node.Snapshot("restore", 0, 0, 0, err)
+		return err
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		s.logger.Warn("no usable snapshot; syncing from genesis", "snapshot", bucket.Name(), "err", err)
 	case err != nil:

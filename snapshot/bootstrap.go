@@ -24,8 +24,9 @@ import (
 // beside dbDir (dbDir+".new"), verified and opened, and only then swapped
 // in, and the old DB removed. A swap cut short by a crash is finished on
 // the next call. With no snapshot in the bucket it returns an error
-// matching ErrNoSnapshot, and the caller may sync from genesis (an empty
-// dbDir) or report the local DB's schema (a DB of another schema).
+// matching ErrNoSnapshot, and the caller may sync from genesis; for a DB
+// of another schema the error also matches index.ErrSchema, and the DB is
+// kept.
 func Bootstrap(ctx context.Context, bucket objstore.Bucket, dbDir string, net *chain.Network, r *Restorer) (*Manifest, error) {
 	dbDir = filepath.Clean(dbDir)
 	r.Bucket = bucket
@@ -45,7 +46,13 @@ func Bootstrap(ctx context.Context, bucket objstore.Bucket, dbDir string, net *c
 	switch {
 	case errors.Is(err, index.ErrSchema):
 		log.Warn("local index is of another schema; replacing it with a snapshot", slog.String("dir", dbDir), slog.Any("err", err))
-		return r.replace(ctx, dbDir, net, -1)
+		m, rerr := r.replace(ctx, dbDir, net, -1)
+		if errors.Is(rerr, ErrNoSnapshot) {
+			// Not a reason to sync from genesis: the DB stays for the
+			// release that wrote it, and the caller stops.
+			return nil, fmt.Errorf("%w; kept: %w", err, rerr)
+		}
+		return m, rerr
 	case err != nil:
 		// Damaged, locked, or of another network: the normal open says
 		// what is wrong; a snapshot must not silently replace it.

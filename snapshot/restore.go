@@ -268,10 +268,12 @@ func (r *Restorer) Restore(ctx context.Context, destDir string, want Expect) (*M
 			slog.String("block", m.Block))
 		return m, nil
 	}
+	// b names the schema's part of the bucket: other schemas' snapshots
+	// may well be there.
 	if len(errs) == 0 {
-		return nil, fmt.Errorf("restore from %s: %w: the bucket has none", r.Bucket.Name(), ErrNoSnapshot)
+		return nil, fmt.Errorf("restore from %s: %w: the bucket has none", b.Name(), ErrNoSnapshot)
 	}
-	return nil, fmt.Errorf("restore from %s: %w: %w", r.Bucket.Name(), ErrNoSnapshot, errors.Join(errs...))
+	return nil, fmt.Errorf("restore from %s: %w: %w", b.Name(), ErrNoSnapshot, errors.Join(errs...))
 }
 
 // unusable reports whether err says a snapshot itself cannot be used

@@ -122,22 +122,7 @@ func TestBootstrapReplacesLocalDB(t *testing.T) {
 			dbDir := filepath.Join(t.TempDir(), "db")
 			copyDir(t, stale, dbDir)
 			if tc.schema != 0 {
-				db, err := store.Open(dbDir, store.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var v [4]byte
-				binary.BigEndian.PutUint32(v[:], tc.schema)
-				wb := db.NewBatch()
-				wb.Set([]byte("Mschema"), v[:])
-				if err := wb.Commit(true); err != nil {
-					t.Fatal(err)
-				}
-				wb.Close()
-				db.Close()
-				if _, err := inspectDB(dbDir, net); !errors.Is(err, index.ErrSchema) {
-					t.Fatalf("rewritten schema row: %v, want ErrSchema", err)
-				}
+				setSchema(t, net, dbDir, tc.schema)
 			}
 			m, err := Bootstrap(ctx, b, dbDir, net, &Restorer{MaxBehind: tc.maxBehind})
 			if err != nil {
@@ -153,13 +138,48 @@ func TestBootstrapReplacesLocalDB(t *testing.T) {
 		})
 	}
 
-	// Another schema and no snapshot of ours: the DB is kept, and the
-	// caller told there is none.
+	// No snapshot to compare with: the DB is kept.
 	dbDir := filepath.Join(t.TempDir(), "db")
 	copyDir(t, stale, dbDir)
 	_, err := Bootstrap(ctx, newMem(), dbDir, net, &Restorer{MaxBehind: 100})
 	if err != nil || tipOf(t, net, dbDir) != 100 {
 		t.Errorf("empty bucket: %v, tip %d; want the local DB kept", err, tipOf(t, net, dbDir))
+	}
+
+	// Another schema and no snapshot of ours: the DB is kept, and the
+	// error says both, so that the caller stops instead of syncing from
+	// genesis.
+	dbDir = filepath.Join(t.TempDir(), "db")
+	copyDir(t, stale, dbDir)
+	setSchema(t, net, dbDir, 99)
+	_, err = Bootstrap(ctx, newMem(), dbDir, net, &Restorer{})
+	if !errors.Is(err, index.ErrSchema) || !errors.Is(err, ErrNoSnapshot) {
+		t.Errorf("another schema, empty bucket: %v; want ErrSchema and ErrNoSnapshot", err)
+	}
+	if _, err := inspectDB(dbDir, net); !errors.Is(err, index.ErrSchema) {
+		t.Errorf("another schema, empty bucket: the DB is now %v; want it kept", err)
+	}
+	noLeftovers(t, dbDir)
+}
+
+// setSchema rewrites the schema row of the DB in dir.
+func setSchema(t *testing.T, net *chain.Network, dir string, schema uint32) {
+	t.Helper()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v [4]byte
+	binary.BigEndian.PutUint32(v[:], schema)
+	wb := db.NewBatch()
+	wb.Set([]byte("Mschema"), v[:])
+	if err := wb.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	wb.Close()
+	db.Close()
+	if _, err := inspectDB(dir, net); !errors.Is(err, index.ErrSchema) {
+		t.Fatalf("rewritten schema row: %v, want ErrSchema", err)
 	}
 }
 
