@@ -24,6 +24,12 @@
 //     history a wallet gets is checked against the chain, every wallet
 //     must be notified of every block, and `amber rpc sessions` must list
 //     each node's wallets by their own addresses and transports.
+//   - A rolling schema upgrade (TestRollingSchemaUpgrade): the steps of
+//     infra/RUNBOOK.md with this amber and one built with -tags
+//     amber_nextschema (schema one higher) on one bucket, blocks arriving
+//     throughout: each builder's retention and amber snapshot gc leave the
+//     other schema's snapshots whole, nodes of either release on empty or
+//     kept disks serve the same answers at the daemon's tip.
 //
 // `go test ./reliability/` (and so `make test`) runs a short version.
 // `make soak` sets SOAK_DURATION (default 20m): the crash and fault

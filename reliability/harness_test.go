@@ -45,7 +45,13 @@ func baseEnv(daemonURL, dbDir string) []string {
 // exits or the test ends.
 func start(t *testing.T, args []string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(amberBin, args...)
+	return startBin(t, amberBin, args, env...)
+}
+
+// startBin is start with another amber binary (another release).
+func startBin(t *testing.T, bin string, args []string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = dieWithTest()
 	p := &proc{t: t, cmd: cmd, log: &testenv.Buffer{}, done: make(chan struct{})}
