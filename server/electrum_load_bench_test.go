@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -269,6 +270,8 @@ type electrumRun struct {
 	reqs     int
 	tooLong  int
 	byMethod map[string][]time.Duration
+	cpu      time.Duration // the server's CPU time over the run
+	writes   int64         // and its write syscalls
 }
 
 // runElectrum starts a fresh server and runs the wallets of plans over
@@ -281,6 +284,10 @@ func runElectrum(b *testing.B, bin string, node *testenv.Btcd, tip int, transpor
 	wallets := make([]*electrumWallet, len(plans))
 	errs := make([]error, len(plans))
 	var wg sync.WaitGroup
+	if profileDir() != "" && every == 0 {
+		defer srv.profile(b, transport+"-electrum.cpu", 5)()
+	}
+	before := srv.usage(b)
 	start := time.Now()
 	for i := range plans {
 		if every > 0 {
@@ -298,7 +305,8 @@ func runElectrum(b *testing.B, bin string, node *testenv.Btcd, tip int, transpor
 	}
 	wg.Wait()
 	took := time.Since(start)
-	run := electrumRun{byMethod: map[string][]time.Duration{}}
+	after := srv.usage(b)
+	run := electrumRun{byMethod: map[string][]time.Duration{}, cpu: after.cpu - before.cpu, writes: after.writes - before.writes}
 	failed := 0
 	for i, w := range wallets {
 		if errs[i] != nil {
@@ -343,6 +351,9 @@ func benchElectrumLoad(b *testing.B, c *chaingen.Chain, node *testenv.Btcd, bin 
 			labels = append(labels, tr+"-flat")
 			perWallet := float64(flat.reqs) / float64(n)
 			for _, f := range electrumRates {
+				if os.Getenv("AMBER_BENCH_FLAT_ONLY") != "" {
+					break
+				}
 				offered := f * flat.achieved
 				every := time.Duration(float64(time.Second) * perWallet / offered)
 				run := runElectrum(b, bin, node, tip, tr, plans, every)
@@ -363,6 +374,10 @@ func benchElectrumLoad(b *testing.B, c *chaingen.Chain, node *testenv.Btcd, bin 
 		b.ReportMetric(offered, label+"-offered-req/s")
 		b.ReportMetric(r.achieved, label+"-req/s")
 		b.ReportMetric(float64(r.tooLong), label+"-10001")
+		if r.reqs > 0 {
+			b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.reqs), label+"-server-cpu-us/req")
+			b.ReportMetric(float64(r.writes)/float64(r.reqs), label+"-server-writes/req")
+		}
 		methods := make([]string, 0, len(r.byMethod))
 		for m := range r.byMethod {
 			methods = append(methods, m)

@@ -46,6 +46,8 @@ import (
 //
 // AMBER_BENCH_WORKLOAD picks the chain ("small" by default, or "large")
 // and AMBER_BENCH_WALLETS the number of wallets (default 1,000).
+// AMBER_BENCH_FLAT_ONLY=1 runs the Electrum-like load flat out only, not
+// at the fractions of it: enough to compare two builds.
 
 const (
 	// walletScripts is how many scripts every simulated wallet watches:
@@ -280,6 +282,45 @@ func (p *amberProc) awaitNoSessions(b *testing.B) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// procUsage is the server process's CPU time and write syscalls so far.
+type procUsage struct {
+	cpu    time.Duration
+	writes int64
+}
+
+// usage reads the server's CPU time (/proc/pid/stat) and write syscalls
+// (/proc/pid/io): per request, they show what a change costs the server
+// even where a shared machine makes requests/s noisy.
+func (p *amberProc) usage(b *testing.B) procUsage {
+	b.Helper()
+	pid := p.cmd.Process.Pid
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("read the server's CPU time: %v (the benchmark needs Linux /proc)", err)
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		b.Fatalf("/proc/%d/stat: %v", pid, err)
+	}
+	u := procUsage{cpu: time.Duration(utime+stime) * 10 * time.Millisecond}
+	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		b.Fatalf("read the server's syscall counts: %v", err)
+	}
+	for line := range strings.Lines(string(io)) {
+		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+			if u.writes, err = strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err != nil {
+				b.Fatalf("/proc/%d/io: %v", pid, err)
+			}
+		}
+	}
+	return u
 }
 
 // rss returns the resident memory of the server process in bytes.
