@@ -309,6 +309,38 @@ func TestConnectMatchesNaiveRecomputation(t *testing.T) {
 	}
 }
 
+// TestHeaders: a range read gives the same bytes as reading each header,
+// and a range past the tip is refused rather than cut short.
+func TestHeaders(t *testing.T) {
+	net := regtest(t)
+	blocks := makeChain(net, 3, 40)
+	_, ix := openIndex(t, net, 100)
+	connectAll(t, ix, blocks, 1000)
+	tip := ix.Tip().Height
+	for _, r := range [][2]int32{{0, 1}, {0, tip + 1}, {5, 10}, {tip, 1}, {tip + 1, 0}, {3, 0}} {
+		got, err := ix.Headers(r[0], int(r[1]))
+		if err != nil {
+			t.Fatalf("Headers(%d, %d): %v", r[0], r[1], err)
+		}
+		var want []byte
+		for h := r[0]; h < r[0]+r[1]; h++ {
+			hdr, err := ix.Header(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, hdr...)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("Headers(%d, %d): %d bytes differ from the headers read one by one (%d bytes)", r[0], r[1], len(got), len(want))
+		}
+	}
+	for _, r := range [][2]int32{{tip, 2}, {0, tip + 2}, {-1, 1}, {tip + 2, 1}} {
+		if got, err := ix.Headers(r[0], int(r[1])); err == nil {
+			t.Errorf("Headers(%d, %d) = %d bytes, want an error past the tip (%d)", r[0], r[1], len(got), tip)
+		}
+	}
+}
+
 func TestSpender(t *testing.T) {
 	net := regtest(t)
 	blocks := makeChain(net, 3, 120)
