@@ -293,3 +293,39 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendValueMatchesEncodingJSON: the fast paths encode exactly as
+// encoding/json (HTML escaping off) would.
+func TestAppendValueMatchesEncodingJSON(t *testing.T) {
+	for _, v := range []any{
+		"", "ab01", `q"<>&`, "bad \xff", []string{}, []string(nil), []string{"a", "<b>", "\u2028"},
+		Hex("00ff"), []Hex{}, []Hex{"ab", "cd"}, 0, -7, int64(1) << 40, map[string]any{"x": []int{1, 2}}, struct{ A string }{"&"},
+	} {
+		got, err := AppendValue([]byte("prefix "), v)
+		if err != nil {
+			t.Fatalf("%#v: %v", v, err)
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		if want := "prefix " + strings.TrimSuffix(buf.String(), "\n"); string(got) != want {
+			t.Errorf("%#v: %s, encoding/json %s", v, got, want)
+		}
+	}
+}
+
+type appended string
+
+func (a appended) AppendJSON(dst []byte) ([]byte, error) { return append(dst, a...), nil }
+
+// TestReplyAppender: a result that encodes itself goes out as it encodes.
+func TestReplyAppender(t *testing.T) {
+	c := NewCodec(0)
+	got := string(c.Reply(json.RawMessage("7"), appended(`{"b":1,"a":[2]}`), nil))
+	if want := `{"jsonrpc":"2.0","result":{"b":1,"a":[2]},"id":7}`; got != want {
+		t.Errorf("reply %s, want %s", got, want)
+	}
+}
