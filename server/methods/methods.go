@@ -260,20 +260,19 @@ func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []j
 	tip := int64(hs.Backend.Index.Tip().Height)
 	count = max(0, min(count, MaxHeaders, tip-start+1))
 	s.Charge(float64(count) / cost.PerRows)
-	var hexes []string
-	for h := start; h < start+count; h++ {
-		x, err := hs.Backend.HeaderHex(int32(h))
-		if err != nil {
-			return nil, err
-		}
-		hexes = append(hexes, x)
+	all, err := hs.Backend.HeadersHex(int32(start), int(count))
+	if err != nil {
+		return nil, err
 	}
 	var out orderedMap
 	if older(s.Proto, V16) {
-		out = orderedMap{{"hex", strings.Join(hexes, "")}, {"count", count}, {"max", MaxHeaders}}
+		out = orderedMap{{"hex", rpc.Hex(all)}, {"count", count}, {"max", MaxHeaders}}
 	} else {
-		if hexes == nil {
-			hexes = []string{}
+		// Each header is a substring of the one hex string: no copies.
+		const w = 2 * chain.HeaderSize
+		hexes := make([]rpc.Hex, count)
+		for i := range hexes {
+			hexes[i] = rpc.Hex(all[i*w : (i+1)*w])
 		}
 		out = orderedMap{{"count", count}, {"max", MaxHeaders}, {"headers", hexes}}
 	}
@@ -553,20 +552,23 @@ type kv struct {
 
 type orderedMap []kv
 
-// MarshalJSON writes the members in order.
-func (m orderedMap) MarshalJSON() ([]byte, error) {
-	buf := []byte{'{'}
+// MarshalJSON writes the members in order, for maps nested in other
+// results.
+func (m orderedMap) MarshalJSON() ([]byte, error) { return m.AppendJSON(nil) }
+
+// AppendJSON implements rpc.Appender: the members in order.
+func (m orderedMap) AppendJSON(buf []byte) ([]byte, error) {
+	buf = append(buf, '{')
 	for i, e := range m {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = strconv.AppendQuote(buf, e.k)
 		buf = append(buf, ':')
-		v, err := json.Marshal(e.v)
-		if err != nil {
+		var err error
+		if buf, err = rpc.AppendValue(buf, e.v); err != nil {
 			return nil, fmt.Errorf("methods: encode %s: %w", e.k, err)
 		}
-		buf = append(buf, v...)
 	}
 	return append(buf, '}'), nil
 }

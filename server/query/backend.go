@@ -219,6 +219,16 @@ func (b *Backend) HeaderHex(height int32) (string, error) {
 	return hex.EncodeToString(h), nil
 }
 
+// HeadersHex returns the hex of count headers from height start,
+// concatenated; the caller has checked they are below the tip.
+func (b *Backend) HeadersHex(start int32, count int) (string, error) {
+	raw, err := b.Index.Headers(start, count)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(raw), nil
+}
+
 // CheckpointProof returns the branch and root proving the header at
 // height against all block hashes up to cpHeight (spec §5.7).
 func (b *Backend) CheckpointProof(height, cpHeight int32) (branch []string, root string, err error) {
