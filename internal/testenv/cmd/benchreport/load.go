@@ -78,6 +78,16 @@ func (r *Results) loadTable() string {
 			}
 			b.WriteString("\n")
 		}
+		// What each request cost the server, which a shared machine's
+		// noise moves less than requests/s.
+		if _, ok := metrics[tr.key+"-flat-server-cpu-us/req"]; ok {
+			b.WriteString("| server CPU µs / write syscalls per request | ")
+			for _, rate := range rs {
+				k := tr.key + "-" + rate + "-server-"
+				fmt.Fprintf(&b, "%s / %s | ", num(metrics[k+"cpu-us/req"]), num(metrics[k+"writes/req"]))
+			}
+			b.WriteString("\n")
+		}
 	}
 	return b.String()
 }

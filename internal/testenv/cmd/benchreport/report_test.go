@@ -308,7 +308,9 @@ func TestLoadTable(t *testing.T) {
 		"\t 1772 tcp-flat-req/s\t 1772 tcp-flat-offered-req/s\t 824.9 tcp-flat-transaction.get-p50-ms\t 1527 tcp-flat-transaction.get-p99-ms" +
 		"\t 885.9 tcp-r50-offered-req/s\t 897.3 tcp-r50-req/s\t 10.67 tcp-r50-transaction.get-p50-ms\t 32.67 tcp-r50-transaction.get-p99-ms" +
 		"\t 442.9 tcp-r25-offered-req/s\t 449.5 tcp-r25-req/s\t 10.01 tcp-r25-transaction.get-p50-ms\t 63.77 tcp-r25-transaction.get-p99-ms" +
-		"\t 0.2163 tcp-r25-server.version-p50-ms\t 1.887 tcp-r25-server.version-p99-ms\n"
+		"\t 0.2163 tcp-r25-server.version-p50-ms\t 1.887 tcp-r25-server.version-p99-ms" +
+		"\t 94.38 tcp-flat-server-cpu-us/req\t 1.244 tcp-flat-server-writes/req\t 120.5 tcp-r25-server-cpu-us/req\t 1.3 tcp-r25-server-writes/req" +
+		"\t 110 tcp-r50-server-cpu-us/req\t 1.25 tcp-r50-server-writes/req\n"
 	r, err := parse(out)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +321,7 @@ func TestLoadTable(t *testing.T) {
 		"| TCP: method | flat out: 1,772 req/s | 25%: 443 req/s offered, 450 answered | 50%: 886 req/s offered, 897 answered | ",
 		"| transaction.get | 825 / 1,527 | 10 / 63.8 | 10.7 / 32.7 | ",
 		"| server.version | – | 0.216 / 1.89 | – | ",
+		"| server CPU µs / write syscalls per request | 94.4 / 1.24 | 120 / 1.3 | 110 / 1.25 | ",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("load table lacks %q:\n%s", want, table)
