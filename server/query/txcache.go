@@ -16,33 +16,42 @@ const DefaultTxCacheBytes = 32 << 20
 // txItemOverhead is the map, list and item bookkeeping of one entry.
 const txItemOverhead = 128
 
-// txCache keeps raw transactions the daemon returned, least recently used
-// first out, bounded in bytes. A reorg empties it: a transaction mined
-// again in the other branch may carry another witness under the same
-// txid. The reorg is seen through the index's reorg generation, which a
-// fill that raced with the reorg also checks.
-type txCache struct {
+// txCache keeps raw transactions the daemon returned. A reorg empties
+// it: a transaction mined again in the other branch may carry another
+// witness under the same txid.
+type txCache = lruCache[chainhash.Hash, []byte]
+
+func newTxCache(maxBytes int) *txCache {
+	return newLRU[chainhash.Hash](maxBytes, func(raw []byte) int { return len(raw) + txItemOverhead })
+}
+
+// lruCache keeps values least recently used first out, bounded in bytes
+// as size counts them, and is emptied by a reorg. The reorg is seen
+// through the index's reorg generation, which a fill that raced with the
+// reorg also checks.
+type lruCache[K comparable, V any] struct {
 	mu    sync.Mutex
 	max   int
+	size  func(V) int
 	bytes int
 	gen   uint64
-	order *list.List // of *txItem, most recent first
-	items map[chainhash.Hash]*list.Element
+	order *list.List // of *lruItem, most recent first
+	items map[K]*list.Element
 
 	hits, misses atomic.Uint64
 }
 
-type txItem struct {
-	txid chainhash.Hash
-	raw  []byte
+type lruItem[K comparable, V any] struct {
+	key K
+	val V
 }
 
-func newTxCache(maxBytes int) *txCache {
-	return &txCache{max: maxBytes, order: list.New(), items: map[chainhash.Hash]*list.Element{}}
+func newLRU[K comparable, V any](maxBytes int, size func(V) int) *lruCache[K, V] {
+	return &lruCache[K, V]{max: maxBytes, size: size, order: list.New(), items: map[K]*list.Element{}}
 }
 
 // syncGen empties the cache when the reorg generation moved; c.mu held.
-func (c *txCache) syncGen(gen uint64) {
+func (c *lruCache[K, V]) syncGen(gen uint64) {
 	if gen != c.gen {
 		c.gen = gen
 		c.order.Init()
@@ -51,46 +60,47 @@ func (c *txCache) syncGen(gen uint64) {
 	}
 }
 
-// get returns the cached raw tx (shared: not to be changed) at reorg
+// get returns the cached value (shared: not to be changed) at reorg
 // generation gen.
-func (c *txCache) get(txid chainhash.Hash, gen uint64) ([]byte, bool) {
+func (c *lruCache[K, V]) get(key K, gen uint64) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.syncGen(gen)
-	e, ok := c.items[txid]
+	e, ok := c.items[key]
 	if !ok {
 		c.misses.Add(1)
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	c.hits.Add(1)
 	c.order.MoveToFront(e)
-	return e.Value.(*txItem).raw, true
+	return e.Value.(*lruItem[K, V]).val, true
 }
 
-// put caches raw, fetched when the reorg generation was gen.
-func (c *txCache) put(txid chainhash.Hash, raw []byte, gen uint64) {
-	size := len(raw) + txItemOverhead
+// put caches val, read when the reorg generation was gen.
+func (c *lruCache[K, V]) put(key K, val V, gen uint64) {
+	size := c.size(val)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen < c.gen || size > c.max {
-		return // fetched before a reorg, or larger than the whole cache
+		return // read before a reorg, or larger than the whole cache
 	}
 	c.syncGen(gen)
-	if _, ok := c.items[txid]; ok {
+	if _, ok := c.items[key]; ok {
 		return
 	}
 	for c.bytes+size > c.max {
 		last := c.order.Back()
-		it := c.order.Remove(last).(*txItem)
-		delete(c.items, it.txid)
-		c.bytes -= len(it.raw) + txItemOverhead
+		it := c.order.Remove(last).(*lruItem[K, V])
+		delete(c.items, it.key)
+		c.bytes -= c.size(it.val)
 	}
-	c.items[txid] = c.order.PushFront(&txItem{txid: txid, raw: raw})
+	c.items[key] = c.order.PushFront(&lruItem[K, V]{key: key, val: val})
 	c.bytes += size
 }
 
 // stats reports hits, misses and the bytes held.
-func (c *txCache) stats() (hits, misses uint64, bytes int) {
+func (c *lruCache[K, V]) stats() (hits, misses uint64, bytes int) {
 	c.mu.Lock()
 	bytes = c.bytes
 	c.mu.Unlock()
