@@ -596,7 +596,7 @@ func (s *Server) registerMetrics(ix *index.Index, mp *mempool.Mempool, ts *trans
 		}
 		sessions.Collect(ch)
 	}))
-	lookups := prometheus.NewDesc(ns+"_cache_requests_total", "Lookups in the serving caches, by cache (raw_tx, block_merkle) and result (hit, miss).", []string{"cache", "result"}, nil)
+	lookups := prometheus.NewDesc(ns+"_cache_requests_total", "Lookups in the serving caches, by cache (raw_tx, block_merkle, header_chunk) and result (hit, miss).", []string{"cache", "result"}, nil)
 	held := prometheus.NewDesc(ns+"_cache_bytes", "Bytes held by each serving cache.", []string{"cache"}, nil)
 	s.reg.MustRegister(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 		for _, c := range backend.CacheStats() {

@@ -242,7 +242,7 @@ func (hs *Handlers) blockHeader(_ context.Context, s *session.Session, args []js
 }
 
 // MaxHeaders is the most headers one blockchain.block.headers returns.
-const MaxHeaders = 2016
+const MaxHeaders = query.HeaderChunk
 
 func (hs *Handlers) blockHeaders(_ context.Context, s *session.Session, args []json.RawMessage) (any, error) {
 	start, err := nonNegInt(args[0], maxHeight)

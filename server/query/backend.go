@@ -78,11 +78,13 @@ type Backend struct {
 
 	history *historyCache
 	txs     *txCache
+	chunks  *lruCache[int32, string] // hex of whole header chunks, by chunk number
 }
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes), txs: newTxCache(DefaultTxCacheBytes)}
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes), txs: newTxCache(DefaultTxCacheBytes),
+		chunks: newLRU[int32](DefaultHeaderChunkCacheBytes, func(s string) int { return len(s) + txItemOverhead })}
 }
 
 // History is the script's confirmed history followed by its mempool
@@ -219,14 +221,35 @@ func (b *Backend) HeaderHex(height int32) (string, error) {
 	return hex.EncodeToString(h), nil
 }
 
+// HeaderChunk is the number of headers wallets ask for at once, from a
+// multiple of it (Electrum's chunks of one difficulty period).
+const HeaderChunk = 2016
+
+// DefaultHeaderChunkCacheBytes bounds the cache of whole header chunks:
+// some 50 of them, the recent ones every wallet syncing asks for.
+const DefaultHeaderChunkCacheBytes = 16 << 20
+
 // HeadersHex returns the hex of count headers from height start,
-// concatenated; the caller has checked they are below the tip.
+// concatenated; the caller has checked they are below the tip. Whole
+// chunks come from a cache, which a reorg empties.
 func (b *Backend) HeadersHex(start int32, count int) (string, error) {
+	chunk := start / HeaderChunk
+	whole := count == HeaderChunk && start%HeaderChunk == 0
+	gen := b.Index.ReorgGen()
+	if whole {
+		if s, ok := b.chunks.get(chunk, gen); ok {
+			return s, nil
+		}
+	}
 	raw, err := b.Index.Headers(start, count)
 	if err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(raw), nil
+	s := hex.EncodeToString(raw)
+	if whole {
+		b.chunks.put(chunk, s, gen)
+	}
+	return s, nil
 }
 
 // CheckpointProof returns the branch and root proving the header at
@@ -327,14 +350,16 @@ type CacheStats struct {
 	Bytes        int
 }
 
-// CacheStats reports the raw transaction, block merkle tree and history
-// caches.
+// CacheStats reports the raw transaction, block merkle tree and header
+// chunk caches.
 func (b *Backend) CacheStats() []CacheStats {
 	th, tm, tb := b.txs.stats()
 	bh, bm, bb := b.Index.BlockTreeCacheStats()
+	ch, cm, cb := b.chunks.stats()
 	return []CacheStats{
 		{Name: "raw_tx", Hits: th, Misses: tm, Bytes: tb},
 		{Name: "block_merkle", Hits: bh, Misses: bm, Bytes: bb},
+		{Name: "header_chunk", Hits: ch, Misses: cm, Bytes: cb},
 	}
 }
 

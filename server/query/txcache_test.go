@@ -146,3 +146,77 @@ func TestTxMerkleCost(t *testing.T) {
 		t.Errorf("costs: one-tx block %g; 301-tx block %g on a miss, %g on a hit; want the big block dearer, and cheaper once cached", small, miss, hit)
 	}
 }
+
+// TestHeaderChunkCache: a whole chunk of headers is read once and then
+// served from the cache, a partial one is not cached, and a reorg inside
+// a cached chunk makes the next answer carry the new headers.
+func TestHeaderChunkCache(t *testing.T) {
+	ix, genesis := memIndex(t)
+	w, _ := ix.NewWriter()
+	if err := w.Connect(genesis); err != nil {
+		t.Fatal(err)
+	}
+	blocks := []*chain.Block{genesis}
+	for h := 1; h <= HeaderChunk+4; h++ {
+		blocks = append(blocks, testenv.Block(t, blocks[h-1].Hash, h))
+		if err := w.Connect(blocks[h]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBackend(ix, nil, nil, 8_100_000)
+	want := func() string {
+		raw, err := ix.Headers(0, HeaderChunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(raw)
+	}
+	get := func(start int32, count int) string {
+		t.Helper()
+		s, err := b.HeadersHex(start, count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	stats := func() CacheStats { return b.CacheStats()[2] }
+	if get(0, HeaderChunk) != want() || get(0, HeaderChunk) != want() {
+		t.Fatal("a whole chunk differs from the headers in the index")
+	}
+	if st := stats(); st.Name != "header_chunk" || st.Hits != 1 || st.Misses != 1 || st.Bytes < 2*80*HeaderChunk {
+		t.Errorf("after two reads of chunk 0: %+v, want 1 hit, 1 miss and the chunk's bytes", st)
+	}
+	get(5, 100)
+	get(HeaderChunk, 5)
+	if st := stats(); st.Misses != 1 || st.Hits != 1 {
+		t.Errorf("partial chunks went through the cache: %+v", st)
+	}
+
+	// Blocks 2,011 and up are replaced by another branch.
+	const fork = HeaderChunk - 5
+	before := get(0, HeaderChunk)
+	w, _ = ix.NewWriter()
+	for range len(blocks) - fork {
+		if err := w.Disconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prev := blocks[fork-1].Hash
+	for h := fork; h < len(blocks); h++ {
+		blk := testenv.Block(t, prev, h+100_000)
+		if err := w.Connect(blk); err != nil {
+			t.Fatal(err)
+		}
+		prev = blk.Hash
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	after := get(0, HeaderChunk)
+	if after == before || after != want() {
+		t.Error("after a reorg inside chunk 0 the cached chunk was served")
+	}
+}
