@@ -78,13 +78,13 @@ type Backend struct {
 
 	history *historyCache
 	txs     *txCache
-	chunks  *lruCache[int32, string] // hex of whole header chunks, by chunk number
+	chunks  *lruCache[[2]int32, string] // hex of header chunks, by start and count
 }
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
 	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes), txs: newTxCache(DefaultTxCacheBytes),
-		chunks: newLRU[int32](DefaultHeaderChunkCacheBytes, func(s string) int { return len(s) + txItemOverhead })}
+		chunks: newLRU[[2]int32](DefaultHeaderChunkCacheBytes, func(s string) int { return len(s) + txItemOverhead })}
 }
 
 // History is the script's confirmed history followed by its mempool
@@ -225,19 +225,21 @@ func (b *Backend) HeaderHex(height int32) (string, error) {
 // multiple of it (Electrum's chunks of one difficulty period).
 const HeaderChunk = 2016
 
-// DefaultHeaderChunkCacheBytes bounds the cache of whole header chunks:
-// some 50 of them, the recent ones every wallet syncing asks for.
+// DefaultHeaderChunkCacheBytes bounds the cache of header chunks: some
+// 50 whole ones, the recent ones every wallet syncing asks for.
 const DefaultHeaderChunkCacheBytes = 16 << 20
 
 // HeadersHex returns the hex of count headers from height start,
-// concatenated; the caller has checked they are below the tip. Whole
-// chunks come from a cache, which a reorg empties.
+// concatenated; the caller has checked they are below the tip. Chunks
+// that start at a multiple of HeaderChunk, as wallets ask for them, come
+// from a cache, which a reorg empties. The chunk at the tip is cached by
+// its length too: every wallet asks for it until the next block.
 func (b *Backend) HeadersHex(start int32, count int) (string, error) {
-	chunk := start / HeaderChunk
-	whole := count == HeaderChunk && start%HeaderChunk == 0
+	key := [2]int32{start, int32(count)}
+	aligned := start%HeaderChunk == 0 && count > 0 && count <= HeaderChunk
 	gen := b.Index.ReorgGen()
-	if whole {
-		if s, ok := b.chunks.get(chunk, gen); ok {
+	if aligned {
+		if s, ok := b.chunks.get(key, gen); ok {
 			return s, nil
 		}
 	}
@@ -246,8 +248,8 @@ func (b *Backend) HeadersHex(start int32, count int) (string, error) {
 		return "", err
 	}
 	s := hex.EncodeToString(raw)
-	if whole {
-		b.chunks.put(chunk, s, gen)
+	if aligned {
+		b.chunks.put(key, s, gen)
 	}
 	return s, nil
 }

@@ -147,9 +147,9 @@ func TestTxMerkleCost(t *testing.T) {
 	}
 }
 
-// TestHeaderChunkCache: a whole chunk of headers is read once and then
-// served from the cache, a partial one is not cached, and a reorg inside
-// a cached chunk makes the next answer carry the new headers.
+// TestHeaderChunkCache: a chunk of headers is read once and then served
+// from the cache, an unaligned range is not cached, and a reorg inside a
+// cached chunk makes the next answer carry the new headers.
 func TestHeaderChunkCache(t *testing.T) {
 	ix, genesis := memIndex(t)
 	w, _ := ix.NewWriter()
@@ -190,9 +190,23 @@ func TestHeaderChunkCache(t *testing.T) {
 		t.Errorf("after two reads of chunk 0: %+v, want 1 hit, 1 miss and the chunk's bytes", st)
 	}
 	get(5, 100)
-	get(HeaderChunk, 5)
+	get(7, HeaderChunk-10)
 	if st := stats(); st.Misses != 1 || st.Hits != 1 {
-		t.Errorf("partial chunks went through the cache: %+v", st)
+		t.Errorf("unaligned ranges went through the cache: %+v", st)
+	}
+	// The chunk at the tip, as long as it is.
+	tipChunk := func() string {
+		raw, err := ix.Headers(HeaderChunk, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(raw)
+	}
+	if get(HeaderChunk, 5) != tipChunk() || get(HeaderChunk, 5) != tipChunk() {
+		t.Fatal("the chunk at the tip differs from the headers in the index")
+	}
+	if st := stats(); st.Misses != 2 || st.Hits != 2 {
+		t.Errorf("after two reads of the chunk at the tip: %+v, want a second hit", st)
 	}
 
 	// Blocks 2,011 and up are replaced by another branch.
