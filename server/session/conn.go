@@ -242,14 +242,14 @@ func (cn *conn) readLoop(ctx, live, readCtx context.Context, end context.CancelF
 			return false
 		}
 		reqs.Add(1)
-		go func() {
+		goRequest(func() {
 			defer reqs.Done()
 			defer cn.release()
 			if err := cn.handle(live, msg); err != nil {
 				cn.ended(err)
 				end()
 			}
-		}()
+		})
 	}
 }
 
