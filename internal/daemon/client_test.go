@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -938,5 +939,36 @@ func TestCancelPrompt(t *testing.T) {
 				t.Errorf("returned %v after the start, want about 300ms", took)
 			}
 		})
+	}
+}
+
+// TestTxLocatorOnlyWhereTaken: a daemon that refuses the block hash in
+// getrawtransaction (btcd) is asked without it from then on, and the
+// transaction's block is no longer looked up for it: that lookup reads
+// the index on every transaction.get.
+func TestTxLocatorOnlyWhereTaken(t *testing.T) {
+	f := newFakeDaemon(t, 3, "", "")
+	tx := []byte("a fake transaction")
+	txid := chainhash.DoubleHashH(tx)
+	f.txs[txid] = tx
+	c := newTestClient(t, fastOptions(nil), f)
+	ctx := testContext(t, 10*time.Second)
+	var lookups atomic.Int32
+	c.SetTxLocator(func(chainhash.Hash) (chainhash.Hash, bool) {
+		lookups.Add(1)
+		return f.hashes[2], true
+	})
+	for range 3 {
+		raw, err := c.RawTransaction(ctx, txid)
+		if err != nil || string(raw) != string(tx) {
+			t.Fatalf("RawTransaction = %q, %v", raw, err)
+		}
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Errorf("the block was looked up %d times, want once (before the daemon refused it)", n)
+	}
+	calls, posts, _ := f.stats()
+	if posts != 4 {
+		t.Errorf("%d requests (%v), want 4: one refused with the block hash, three without", posts, calls)
 	}
 }

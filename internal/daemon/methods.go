@@ -305,15 +305,20 @@ func (c *Client) SetTxLocator(f TxLocator) { c.locator.Store(&f) }
 // parameters), which is learned once per daemon.
 func (c *Client) getTx(ctx context.Context, txid chainhash.Hash, verbosity int) (json.RawMessage, error) {
 	var (
-		block   chainhash.Hash
-		located bool
+		block           chainhash.Hash
+		looked, located bool
 	)
-	if f := c.locator.Load(); f != nil {
-		block, located = (*f)(txid)
-	}
 	var raw json.RawMessage
 	err := c.do(ctx, "getrawtransaction", func(ctx context.Context, ep *endpoint) error {
 		params := []any{txid.String(), verbosity}
+		// The block is looked up only for a daemon that takes it: the
+		// lookup is an index read, wasted on btcd.
+		if !looked && !ep.noTxBlock.Load() {
+			looked = true
+			if f := c.locator.Load(); f != nil {
+				block, located = (*f)(txid)
+			}
+		}
 		if located && !ep.noTxBlock.Load() {
 			r, err := c.post(ctx, ep, call{method: "getrawtransaction", params: append(params, block.String())})
 			var rpcErr *RPCError
