@@ -287,13 +287,17 @@ func (c *rawConn) WriteMessage(ctx context.Context, msg []byte) error {
 // frame returns msg followed by a newline, in one buffer so that TLS
 // sends it in as few records as possible.
 func (c *rawConn) frame(msg []byte) []byte {
-	if len(msg) >= writeChunk {
+	if len(msg) >= keepBuffer {
 		b := make([]byte, 0, len(msg)+1)
 		return append(append(b, msg...), '\n')
 	}
 	c.wbuf = append(append(c.wbuf[:0], msg...), '\n')
 	return c.wbuf
 }
+
+// keepBuffer bounds the write buffer a connection keeps between writes,
+// so that an idle session that once got a large reply holds little.
+const keepBuffer = 4 << 10
 
 // writeAll writes buf in chunks, each with a fresh write deadline.
 func (c *rawConn) writeAll(ctx context.Context, buf []byte) error {
