@@ -183,7 +183,7 @@ func TestHeaderChunkCache(t *testing.T) {
 		return s
 	}
 	stats := func() CacheStats { return b.CacheStats()[2] }
-	if get(0, HeaderChunk) != want() || get(0, HeaderChunk) != want() {
+	if first, second := get(0, HeaderChunk), get(0, HeaderChunk); first != want() || second != want() {
 		t.Fatal("a whole chunk differs from the headers in the index")
 	}
 	if st := stats(); st.Name != "header_chunk" || st.Hits != 1 || st.Misses != 1 || st.Bytes < 2*80*HeaderChunk {
@@ -202,7 +202,7 @@ func TestHeaderChunkCache(t *testing.T) {
 		}
 		return hex.EncodeToString(raw)
 	}
-	if get(HeaderChunk, 5) != tipChunk() || get(HeaderChunk, 5) != tipChunk() {
+	if first, second := get(HeaderChunk, 5), get(HeaderChunk, 5); first != tipChunk() || second != tipChunk() {
 		t.Fatal("the chunk at the tip differs from the headers in the index")
 	}
 	if st := stats(); st.Misses != 2 || st.Hits != 2 {
