@@ -241,35 +241,15 @@ func AppendValue(dst []byte, v any) ([]byte, error) {
 	case string:
 		return appendString(dst, v), nil
 	case Hex:
-		return append(append(append(dst, '"'), v...), '"'), nil
+		return appendHex(dst, v), nil
 	case []Hex:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		dst = append(dst, '[')
-		for i, h := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(append(append(dst, '"'), h...), '"')
-		}
-		return append(dst, ']'), nil
+		return appendList(dst, v, appendHex), nil
 	case int:
 		return strconv.AppendInt(dst, int64(v), 10), nil
 	case int64:
 		return strconv.AppendInt(dst, v, 10), nil
 	case []string:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		dst = append(dst, '[')
-		for i, s := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
-		}
-		return append(dst, ']'), nil
+		return appendList(dst, v, appendString), nil
 	}
 	buf := bytes.NewBuffer(dst)
 	enc := json.NewEncoder(buf)
@@ -278,6 +258,24 @@ func AppendValue(dst []byte, v any) ([]byte, error) {
 		return dst, err
 	}
 	return buf.Bytes()[:buf.Len()-1], nil // Encode ends with a newline
+}
+
+func appendHex(dst []byte, h Hex) []byte { return append(append(append(dst, '"'), h...), '"') }
+
+// appendList appends v as a JSON array of its elements' encodings, or
+// null for a nil slice, as encoding/json does.
+func appendList[T any](dst []byte, v []T, each func([]byte, T) []byte) []byte {
+	if v == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, e := range v {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = each(dst, e)
+	}
+	return append(dst, ']')
 }
 
 var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

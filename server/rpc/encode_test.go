@@ -299,7 +299,7 @@ func TestThousands(t *testing.T) {
 func TestAppendValueMatchesEncodingJSON(t *testing.T) {
 	for _, v := range []any{
 		"", "ab01", `q"<>&`, "bad \xff", []string{}, []string(nil), []string{"a", "<b>", "\u2028"},
-		Hex("00ff"), []Hex{}, []Hex{"ab", "cd"}, 0, -7, int64(1) << 40, map[string]any{"x": []int{1, 2}}, struct{ A string }{"&"},
+		Hex("00ff"), []Hex{}, []Hex(nil), []Hex{"ab", "cd"}, 0, -7, int64(1) << 40, map[string]any{"x": []int{1, 2}}, struct{ A string }{"&"},
 	} {
 		got, err := AppendValue([]byte("prefix "), v)
 		if err != nil {
