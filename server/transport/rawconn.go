@@ -18,8 +18,10 @@ import (
 
 const (
 	// readBufferSize is the read buffer of a raw connection; lines longer
-	// than this are gathered in rawConn.pending, up to MaxRecv.
-	readBufferSize = 16 << 10
+	// than this are gathered in rawConn.pending, up to MaxRecv. Every
+	// session holds one: 8 KiB still takes a wallet's burst of requests
+	// (a few hundred bytes each) in one or two reads.
+	readBufferSize = 8 << 10
 	// writeChunk is the most written in one call, so that the write
 	// timeout measures a stall rather than the time to send a long
 	// message to a slow reader. WebSocket messages longer than this go
