@@ -461,14 +461,14 @@ func newChange() session.Change {
 }
 
 // committed collects what each commit of the syncer touched.
-func (f *follower) committed(_ index.Tip, t *index.Touched) {
+func (f *follower) committed(tip index.Tip, t *index.Touched) {
 	if t == nil {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.backend != nil {
-		f.backend.BlocksTouched(t.Scripts)
+		f.backend.BlocksTouched(tip.Hash, t.Scripts)
 	}
 	for hx := range t.Scripts {
 		f.pending.Scripts[hx] = struct{}{}

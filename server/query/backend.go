@@ -83,29 +83,40 @@ type Backend struct {
 
 // NewBackend returns a Backend; maxSend is MAX_SEND.
 func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
-	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes), txs: newTxCache(DefaultTxCacheBytes),
+	return &Backend{Index: ix, Mempool: mp, Daemon: d, Net: ix.Network(), HistoryLimit: (maxSend - 100) / 99, UTXOLimit: (maxSend - 100) / 99, MaxSend: maxSend, feeCache: map[string]float64{}, history: newHistoryCache(DefaultHistoryCacheBytes, ix.Tip().Hash), txs: newTxCache(DefaultTxCacheBytes),
 		chunks: newLRU[[2]int32](DefaultHeaderChunkCacheBytes, func(s string) int { return len(s) + txItemOverhead })}
 }
 
 // History is the script's confirmed history followed by its mempool
-// entries, as get_history and the status see it.
+// entries, as get_history and the status see it. Both parts are read at
+// one index tip: a block committed between them would leave its
+// transactions out of both (the confirmed part read before it, the
+// mempool view hidden as no longer the tip's), an older state than one a
+// client may have seen, so the read is done again.
 func (b *Backend) History(hx chain.HashX) ([]HistoryEntry, error) {
-	confirmed, err := b.confirmedHistory(hx)
-	if err != nil {
-		return nil, err
-	}
-	out := append(make([]HistoryEntry, 0, len(confirmed)+1), confirmed...)
-	if b.Mempool != nil {
-		for _, e := range b.Mempool.History(hx) {
-			out = append(out, HistoryEntry{TxID: e.TxID, Height: e.Height, Fee: e.Fee})
+	for {
+		tip := b.Index.Tip().Hash
+		confirmed, err := b.confirmedHistory(hx, tip)
+		if err != nil {
+			return nil, err
+		}
+		out := append(make([]HistoryEntry, 0, len(confirmed)+1), confirmed...)
+		if b.Mempool != nil {
+			for _, e := range b.Mempool.History(hx) {
+				out = append(out, HistoryEntry{TxID: e.TxID, Height: e.Height, Fee: e.Fee})
+			}
+		}
+		if b.Index.Tip().Hash == tip {
+			return out, nil
 		}
 	}
-	return out, nil
 }
 
-// confirmedHistory reads a script's confirmed history through the cache.
-func (b *Backend) confirmedHistory(hx chain.HashX) ([]HistoryEntry, error) {
-	hist, ok, gen, err := b.history.get(hx)
+// confirmedHistory reads a script's confirmed history through the cache,
+// which is used only once it has seen the index's tip: between a commit
+// and its BlocksTouched it may still hold what the block changed.
+func (b *Backend) confirmedHistory(hx chain.HashX, tip chainhash.Hash) ([]HistoryEntry, error) {
+	hist, ok, gen, current, err := b.history.get(hx, tip)
 	if ok {
 		return hist, err
 	}
@@ -114,21 +125,25 @@ func (b *Backend) confirmedHistory(hx chain.HashX) ([]HistoryEntry, error) {
 		return nil, err
 	}
 	if more {
-		b.history.put(hx, nil, rpc.ErrHistoryTooLong(), gen)
+		if current {
+			b.history.put(hx, nil, rpc.ErrHistoryTooLong(), gen)
+		}
 		return nil, rpc.ErrHistoryTooLong()
 	}
 	hist = make([]HistoryEntry, 0, len(items))
 	for _, it := range items {
 		hist = append(hist, HistoryEntry{TxID: it.TxID, Height: it.Height})
 	}
-	b.history.put(hx, hist, nil, gen)
+	if current {
+		b.history.put(hx, hist, nil, gen)
+	}
 	return hist, nil
 }
 
-// BlocksTouched drops cached history of the scripts blocks changed; call
-// it after the commit and before notifying.
-func (b *Backend) BlocksTouched(scripts map[chain.HashX]struct{}) {
-	b.history.invalidate(scripts)
+// BlocksTouched drops cached history of the scripts blocks changed, up to
+// the index tip tip; call it after the commit and before notifying.
+func (b *Backend) BlocksTouched(tip chainhash.Hash, scripts map[chain.HashX]struct{}) {
+	b.history.invalidate(tip, scripts)
 }
 
 // ScriptStatus is the status of a script (spec §5.3), with whether it

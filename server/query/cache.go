@@ -5,6 +5,8 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/btcsuite/btcd/chainhash/v2"
+
 	"amber/internal/chain"
 )
 
@@ -31,7 +33,8 @@ type historyCache struct {
 	max   int64 // bytes
 	bytes int64
 	gen   uint64
-	order *list.List // of chain.HashX, most recent first
+	tip   chainhash.Hash // the index tip the last invalidation brought it to
+	order *list.List     // of chain.HashX, most recent first
 	items map[chain.HashX]*cacheItem
 }
 
@@ -42,24 +45,29 @@ type cacheItem struct {
 	size int64
 }
 
-func newHistoryCache(maxBytes int64) *historyCache {
-	return &historyCache{max: maxBytes, order: list.New(), items: map[chain.HashX]*cacheItem{}}
+func newHistoryCache(maxBytes int64, tip chainhash.Hash) *historyCache {
+	return &historyCache{max: maxBytes, tip: tip, order: list.New(), items: map[chain.HashX]*cacheItem{}}
 }
 
 func itemSize(hist []HistoryEntry) int64 {
 	return int64(cap(hist))*historyEntrySize + cacheItemOverhead
 }
 
-// get returns a cached history and the generation to pass to put.
-func (c *historyCache) get(hx chain.HashX) (hist []HistoryEntry, ok bool, gen uint64, err error) {
+// get returns a cached history and the generation to pass to put. While
+// the cache has not seen the index tip tip (current false), nothing is
+// returned and nothing may be put.
+func (c *historyCache) get(hx chain.HashX, tip chainhash.Hash) (hist []HistoryEntry, ok bool, gen uint64, current bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if tip != c.tip {
+		return nil, false, c.gen, false, nil
+	}
 	it, ok := c.items[hx]
 	if !ok {
-		return nil, false, c.gen, nil
+		return nil, false, c.gen, true, nil
 	}
 	c.order.MoveToFront(it.elem)
-	return it.hist, true, c.gen, it.err
+	return it.hist, true, c.gen, true, it.err
 }
 
 // put caches a history; one larger than the whole cache is not kept.
@@ -90,11 +98,12 @@ func (c *historyCache) remove(hx chain.HashX, it *cacheItem) {
 	c.bytes -= it.size
 }
 
-// invalidate drops the scripts a block touched.
-func (c *historyCache) invalidate(scripts map[chain.HashX]struct{}) {
+// invalidate drops the scripts the blocks up to tip touched.
+func (c *historyCache) invalidate(tip chainhash.Hash, scripts map[chain.HashX]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.tip = tip
 	for hx := range scripts {
 		if it, ok := c.items[hx]; ok {
 			c.remove(hx, it)

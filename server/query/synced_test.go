@@ -50,7 +50,7 @@ func TestSyncedHidesStaleMempool(t *testing.T) {
 	if err := w.Commit(true); err != nil {
 		t.Fatal(err)
 	}
-	b.BlocksTouched(map[chain.HashX]struct{}{hx: {}})
+	b.BlocksTouched(ix.Tip().Hash, map[chain.HashX]struct{}{hx: {}})
 	h, _ := b.History(hx)
 	if len(h) != 1 || h[0].Height != 2 {
 		t.Fatalf("after the block, before refresh: %+v (want the tx once, at height 2)", h)
@@ -58,5 +58,59 @@ func TestSyncedHidesStaleMempool(t *testing.T) {
 	bal, _, _ := b.GetBalance(hx)
 	if bal.Confirmed != 49e8 || bal.Unconfirmed != 0 {
 		t.Errorf("balance counted twice: %+v", bal)
+	}
+}
+
+// commitDuringRead is a mempool view that, the first time it is asked
+// for a history, lets a block be committed first, as the chain follower
+// may between History's read of the index and its read of the mempool;
+// the view, no longer the tip's, then shows nothing (as synced does).
+type commitDuringRead struct {
+	Mempool
+	commit func()
+}
+
+func (m *commitDuringRead) History(chain.HashX) []mempool.Entry {
+	if m.commit != nil {
+		m.commit()
+		m.commit = nil
+	}
+	return nil
+}
+
+// TestHistoryAcrossACommit: a block committed between the confirmed read
+// and the mempool read must not leave its transaction out of both: the
+// history is read again at the new tip.
+func TestHistoryAcrossACommit(t *testing.T) {
+	ix, genesis := memIndex(t)
+	b1 := testenv.Block(t, genesis.Hash, 1)
+	w, _ := ix.NewWriter()
+	w.Connect(genesis)
+	w.Connect(b1)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	pay := wire.NewMsgTx(2)
+	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
+	pay.AddTxOut(wire.NewTxOut(49e8, []byte{0x52}))
+	hx := chain.HashXOf([]byte{0x52})
+	mp := &commitDuringRead{}
+	b := NewBackend(ix, mp, nil, 8_100_000)
+	if h, err := b.History(hx); err != nil || len(h) != 0 {
+		t.Fatalf("before the block: %+v, %v", h, err)
+	}
+	mp.commit = func() {
+		w, _ := ix.NewWriter()
+		if err := w.Connect(testenv.Block(t, b1.Hash, 2, pay)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(true); err != nil {
+			t.Fatal(err)
+		}
+		b.BlocksTouched(ix.Tip().Hash, map[chain.HashX]struct{}{hx: {}})
+	}
+	h, err := b.History(hx)
+	if err != nil || len(h) != 1 || h[0].Height != 2 || h[0].TxID != pay.TxHash() {
+		t.Fatalf("history read across the commit: %+v, %v; want the payment at height 2", h, err)
 	}
 }

@@ -79,7 +79,7 @@ func (c *hubChain) mine(scripts ...[]byte) map[chain.HashX]struct{} {
 	c.connect(b)
 	c.tip, c.next = b.Hash, c.next+1
 	c.coin = wire.OutPoint{Hash: b.Txs[0].TxID}
-	c.b.BlocksTouched(touched)
+	c.b.BlocksTouched(b.Hash, touched)
 	return touched
 }
 
