@@ -88,26 +88,37 @@ func NewBackend(ix *index.Index, mp Mempool, d Daemon, maxSend int) *Backend {
 }
 
 // History is the script's confirmed history followed by its mempool
-// entries, as get_history and the status see it. Both parts are read at
-// one index tip: a block committed between them would leave its
-// transactions out of both (the confirmed part read before it, the
-// mempool view hidden as no longer the tip's), an older state than one a
-// client may have seen, so the read is done again.
-func (b *Backend) History(hx chain.HashX) ([]HistoryEntry, error) {
-	for {
-		tip := b.Index.Tip().Hash
+// entries, as get_history and the status see it, read at one index tip.
+func (b *Backend) History(hx chain.HashX) (out []HistoryEntry, err error) {
+	err = b.atOneTip(func(tip chainhash.Hash) error {
 		confirmed, err := b.confirmedHistory(hx, tip)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out := append(make([]HistoryEntry, 0, len(confirmed)+1), confirmed...)
+		out = append(make([]HistoryEntry, 0, len(confirmed)+1), confirmed...)
 		if b.Mempool != nil {
 			for _, e := range b.Mempool.History(hx) {
 				out = append(out, HistoryEntry{TxID: e.TxID, Height: e.Height, Fee: e.Fee})
 			}
 		}
+		return nil
+	})
+	return out, err
+}
+
+// atOneTip runs read, which reads the index and then the mempool view,
+// again until the index tip is the same after it as before. A block
+// committed between the two reads would leave its transactions out of
+// both (the index read before it, the mempool view hidden as no longer
+// the tip's): an older state than one a client may have seen.
+func (b *Backend) atOneTip(read func(tip chainhash.Hash) error) error {
+	for {
+		tip := b.Index.Tip().Hash
+		if err := read(tip); err != nil {
+			return err
+		}
 		if b.Index.Tip().Hash == tip {
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -173,18 +184,26 @@ type Balance struct {
 // read, which the request is charged for. A script with more than
 // UTXOLimit outputs gets the 10001 error after reading UTXOLimit + 1.
 func (b *Backend) GetBalance(hx chain.HashX) (bal Balance, rows int, err error) {
-	c, n, more, err := b.Index.Balance(hx, b.UTXOLimit)
+	err = b.atOneTip(func(chainhash.Hash) error {
+		c, n, more, err := b.Index.Balance(hx, b.UTXOLimit)
+		rows = n
+		if err != nil {
+			return err
+		}
+		if more {
+			rows = n + 1
+			return rpc.ErrTooManyUTXOs()
+		}
+		bal = Balance{Confirmed: c}
+		if b.Mempool != nil {
+			bal.Unconfirmed = b.Mempool.Balance(hx)
+		}
+		return nil
+	})
 	if err != nil {
-		return Balance{}, n, err
+		return Balance{}, rows, err
 	}
-	if more {
-		return Balance{}, n + 1, rpc.ErrTooManyUTXOs()
-	}
-	var u int64
-	if b.Mempool != nil {
-		u = b.Mempool.Balance(hx)
-	}
-	return Balance{Confirmed: c, Unconfirmed: u}, n, nil
+	return bal, rows, nil
 }
 
 // Unspent is one listunspent entry.
@@ -199,14 +218,6 @@ type Unspent struct {
 // mempool outputs (height 0), less anything the mempool spends. rows and
 // the bound are as for GetBalance.
 func (b *Backend) ListUnspent(hx chain.HashX) (out []Unspent, rows int, err error) {
-	utxos, more, err := b.Index.UTXOs(hx, b.UTXOLimit)
-	if err != nil {
-		return nil, len(utxos), err
-	}
-	if more {
-		return nil, len(utxos) + 1, rpc.ErrTooManyUTXOs()
-	}
-	out = make([]Unspent, 0, len(utxos))
 	spent := func(id chainhash.Hash, vout uint32) bool {
 		if b.Mempool == nil {
 			return false
@@ -214,17 +225,33 @@ func (b *Backend) ListUnspent(hx chain.HashX) (out []Unspent, rows int, err erro
 		_, ok := b.Mempool.Spender(wire.OutPoint{Hash: id, Index: vout})
 		return ok
 	}
-	for _, u := range utxos {
-		if !spent(u.TxID, u.Vout) {
-			out = append(out, Unspent{TxHash: u.TxID.String(), TxPos: u.Vout, Height: u.Height, Value: int64(u.Value)})
+	err = b.atOneTip(func(chainhash.Hash) error {
+		utxos, more, err := b.Index.UTXOs(hx, b.UTXOLimit)
+		rows = len(utxos)
+		if err != nil {
+			return err
 		}
-	}
-	if b.Mempool != nil {
-		for _, u := range b.Mempool.UTXOs(hx) {
-			out = append(out, Unspent{TxHash: u.OutPoint.Hash.String(), TxPos: u.OutPoint.Index, Height: 0, Value: u.Value})
+		if more {
+			rows++
+			return rpc.ErrTooManyUTXOs()
 		}
+		out = make([]Unspent, 0, len(utxos))
+		for _, u := range utxos {
+			if !spent(u.TxID, u.Vout) {
+				out = append(out, Unspent{TxHash: u.TxID.String(), TxPos: u.Vout, Height: u.Height, Value: int64(u.Value)})
+			}
+		}
+		if b.Mempool != nil {
+			for _, u := range b.Mempool.UTXOs(hx) {
+				out = append(out, Unspent{TxHash: u.OutPoint.Hash.String(), TxPos: u.OutPoint.Index, Height: 0, Value: u.Value})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, rows, err
 	}
-	return out, len(utxos), nil
+	return out, rows, nil
 }
 
 // HeaderHex returns the header at height as hex.

@@ -70,17 +70,24 @@ type commitDuringRead struct {
 	commit func()
 }
 
-func (m *commitDuringRead) History(chain.HashX) []mempool.Entry {
+func (m *commitDuringRead) maybeCommit() {
 	if m.commit != nil {
 		m.commit()
 		m.commit = nil
 	}
-	return nil
+}
+
+func (m *commitDuringRead) History(chain.HashX) []mempool.Entry { m.maybeCommit(); return nil }
+func (m *commitDuringRead) Balance(chain.HashX) int64           { m.maybeCommit(); return 0 }
+func (m *commitDuringRead) UTXOs(chain.HashX) []mempool.UTXO    { m.maybeCommit(); return nil }
+func (m *commitDuringRead) Spender(wire.OutPoint) (mempool.Entry, bool) {
+	m.maybeCommit()
+	return mempool.Entry{}, false
 }
 
 // TestHistoryAcrossACommit: a block committed between the confirmed read
 // and the mempool read must not leave its transaction out of both: the
-// history is read again at the new tip.
+// history, balance and unspent outputs are read again at the new tip.
 func TestHistoryAcrossACommit(t *testing.T) {
 	ix, genesis := memIndex(t)
 	b1 := testenv.Block(t, genesis.Hash, 1)
@@ -99,18 +106,40 @@ func TestHistoryAcrossACommit(t *testing.T) {
 	if h, err := b.History(hx); err != nil || len(h) != 0 {
 		t.Fatalf("before the block: %+v, %v", h, err)
 	}
-	mp.commit = func() {
-		w, _ := ix.NewWriter()
-		if err := w.Connect(testenv.Block(t, b1.Hash, 2, pay)); err != nil {
-			t.Fatal(err)
+	// Each read commits the next block with a payment to the script: the
+	// first pays from block 1's coinbase, the others from the block before.
+	prev, height := b1, 2
+	arm := func() {
+		mp.commit = func() {
+			w, _ := ix.NewWriter()
+			p := pay
+			if height > 2 {
+				p = wire.NewMsgTx(2)
+				p.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: prev.Txs[0].TxID}})
+				p.AddTxOut(wire.NewTxOut(49e8, []byte{0x52}))
+			}
+			blk := testenv.Block(t, prev.Hash, height, p)
+			if err := w.Connect(blk); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Commit(true); err != nil {
+				t.Fatal(err)
+			}
+			prev, height = blk, height+1
+			b.BlocksTouched(ix.Tip().Hash, map[chain.HashX]struct{}{hx: {}})
 		}
-		if err := w.Commit(true); err != nil {
-			t.Fatal(err)
-		}
-		b.BlocksTouched(ix.Tip().Hash, map[chain.HashX]struct{}{hx: {}})
 	}
+	arm()
 	h, err := b.History(hx)
 	if err != nil || len(h) != 1 || h[0].Height != 2 || h[0].TxID != pay.TxHash() {
 		t.Fatalf("history read across the commit: %+v, %v; want the payment at height 2", h, err)
+	}
+	arm()
+	if bal, _, err := b.GetBalance(hx); err != nil || bal.Confirmed != 2*49e8 {
+		t.Errorf("balance read across a commit: %+v, %v; want both payments confirmed", bal, err)
+	}
+	arm()
+	if us, _, err := b.ListUnspent(hx); err != nil || len(us) != 3 {
+		t.Errorf("listunspent read across a commit: %+v, %v; want the three payments", us, err)
 	}
 }
