@@ -171,23 +171,32 @@ func (ix *Index) Headers(start int32, count int) ([]byte, error) {
 		return nil, fmt.Errorf("index: no %d headers from height %d (tip %d)", count, start, t.Height)
 	}
 	out := make([]byte, 0, count*chain.HeaderSize)
-	next := start
-	end := start + int32(count)
-	err := store.ScanRange(ix.db, headerKey(uint32(start)), headerKey(uint32(end)), func(k, v []byte) error {
-		if h := int32(binary.BigEndian.Uint32(k[1:])); h != next {
+	err := ix.scanHeaders(int(start), int(start)+count, func(hdr []byte) { out = append(out, hdr...) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanHeaders calls fn with each header row of heights [lo, hi), in
+// order, in one scan; a missing row is an error.
+func (ix *Index) scanHeaders(lo, hi int, fn func(hdr []byte)) error {
+	next := lo
+	err := store.ScanRange(ix.db, headerKey(uint32(lo)), headerKey(uint32(hi)), func(k, v []byte) error {
+		if h := int(binary.BigEndian.Uint32(k[1:])); h != next {
 			return fmt.Errorf("header row of height %d missing (found %d)", next, h)
 		}
-		out = append(out, v...)
+		fn(v)
 		next++
 		return nil
 	})
-	if err == nil && next != end {
+	if err == nil && next != hi {
 		err = fmt.Errorf("header rows end at height %d", next)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("index: read headers %d to %d: %w", start, end-1, err)
+		return fmt.Errorf("index: read headers %d to %d: %w", lo, hi-1, err)
 	}
-	return out, nil
+	return nil
 }
 
 // BlockTxIDs returns the txids of the block at height in block order. Block
@@ -515,18 +524,8 @@ func (ix *Index) blockHashes(lo, hi int) ([]chainhash.Hash, error) {
 		}
 		return out, nil
 	}
-	err := store.ScanRange(ix.db, headerKey(uint32(lo)), headerKey(uint32(hi)), func(k, v []byte) error {
-		if h := int(binary.BigEndian.Uint32(k[1:])); h != lo+len(out) {
-			return fmt.Errorf("index: header row of height %d missing (found %d)", lo+len(out), h)
-		}
-		out = append(out, chain.HeaderHash(v))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("index: read headers %d to %d: %w", lo, hi-1, err)
-	}
-	if len(out) != hi-lo {
-		return nil, fmt.Errorf("index: read %d headers from height %d, want %d", len(out), lo, hi-lo)
+	if err := ix.scanHeaders(lo, hi, func(hdr []byte) { out = append(out, chain.HeaderHash(hdr)) }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
