@@ -9,15 +9,16 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"amber/internal/chain"
+	"amber/internal/index"
 	"amber/internal/testenv"
 	"amber/server/mempool"
 	"amber/server/mempool/mempooltest"
 )
 
-// TestSyncedHidesStaleMempool: right after a block confirms a mempool
-// transaction, and before the mempool is refreshed, answers must not list
-// it twice.
-func TestSyncedHidesStaleMempool(t *testing.T) {
+// paidIndex is an index of genesis and block 1, and pay, a payment of
+// 49 BTC from block 1's coinbase to script 0x52, not yet in a block.
+func paidIndex(t *testing.T) (*index.Index, *chain.Block, *wire.MsgTx) {
+	t.Helper()
 	ix, genesis := memIndex(t)
 	b1 := testenv.Block(t, genesis.Hash, 1)
 	w, _ := ix.NewWriter()
@@ -26,10 +27,17 @@ func TestSyncedHidesStaleMempool(t *testing.T) {
 	if err := w.Commit(true); err != nil {
 		t.Fatal(err)
 	}
-	// A payment spending block 1's coinbase to script 0x52.
 	pay := wire.NewMsgTx(2)
 	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
 	pay.AddTxOut(wire.NewTxOut(49e8, []byte{0x52}))
+	return ix, b1, pay
+}
+
+// TestSyncedHidesStaleMempool: right after a block confirms a mempool
+// transaction, and before the mempool is refreshed, answers must not list
+// it twice.
+func TestSyncedHidesStaleMempool(t *testing.T) {
+	ix, b1, pay := paidIndex(t)
 	var pbuf bytes.Buffer
 	pay.Serialize(&pbuf)
 	d := &mempooltest.FixedMempool{Best: b1.Hash, Txs: map[chainhash.Hash][]byte{pay.TxHash(): pbuf.Bytes()}}
@@ -43,7 +51,7 @@ func TestSyncedHidesStaleMempool(t *testing.T) {
 		t.Fatalf("before the block: %+v", h)
 	}
 	// The block confirming it arrives; the mempool has not refreshed.
-	w, _ = ix.NewWriter()
+	w, _ := ix.NewWriter()
 	if err := w.Connect(testenv.Block(t, b1.Hash, 2, pay)); err != nil {
 		t.Fatal(err)
 	}
@@ -89,17 +97,7 @@ func (m *commitDuringRead) Spender(wire.OutPoint) (mempool.Entry, bool) {
 // and the mempool read must not leave its transaction out of both: the
 // history, balance and unspent outputs are read again at the new tip.
 func TestHistoryAcrossACommit(t *testing.T) {
-	ix, genesis := memIndex(t)
-	b1 := testenv.Block(t, genesis.Hash, 1)
-	w, _ := ix.NewWriter()
-	w.Connect(genesis)
-	w.Connect(b1)
-	if err := w.Commit(true); err != nil {
-		t.Fatal(err)
-	}
-	pay := wire.NewMsgTx(2)
-	pay.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: b1.Txs[0].TxID}})
-	pay.AddTxOut(wire.NewTxOut(49e8, []byte{0x52}))
+	ix, b1, pay := paidIndex(t)
 	hx := chain.HashXOf([]byte{0x52})
 	mp := &commitDuringRead{}
 	b := NewBackend(ix, mp, nil, 8_100_000)
