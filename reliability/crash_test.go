@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"amber/internal/testenv"
 	"amber/internal/testenv/chaingen"
 )
 
@@ -143,7 +144,7 @@ func crashRound(t *testing.T, rng *rand.Rand, perMoment int, daemon string) {
 	// is a middle), then during the catch-up from the daemon.
 	final := int(published.Height) + 10
 	fork.Submit(t, r.btcd, final)
-	serveDir, addr := t.TempDir(), freeAddr(t)
+	serveDir, addr := t.TempDir(), testenv.FreeAddr(t)
 	env := append(serveEnv(d.URL(), serveDir, addr), snap...)
 	r.bucket.SetDelay(100 * time.Millisecond)
 	for range perMoment {
@@ -192,7 +193,7 @@ func crashRound(t *testing.T, rng *rand.Rand, perMoment int, daemon string) {
 	p := start(t, []string{"serve"}, env...)
 	waitHeight(t, p, addr, final, 2*time.Minute)
 
-	ref, refAddr := r.reference(), freeAddr(t)
+	ref, refAddr := r.reference(), testenv.FreeAddr(t)
 	refServe := start(t, []string{"serve"}, serveEnv(r.btcd.URL(), ref, refAddr)...)
 	waitHeight(t, refServe, refAddr, final, 2*time.Minute)
 	sameAnswers(t, "server after kills", addr, refAddr, querySet(t, r))

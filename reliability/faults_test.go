@@ -78,7 +78,7 @@ func daemonFaultRound(t *testing.T) {
 
 	// A server follows through faults, and through a reorg of 5 blocks
 	// made while the daemon is away.
-	serveDir, addr := t.TempDir(), freeAddr(t)
+	serveDir, addr := t.TempDir(), testenv.FreeAddr(t)
 	p := start(t, []string{"serve"}, serveEnv(d.URL(), serveDir, addr)...)
 	waitHeight(t, p, addr, chaingen.Tiny.Blocks, 2*time.Minute)
 	fork := chaingen.Load(t, chaingen.Tiny.Branch(295, 25, 9))
@@ -107,7 +107,7 @@ func daemonFaultRound(t *testing.T) {
 		}
 	}
 
-	ref, refAddr := r.reference(), freeAddr(t)
+	ref, refAddr := r.reference(), testenv.FreeAddr(t)
 	refServe := start(t, []string{"serve"}, serveEnv(r.btcd.URL(), ref, refAddr)...)
 	waitHeight(t, refServe, refAddr, 320, 2*time.Minute)
 	sameAnswers(t, "server through daemon faults", addr, refAddr, querySet(t, r))
@@ -185,7 +185,7 @@ func bucketFaultRound(t *testing.T) {
 
 	// MinIO stops in the middle of a server's download, slowed down so
 	// that there is a middle.
-	serveDir, addr := t.TempDir(), freeAddr(t)
+	serveDir, addr := t.TempDir(), testenv.FreeAddr(t)
 	env := append(serveEnv(r.btcd.URL(), serveDir, addr), snap...)
 	r.bucket.SetDelay(200 * time.Millisecond)
 	var files atomic.Int64
@@ -219,7 +219,7 @@ func bucketFaultRound(t *testing.T) {
 	if !strings.Contains(p.log.String(), "restored snapshot") {
 		t.Errorf("the server did not restore the snapshot after the outage:\n%s", tail(p.log.String(), 10))
 	}
-	refAddr := freeAddr(t)
+	refAddr := testenv.FreeAddr(t)
 	refServe := start(t, []string{"serve"}, serveEnv(r.btcd.URL(), ref, refAddr)...)
 	waitHeight(t, refServe, refAddr, 260, 2*time.Minute)
 	sameAnswers(t, "server after a bucket outage", addr, refAddr, querySet(t, r))

@@ -236,7 +236,7 @@ func newFleet(t *testing.T) *fleet {
 	f.builder.waitLog("snapshot published", 2*time.Minute)
 
 	for range fleetSlots {
-		f.slots = append(f.slots, slotPorts{tcp: freeAddr(t), ws: freeAddr(t), rpc: freeAddr(t), web: freeAddr(t)})
+		f.slots = append(f.slots, slotPorts{tcp: testenv.FreeAddr(t), ws: testenv.FreeAddr(t), rpc: testenv.FreeAddr(t), web: testenv.FreeAddr(t)})
 	}
 	for slot := range fleetSlots - 1 {
 		n := f.startNode(slot)

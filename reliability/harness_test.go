@@ -496,17 +496,6 @@ func sameAnswers(t *testing.T, what, addr, refAddr string, qs []query) {
 	tally.compared(len(qs), 0, len(diff))
 }
 
-// freeAddr returns a free loopback TCP address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // serveEnv is the environment of an amber serve listening on addr.
 func serveEnv(daemonURL, dbDir, addr string) []string {
 	return append(baseEnv(daemonURL, dbDir), "SERVICES=tcp://"+addr, "DAEMON_POLL_INTERVAL=100ms")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"amber/internal/testenv"
 	"amber/internal/testenv/chaingen"
 )
 
@@ -43,7 +44,7 @@ func TestHostileMessages(t *testing.T) {
 		t.Skip("runs btcd and amber")
 	}
 	r := newRig(t, chaingen.Tiny, chaingen.Tiny.Blocks)
-	dir, addr := t.TempDir(), freeAddr(t)
+	dir, addr := t.TempDir(), testenv.FreeAddr(t)
 	p := start(t, []string{"serve"}, serveEnv(r.btcd.URL(), dir, addr)...)
 	waitHeight(t, p, addr, chaingen.Tiny.Blocks, 2*time.Minute)
 	qs := querySet(t, r)

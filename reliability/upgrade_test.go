@@ -19,6 +19,7 @@ import (
 	"amber/internal/chain"
 	"amber/internal/index"
 	"amber/internal/store"
+	"amber/internal/testenv"
 	"amber/internal/testenv/chaingen"
 	"amber/snapshot"
 	"amber/snapshot/objstore"
@@ -76,7 +77,7 @@ func TestRollingSchemaUpgrade(t *testing.T) {
 	// schema, and a node bootstraps from it.
 	oldBuild := startBin(t, oldBin, []string{"build"}, builderEnv(t.TempDir())...)
 	u.waitLatest(oldSchema, height)
-	oldDir, oldAddr := t.TempDir(), freeAddr(t)
+	oldDir, oldAddr := t.TempDir(), testenv.FreeAddr(t)
 	oldNode := startBin(t, oldBin, []string{"serve"}, nodeEnv(oldDir, oldAddr)...)
 	oldNode.waitLog("restored snapshot", time.Minute)
 	waitHeight(t, oldNode, oldAddr, height, time.Minute)
@@ -88,7 +89,7 @@ func TestRollingSchemaUpgrade(t *testing.T) {
 	// with "schema version mismatch".
 	early := t.TempDir()
 	output(t, oldBin, []string{"snapshot", "pull"}, append(snapEnv, "DB_DIRECTORY="+early)...)
-	p := startBin(t, newBin, []string{"serve"}, nodeEnv(early, freeAddr(t))...)
+	p := startBin(t, newBin, []string{"serve"}, nodeEnv(early, testenv.FreeAddr(t))...)
 	stop := regexp.MustCompile(fmt.Sprintf(`amber serve: index: schema version mismatch: .*/%s: snapshot: no valid manifest`,
 		strings.TrimSuffix(snapshot.SchemaPrefix(newSchema), "/")))
 	if err := p.wait(time.Minute); err == nil || !stop.MatchString(p.log.String()) || strings.Contains(p.log.String(), "syncing from genesis") {
@@ -148,7 +149,7 @@ func TestRollingSchemaUpgrade(t *testing.T) {
 
 	// Step 3: a node of the next release on an empty disk restores the
 	// new snapshot and answers as the old node does.
-	newAddr := freeAddr(t)
+	newAddr := testenv.FreeAddr(t)
 	newNode := startBin(t, newBin, []string{"serve"}, nodeEnv(t.TempDir(), newAddr)...)
 	newNode.waitLog("restored snapshot", time.Minute)
 	waitHeight(t, newNode, newAddr, height, time.Minute)
@@ -185,7 +186,7 @@ func TestRollingSchemaUpgrade(t *testing.T) {
 		t.Fatalf("stop the old builder: %v", err)
 	}
 	lastOld := u.latest(oldSchema)
-	backAddr := freeAddr(t)
+	backAddr := testenv.FreeAddr(t)
 	back := startBin(t, oldBin, []string{"serve"}, nodeEnv(t.TempDir(), backAddr)...)
 	back.waitLog("restored snapshot", time.Minute)
 	if !strings.Contains(back.log.String(), "snapshot="+lastOld.Key()) {

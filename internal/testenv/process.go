@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -113,9 +114,22 @@ func (p *process) exitError() error {
 	return fmt.Errorf("testenv: %s exited: %w", p.name, p.waitErr)
 }
 
+// handedOut is every port freePorts returned in this process. A port is
+// free only until someone binds it: without this, a later call could
+// return a port an earlier caller has not bound yet (a node that starts
+// later in a test), and one of the two would fail with "address already
+// in use".
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
-// moment ago. All listeners are open at once so the ports differ.
+// moment ago and that no earlier call in this process returned. All
+// listeners are open at once so the ports differ.
 func freePorts(n int) ([]int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	ports := make([]int, 0, n)
 	var ls []net.Listener
 	defer func() {
@@ -123,15 +137,30 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("testenv: find a free port: %w", err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ls = append(ls, l) // held open, so the next Listen gets another port
+		if p := l.Addr().(*net.TCPAddr).Port; !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports, nil
+}
+
+// FreeAddr returns 127.0.0.1:port for a port that was free a moment ago
+// and that no other caller in this process (testenv's daemons, MinIO,
+// HAProxy included) has been given.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hostPort("127.0.0.1", ports[0])
 }
 
 // tailFile returns the last n lines of the file at path.
