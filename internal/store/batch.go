@@ -115,7 +115,7 @@ func (b *Batch) Commit(sync bool) error {
 	if sync && !b.db.disableWAL {
 		wo = pebble.Sync
 	}
-	if err := b.b.Commit(wo); err != nil {
+	if err := b.db.changes.commit(b.b, func() error { return b.b.Commit(wo) }); err != nil {
 		return fmt.Errorf("commit batch of %d writes: %w", b.b.Count(), err)
 	}
 	return nil

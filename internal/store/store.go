@@ -119,6 +119,7 @@ type DB struct {
 	disableWAL bool
 	closed     atomic.Bool
 	stalls     atomic.Int64
+	changes    changeLog
 }
 
 var _ Reader = (*DB)(nil)
@@ -192,6 +193,19 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 		Logger:        pebbleLogger{d.log},
 		EventListener: d.eventListener(),
 	}
+	setLevels(po)
+	switch {
+	case opts.fs != nil:
+		po.FS = opts.fs
+	case opts.InMemory:
+		po.FS = vfs.NewMem()
+	}
+	return po
+}
+
+// setLevels applies the per-level settings: file sizes, filters and
+// compression. The mirror (mirror.go) writes its tables with the same.
+func setLevels(po *pebble.Options) {
 	// TargetFileSizes[i>0] default to doubling from L0's.
 	po.TargetFileSizes[0] = 4 << 20
 	// Bloom filters let a Get skip the tables of upper levels that lack
@@ -209,13 +223,6 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 	// snapshot ships: 18% smaller than Snappy everywhere on the index
 	// (BenchmarkIndexSize, the peer chain).
 	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return compression })
-	switch {
-	case opts.fs != nil:
-		po.FS = opts.fs
-	case opts.InMemory:
-		po.FS = vfs.NewMem()
-	}
-	return po
 }
 
 // Dir is the directory the DB was opened in.

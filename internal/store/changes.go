@@ -1,0 +1,126 @@
+package store
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// changeLog records the keys that committed batches wrote, so that a
+// Mirror can later apply exactly what changed instead of copying the DB.
+type changeLog struct {
+	mu       sync.Mutex
+	on       atomic.Bool // read without mu, so commits of an untracked DB never wait
+	keys     []byte      // the keys, one after another
+	ends     []int       // end offset of each key in keys
+	limit    int         // bytes of keys kept before giving up
+	complete bool        // nothing was missed since the last take
+}
+
+// TrackChanges starts recording the keys of every batch committed from now
+// on, up to limit bytes of keys between two TakeChanges; past that, or at
+// a range deletion, the record is marked incomplete and recording pauses
+// until the next TakeChanges. Writes that Compact makes are not recorded:
+// they write values back unchanged.
+func (d *DB) TrackChanges(limit int) {
+	c := &d.changes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.on.Store(true)
+	c.limit, c.complete = limit, true
+	c.keys, c.ends = c.keys[:0], c.ends[:0]
+}
+
+// TakeChanges returns the keys written since TrackChanges or the previous
+// TakeChanges, sorted and without duplicates, and a snapshot of the DB
+// taken at the same moment, so the snapshot holds every write those keys
+// stand for and nothing newer. complete is false when some write was not
+// recorded (too many keys, a range deletion, or tracking was never
+// started): the keys then do not describe every change. The caller closes
+// the snapshot.
+func (d *DB) TakeChanges() (keys [][]byte, complete bool, snap *Snapshot) {
+	c := &d.changes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	snap = d.NewSnapshot()
+	complete = c.on.Load() && c.complete
+	if complete {
+		keys = make([][]byte, len(c.ends))
+		start := 0
+		buf := slices.Clone(c.keys)
+		for i, end := range c.ends {
+			keys[i] = buf[start:end:end]
+			start = end
+		}
+		slices.SortFunc(keys, bytes.Compare)
+		keys = slices.CompactFunc(keys, bytes.Equal)
+	}
+	c.keys, c.ends, c.complete = c.keys[:0], c.ends[:0], true
+	return keys, complete, snap
+}
+
+// commit applies b through apply with the change log locked, and records
+// its keys once it has been applied; TakeChanges therefore never sees a
+// batch applied but not yet recorded, or the reverse.
+func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
+	if !c.on.Load() {
+		return apply()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := apply(); err != nil {
+		return err
+	}
+	if !c.complete {
+		return nil
+	}
+	// The batch's encoded size bounds its key bytes: check before reading.
+	if len(c.keys)+int(b.Len()) > c.limit && len(c.keys)+keyBytes(b) > c.limit {
+		c.drop()
+		return nil
+	}
+	r := b.Reader()
+	for {
+		kind, key, _, ok, err := r.Next()
+		if err != nil || !ok {
+			if err != nil {
+				c.drop()
+			}
+			return nil
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete,
+			pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
+			c.keys = append(c.keys, key...)
+			c.ends = append(c.ends, len(c.keys))
+		case pebble.InternalKeyKindLogData:
+		default:
+			// Range deletions, merges and range keys name no single key.
+			c.drop()
+			return nil
+		}
+	}
+}
+
+// keyBytes is the bytes of keys in b, read only when the batch's encoded
+// size alone would break the limit.
+func keyBytes(b *pebble.Batch) int {
+	n := 0
+	r := b.Reader()
+	for {
+		_, key, _, ok, err := r.Next()
+		if err != nil || !ok {
+			return n
+		}
+		n += len(key)
+	}
+}
+
+// drop gives up on the current record.
+func (c *changeLog) drop() {
+	c.complete = false
+	c.keys, c.ends = c.keys[:0], c.ends[:0]
+}
