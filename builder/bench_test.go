@@ -39,6 +39,28 @@ func BenchmarkBuilder(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := chaingen.Load(b, spec)
+	publish := func(m *testenv.Minio) {
+		b.Run("Publish", func(b *testing.B) {
+			benchPublish(b, c, func(prefix string) objstore.Bucket {
+				bucket, err := open.Open(context.Background(), "minio://"+m.Endpoint+"/amber/"+prefix+"?secure=false", open.Options{Getenv: func(k string) string {
+					return map[string]string{"MINIO_ACCESS_KEY": m.AccessKey, "MINIO_SECRET_KEY": m.SecretKey}[k]
+				}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { bucket.Close() })
+				return bucket
+			})
+		})
+	}
+	if os.Getenv("AMBER_BENCH_PUBLISH_ONLY") != "" {
+		// Publish indexes from memory and needs no daemon: skip replaying
+		// the chain into one (minutes for the Large chain).
+		m := testenv.StartMinio(b, testenv.MinioOptions{})
+		m.CreateBucket("amber")
+		publish(m)
+		return
+	}
 	node := testenv.StartBtcd(b, testenv.BtcdOptions{})
 	c.Submit(b, node, c.Height())
 	urls, err := config.ParseDaemonURLs(node.URL())
@@ -54,18 +76,7 @@ func BenchmarkBuilder(b *testing.B) {
 	m := testenv.StartMinio(b, testenv.MinioOptions{})
 	m.CreateBucket("amber")
 	b.Run("Serve", func(b *testing.B) { benchServe(b, c, node, m) })
-	b.Run("Publish", func(b *testing.B) {
-		benchPublish(b, c, func(prefix string) objstore.Bucket {
-			bucket, err := open.Open(context.Background(), "minio://"+m.Endpoint+"/amber/"+prefix+"?secure=false", open.Options{Getenv: func(k string) string {
-				return map[string]string{"MINIO_ACCESS_KEY": m.AccessKey, "MINIO_SECRET_KEY": m.SecretKey}[k]
-			}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { bucket.Close() })
-			return bucket
-		})
-	})
+	publish(m)
 }
 
 // benchSync measures the three rates that matter: parsing the raw blocks

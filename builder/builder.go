@@ -90,6 +90,10 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		case m != nil:
 			b.node.Snapshot("restore", time.Since(began), m.Size(), m.Height, nil)
 			b.logger.Info("resumed from snapshot", "snapshot", m.Key(), "height", m.Height)
+			// The snapshot is also what the next publish builds on.
+			if err := snapshot.SeedMirror(cfg.DBDirectory); err != nil {
+				b.logger.Warn("snapshot mirror not seeded; the next publish uploads the whole index", "err", err)
+			}
 		}
 		pub = &snapshot.Publisher{Bucket: bucket, Logger: b.logger, Progress: b.progress, GCGrace: cfg.SnapshotGCGrace}
 		if cfg.SigningKeyFile != "" {
@@ -110,6 +114,25 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	}()
 	if b.reg != nil {
 		telemetry.RegisterDB(b.reg, db.Metrics)
+	}
+	if pub != nil {
+		mirror, merr := snapshot.OpenMirror(db, b.logger)
+		if merr != nil {
+			return merr
+		}
+		pub.Mirror = mirror
+		defer func() {
+			// Bring the mirror to the index's final state, so that a restart
+			// carries on with small publishes instead of a whole upload.
+			uctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, uerr := mirror.Update(uctx, db); uerr != nil {
+				b.logger.Warn("snapshot mirror not updated at shutdown; the next publish uploads the whole index", "err", uerr)
+			}
+			if cerr := mirror.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
 	}
 	m := newMetrics(b.reg)
 	tip := ix.Tip()

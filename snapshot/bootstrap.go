@@ -275,8 +275,8 @@ func BootstrapRetry(ctx context.Context, bucket objstore.Bucket, dbDir string, n
 	}
 }
 
-// PublishDB checkpoints an open DB next to its directory, publishes the
-// checkpoint and applies retention. The manifest records the tip stored in
+// PublishDB checkpoints an open DB (or, with p.Mirror, its mirror) next
+// to its directory, publishes the checkpoint and applies retention. The manifest records the tip stored in
 // the checkpoint itself, so it is consistent even while the DB moves on.
 func PublishDB(ctx context.Context, db *store.DB, net *chain.Network, p *Publisher, progress io.Writer) (*Manifest, error) {
 	dir := filepath.Clean(db.Dir()) + ".checkpoint"
@@ -284,11 +284,26 @@ func PublishDB(ctx context.Context, db *store.DB, net *chain.Network, p *Publish
 		return nil, fmt.Errorf("snapshot: clear %s: %w", dir, err)
 	}
 	defer os.RemoveAll(dir)
-	if err := compactIfLoose(ctx, db, p.logger()); err != nil {
-		return nil, err
-	}
-	if err := db.Checkpoint(dir); err != nil {
-		return nil, fmt.Errorf("snapshot: checkpoint %s: %w", dir, err)
+	if p.Mirror != nil {
+		start := time.Now()
+		st, err := p.Mirror.Update(ctx, db)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: update mirror: %w", err)
+		}
+		p.logger().Info("snapshot mirror updated", slog.Bool("rebuilt", st.Rebuilt), slog.Int("keys", st.Keys),
+			slog.Int64("layer_bytes", st.LayerBytes), slog.Int("ranges_rewritten", st.Rewritten),
+			slog.Int64("rewritten_bytes", st.RewrittenBytes), slog.Int("ranges", st.Ranges),
+			slog.Int64("bytes", st.Bytes), slog.Int64("layered_bytes", st.UpperBytes), slog.Duration("took", time.Since(start)))
+		if err := p.Mirror.Checkpoint(dir); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+	} else {
+		if err := compactIfLoose(ctx, db, p.logger()); err != nil {
+			return nil, err
+		}
+		if err := db.Checkpoint(dir); err != nil {
+			return nil, fmt.Errorf("snapshot: checkpoint %s: %w", dir, err)
+		}
 	}
 	tip, stats, err := checkpointTip(dir, net)
 	if err != nil {

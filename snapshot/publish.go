@@ -69,6 +69,10 @@ type Publisher struct {
 	// GCGrace is how long an object must have been seen unreferenced by
 	// Retain before it is deleted; zero means DefaultGCGrace.
 	GCGrace time.Duration
+	// Mirror, when set (OpenMirror), is what PublishDB checkpoints: it is
+	// brought up to the DB's state first. Consecutive snapshots of a
+	// mirror share most of their files; those of the DB itself do not.
+	Mirror *store.Mirror
 
 	now     func() time.Time
 	mu      sync.Mutex

@@ -256,3 +256,11 @@ func OpenDir(dir string, cacheBytes int64, net *chain.Network, opts Options) (*s
 	}
 	return db, ix, nil
 }
+
+// StateKeys are the rows that name an index's state: schema, network,
+// genesis and tip. Two copies of one index whose rows under these keys
+// are equal hold the same rows, as long as neither was written to except
+// by this package.
+func StateKeys() [][]byte {
+	return [][]byte{metaKey("schema"), metaKey("network"), metaKey("genesis"), metaKey("tip")}
+}

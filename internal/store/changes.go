@@ -21,7 +21,7 @@ type changeLog struct {
 }
 
 // TrackChanges starts recording the keys of every batch committed from now
-// on, up to limit bytes of keys between two TakeChanges; past that, or at
+// on, up to limit bytes of memory between two TakeChanges; past that, or at
 // a range deletion, the record is marked incomplete and recording pauses
 // until the next TakeChanges. Writes that Compact makes are not recorded:
 // they write values back unchanged.
@@ -78,7 +78,7 @@ func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
 		return nil
 	}
 	// The batch's encoded size bounds its key bytes: check before reading.
-	if len(c.keys)+int(b.Len()) > c.limit && len(c.keys)+keyBytes(b) > c.limit {
+	if c.size()+int(b.Len()) > c.limit && c.size()+keyBytes(b) > c.limit {
 		c.drop()
 		return nil
 	}
@@ -96,6 +96,10 @@ func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
 			pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
 			c.keys = append(c.keys, key...)
 			c.ends = append(c.ends, len(c.keys))
+			if c.size() > c.limit {
+				c.drop()
+				return nil
+			}
 		case pebble.InternalKeyKindLogData:
 		default:
 			// Range deletions, merges and range keys name no single key.
@@ -104,6 +108,9 @@ func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
 		}
 	}
 }
+
+// size is the memory the record holds.
+func (c *changeLog) size() int { return len(c.keys) + 8*len(c.ends) }
 
 // keyBytes is the bytes of keys in b, read only when the batch's encoded
 // size alone would break the limit.
@@ -115,12 +122,12 @@ func keyBytes(b *pebble.Batch) int {
 		if err != nil || !ok {
 			return n
 		}
-		n += len(key)
+		n += len(key) + 8
 	}
 }
 
-// drop gives up on the current record.
+// drop gives up on the current record, and frees it.
 func (c *changeLog) drop() {
 	c.complete = false
-	c.keys, c.ends = c.keys[:0], c.ends[:0]
+	c.keys, c.ends = nil, nil
 }

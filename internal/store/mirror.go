@@ -75,6 +75,13 @@ const (
 	// spend on layers and rewritten ranges together: what a publish
 	// uploads, with the MANIFEST.
 	rewriteBudget = 0.09
+	// maxLayered is the share of the mirror's bytes that may sit in
+	// layers: past it (small DBs, where each layer table's fixed cost
+	// weighs most, or updates far apart), ranges are rewritten whatever
+	// the budget until layers are down to minLayered. A checkpoint thus
+	// stays within about 1.1x of a compacted DB.
+	maxLayered = 0.10
+	minLayered = 0.05
 	// tableBytes is where a rewritten range's output is cut into tables.
 	tableBytes = 32 << 20
 )
@@ -407,10 +414,11 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 
 	// Ranges to rewrite: those whose layers (old and about to be added)
 	// weigh most against their size, while the budget lasts.
-	var changeBytes int64
+	var changeBytes, layered int64
 	order := make([]int, 0, len(ranges))
 	for i, r := range ranges {
 		changeBytes += r.changeBytes
+		layered += r.upper + r.changeBytes
 		if r.upper > 0 || len(r.changes) > 0 {
 			order = append(order, i)
 		}
@@ -420,13 +428,18 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 	}
 	sort.SliceStable(order, func(a, b int) bool { return weight(ranges[order[a]]) > weight(ranges[order[b]]) })
 	budget := int64(rewriteBudget*float64(total)) - changeBytes
+	force := float64(layered) > maxLayered*float64(total)
 	rewrite := map[int]bool{}
 	for _, i := range order {
 		r := ranges[i]
+		if force && float64(layered) <= minLayered*float64(total) {
+			force = false
+		}
 		// Rewriting a range uploads it instead of its new layer.
-		if cost := r.bytes; cost <= budget+r.changeBytes {
+		if cost := r.bytes; force || cost <= budget+r.changeBytes {
 			rewrite[i] = true
 			budget -= cost - r.changeBytes
+			layered -= r.upper + r.changeBytes
 		}
 	}
 

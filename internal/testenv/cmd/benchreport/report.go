@@ -188,7 +188,7 @@ func (r *Results) figures(partial bool) error {
 		fmt.Sprintf("%s MiB", num(m(sv, "snapshot-MiB"))),
 		fmt.Sprintf("fully compacted: %s MiB", num(m(sv, "compacted-MiB"))),
 		m(sv, "snapshot/compacted"), "snapshot / compacted")
-	add("size", fmt.Sprintf("bytes uploaded by each publish after 1%% more blocks, from half the chain to all of it (%s publishes, %s full compactions)", num(m(pb, "publishes")), num(m(pb, "full-compactions"))),
+	add("size", fmt.Sprintf("bytes uploaded by each publish after 1%% more blocks, from half the chain to all of it (%s publishes, %s uploading the whole index)", num(m(pb, "publishes")), num(m(pb, "whole-uploads"))),
 		fmt.Sprintf("mean %s, last ten %s of the snapshot", pct(m(pb, "upload/snapshot-mean")), pct(m(pb, "upload/snapshot-last10"))),
 		fmt.Sprintf("largest: %s; largest snapshot/compacted %s", pct(m(pb, "upload/snapshot-max")), num(m(pb, "max-snapshot/compacted"))),
 		m(pb, "upload/snapshot-mean"), "mean upload / snapshot")

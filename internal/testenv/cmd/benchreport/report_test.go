@@ -26,7 +26,7 @@ var sampleUnits = map[string]map[string]float64{
 	serveBench: {"serve-snapshot-s": 0.41, "serve-fullsync-s": 3.2, "serve-snapshot/fullsync": 0.128, "catchup-blocks": 20,
 		"snapshot-MiB": 3.4, "compacted-MiB": 3.3, "snapshot/compacted": 1.02},
 	pubBench: {"publishes": 70, "max-snapshot/compacted": 1.03, "upload/snapshot-mean": 0.5, "upload/snapshot-max": 1,
-		"upload/snapshot-last10": 0.5, "full-compactions": 1},
+		"upload/snapshot-last10": 0.5, "whole-uploads": 0},
 	walletBnch: {"wallets": 1000},
 	busyBench: {"entries": 52001, "reply-MiB": 4.5, "cold-ms": 180, "warm-p50-ms": 90, "warm-p99-ms": 120,
 		"cold-entries/s": 288000, "single-cold-ms": 0.5, "single-p50-ms": 0.2},
@@ -125,7 +125,7 @@ func TestParseAndFigures(t *testing.T) {
 	if f.Value != "0.41 s" || f.Ratio != 0.128 {
 		t.Errorf("serve bootstrap figure = %+v", f)
 	}
-	f = byName["bytes uploaded by each publish after 1% more blocks, from half the chain to all of it (70 publishes, 1 full compactions)"]
+	f = byName["bytes uploaded by each publish after 1% more blocks, from half the chain to all of it (70 publishes, 0 uploading the whole index)"]
 	if f.Value != "mean 50%, last ten 50% of the snapshot" || f.Ratio != 0.5 {
 		t.Errorf("publish figure = %+v", f)
 	}
