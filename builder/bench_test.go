@@ -291,16 +291,22 @@ func benchBootstrap(b *testing.B, dc *daemon.Client) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The builder's side, once: sync and publish.
-	buildDir := b.TempDir()
+	// The builder's side, once: sync and publish, through the mirror as
+	// amber build does.
+	buildDir := filepath.Join(b.TempDir(), "db")
 	db, ix, err := index.OpenDir(buildDir, 64<<20, net, index.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mirror, err := snapshot.OpenMirror(db, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if _, err := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{}).SyncToTip(ctx); err != nil {
 		b.Fatal(err)
 	}
-	man, err := snapshot.PublishDB(ctx, db, net, &snapshot.Publisher{Bucket: bucket}, nil)
+	man, err := snapshot.PublishDB(ctx, db, net, &snapshot.Publisher{Bucket: bucket, Mirror: mirror}, nil)
+	mirror.Close()
 	db.Close()
 	if err != nil {
 		b.Fatal(err)

@@ -49,20 +49,34 @@ func benchServe(b *testing.B, c *chaingen.Chain, node *testenv.Btcd, m *testenv.
 	}
 	defer bucket.Close()
 
-	// The builder's side, once: index all but the last 1% and publish.
+	// The builder's side, once, as amber build publishes: through its
+	// mirror, first at 90% of the chain short of the last 1%, then five
+	// times as it grows to there, so the snapshot has the layers of
+	// incremental publishes.
 	db, ix, err := index.OpenDir(filepath.Join(b.TempDir(), "db"), 256<<20, net0, index.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := chainsync.NewMemorySource(raw[:len(raw)-behind])
+	mirror, err := snapshot.OpenMirror(db, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := chainsync.New(ix, src, chainsync.Options{}).SyncToTip(ctx); err != nil {
-		b.Fatal(err)
+	pub := &snapshot.Publisher{Bucket: bucket, Mirror: mirror}
+	end := len(raw) - behind
+	var man *snapshot.Manifest
+	for step := 5; step >= 0; step-- {
+		src, err := chainsync.NewMemorySource(raw[:end-step*end/50])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := chainsync.New(ix, src, chainsync.Options{}).SyncToTip(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if man, err = snapshot.PublishDB(ctx, db, net0, pub, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
-	man, err := snapshot.PublishDB(ctx, db, net0, &snapshot.Publisher{Bucket: bucket}, nil)
-	if err != nil {
+	if err := mirror.Close(); err != nil {
 		b.Fatal(err)
 	}
 	compacted := compactedSize(b, db, filepath.Join(b.TempDir(), "compacted"))
