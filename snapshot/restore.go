@@ -338,6 +338,12 @@ func (r *Restorer) download(ctx context.Context, b objstore.Bucket, m *Manifest,
 		return fmt.Errorf("restore %s: %w", m.Key(), err)
 	}
 	meter.Update(done.Load(), total, true)
+	// One flush of everything at the end instead of one per file: a
+	// file lost or torn by a crash before it fails its check when the
+	// restore is resumed, and is fetched again.
+	if err := syncAll(staging); err != nil {
+		return fmt.Errorf("restore %s: %w", m.Key(), err)
+	}
 	return syncDir(staging)
 }
 
@@ -374,10 +380,7 @@ func fetch(ctx context.Context, b objstore.Bucket, f File, path string, progress
 		out.Close()
 		return err
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("download file %s: sync: %w", f.Name, err)
-	}
+	// Made durable by download's syncAll.
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("download file %s: close: %w", f.Name, err)
 	}
