@@ -75,13 +75,13 @@ const (
 	// spend on layers and rewritten ranges together: what a publish
 	// uploads, with the MANIFEST.
 	rewriteBudget = 0.09
-	// maxLayered is the share of the mirror's bytes that may sit in
-	// layers: past it (small DBs, where each layer table's fixed cost
-	// weighs most, or updates far apart), ranges are rewritten whatever
-	// the budget until layers are down to minLayered. A checkpoint thus
-	// stays within about 1.1x of a compacted DB.
-	maxLayered = 0.10
-	minLayered = 0.05
+	// maxGarbage is the share of the mirror's bytes that may be garbage
+	// (rangeInfo.garbage): past it (small DBs, where each layer table's
+	// fixed cost weighs most, or updates far apart), ranges are rewritten
+	// whatever the budget until that is down to minGarbage. A checkpoint
+	// thus stays within about 1.1x of a compacted DB.
+	maxGarbage = 0.07
+	minGarbage = 0.035
 	// tableBytes is where a rewritten range's output is cut into tables.
 	tableBytes = 32 << 20
 )
@@ -159,7 +159,7 @@ func (m *Mirror) Update(ctx context.Context, db *DB) (MirrorStats, error) {
 	keys, complete, snap := db.TakeChanges()
 	defer snap.Close()
 	var st MirrorStats
-	levels, err := m.db.SSTables()
+	levels, err := m.db.SSTables(pebble.WithProperties())
 	if err != nil {
 		return st, fmt.Errorf("mirror %s: %w", m.dir, err)
 	}
@@ -359,10 +359,34 @@ type change struct {
 type rangeInfo struct {
 	changes     []change
 	changeBytes int64
+	dead        int64  // rows of the mirror the changes delete
 	bytes       int64  // the range's tables
 	upper       int64  // of which above the bottom level
+	tombstones  uint64 // deletions in those
+	bottom      int64  // bytes of its bottom tables
+	rows        uint64 // entries in those
 	largest     []byte // the largest key of its tables
 }
+
+// deleted estimates the bytes of rows the range still holds that its
+// tombstones and changes delete: a tombstone of a spent output or a
+// pruned undo record weighs far less than the row.
+func (r *rangeInfo) deleted() int64 {
+	var d int64
+	if r.rows > 0 {
+		d = int64(r.tombstones) * r.bottom / int64(r.rows)
+	}
+	return min(d, r.bottom) + r.dead
+}
+
+// loose is what a rewrite of the range folds away: its layers, the
+// changes about to become one, and the rows they delete.
+func (r *rangeInfo) loose() int64 { return r.upper + r.changeBytes + r.deleted() }
+
+// garbage is what a rewrite would save in bytes, about: the rows deleted
+// and a layer's extra cost over the same rows in a bottom table
+// (filters, fixed table overhead, smaller blocks), taken as a quarter.
+func (r *rangeInfo) garbage() int64 { return r.deleted() + (r.upper+r.changeBytes)/4 }
 
 // apply writes the changed keys as layers, then rewrites ranges within
 // the budget.
@@ -383,6 +407,10 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 			r.bytes += int64(t.Size)
 			if i < len(levels)-1 {
 				r.upper += int64(t.Size)
+				r.tombstones += t.Properties.NumDeletions
+			} else {
+				r.bottom += int64(t.Size)
+				r.rows += t.Properties.NumEntries
 			}
 			if bytes.Compare(t.Largest.UserKey, r.largest) > 0 {
 				r.largest = t.Largest.UserKey
@@ -409,37 +437,41 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		r := &ranges[m.rangeOf(k)]
 		r.changes = append(r.changes, change{key: k, value: v, deleted: deleted})
 		r.changeBytes += int64(len(k) + len(v))
+		if deleted {
+			r.dead += int64(len(k) + len(old))
+		}
 		st.Keys++
 	}
 
-	// Ranges to rewrite: those whose layers (old and about to be added)
-	// weigh most against their size, while the budget lasts.
-	var changeBytes, layered int64
+	// Ranges to rewrite: those that a rewrite shrinks most for its size,
+	// while the budget lasts.
+	var changeBytes, garbage int64
 	order := make([]int, 0, len(ranges))
-	for i, r := range ranges {
+	for i := range ranges {
+		r := &ranges[i]
 		changeBytes += r.changeBytes
-		layered += r.upper + r.changeBytes
-		if r.upper > 0 || len(r.changes) > 0 {
+		garbage += r.garbage()
+		if r.loose() > 0 {
 			order = append(order, i)
 		}
 	}
-	weight := func(r rangeInfo) float64 {
-		return float64(r.upper+r.changeBytes) / float64(max(1, r.bytes))
+	weight := func(r *rangeInfo) float64 {
+		return float64(r.loose()) / float64(max(1, r.bytes))
 	}
-	sort.SliceStable(order, func(a, b int) bool { return weight(ranges[order[a]]) > weight(ranges[order[b]]) })
+	sort.SliceStable(order, func(a, b int) bool { return weight(&ranges[order[a]]) > weight(&ranges[order[b]]) })
 	budget := int64(rewriteBudget*float64(total)) - changeBytes
-	force := float64(layered) > maxLayered*float64(total)
+	force := float64(garbage) > maxGarbage*float64(total)
 	rewrite := map[int]bool{}
 	for _, i := range order {
-		r := ranges[i]
-		if force && float64(layered) <= minLayered*float64(total) {
+		r := &ranges[i]
+		if force && float64(garbage) <= minGarbage*float64(total) {
 			force = false
 		}
 		// Rewriting a range uploads it instead of its new layer.
 		if cost := r.bytes; force || cost <= budget+r.changeBytes {
 			rewrite[i] = true
 			budget -= cost - r.changeBytes
-			layered -= r.upper + r.changeBytes
+			garbage -= r.garbage()
 		}
 	}
 

@@ -13,7 +13,8 @@ import (
 // chainRows writes rows shaped like the index's: per transaction a
 // txid row appended in order, history rows and UTXO rows under random
 // hashes, a spend of an earlier UTXO (a deletion anywhere in the key
-// space), an undo row per block with old ones pruned, and a tip row.
+// space), an undo row per block with those 100 blocks old pruned, and a
+// tip row.
 type chainRows struct {
 	rng   *rand.Rand
 	txNum uint64
@@ -59,9 +60,9 @@ func (c *chainRows) block1(t testing.TB, db *DB, txs int) {
 		}
 	}
 	c.block++
-	set(binary.BigEndian.AppendUint32([]byte{'u'}, c.block), random('x', 200)[1:])
-	if c.block > 20 {
-		if err := b.Delete(binary.BigEndian.AppendUint32([]byte{'u'}, c.block-20)); err != nil {
+	set(binary.BigEndian.AppendUint32([]byte{'u'}, c.block), random('x', 22*txs)[1:])
+	if c.block > 100 {
+		if err := b.Delete(binary.BigEndian.AppendUint32([]byte{'u'}, c.block-100)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,8 +107,8 @@ func TestMirrorFollowsDB(t *testing.T) {
 	db := openT(t, filepath.Join(dir, "db"), Options{})
 	c := &chainRows{rng: rand.New(rand.NewPCG(1, 2))}
 	db.TrackChanges(1 << 20) // the bulk load overflows it
-	for range 100 {
-		c.block1(t, db, 500)
+	for range 500 {
+		c.block1(t, db, 100)
 	}
 	m, err := OpenMirror(filepath.Join(dir, "mirror"), nil)
 	if err != nil {
@@ -119,7 +120,9 @@ func TestMirrorFollowsDB(t *testing.T) {
 	var worst float64
 	for round := range 24 {
 		if round > 0 {
-			c.block1(t, db, 500) // 1% more transactions
+			for range 5 {
+				c.block1(t, db, 100) // 1% more transactions
+			}
 		}
 		if round == 12 {
 			// Reopening keeps the ranges: the next update is incremental.

@@ -128,7 +128,7 @@ variable "memory" {
 }
 
 variable "ephemeral_storage_gib" {
-  description = "Fargate ephemeral storage in GiB; it holds the index while the task runs."
+  description = "Fargate ephemeral storage in GiB; it holds the index and its publishing mirror (about 2.1x the index) while the task runs."
   type        = number
   default     = 200
   validation {
