@@ -62,25 +62,38 @@ func (d *DB) TakeChanges() (keys [][]byte, complete bool, snap *Snapshot) {
 	return keys, complete, snap
 }
 
-// commit applies b through apply with the change log locked, and records
-// its keys once it has been applied; TakeChanges therefore never sees a
-// batch applied but not yet recorded, or the reverse.
+// commit applies b through apply with the change log locked, recording
+// its keys: TakeChanges therefore never sees a batch applied but not yet
+// recorded, or the reverse. The keys are read before the batch is applied,
+// since Pebble empties a large batch when it commits it, and dropped again
+// if the commit fails.
 func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
 	if !c.on.Load() {
 		return apply()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.complete {
+		return apply()
+	}
+	nkeys, nends := len(c.keys), len(c.ends)
+	c.record(b)
 	if err := apply(); err != nil {
+		if c.complete {
+			c.keys, c.ends = c.keys[:nkeys], c.ends[:nends]
+		}
 		return err
 	}
-	if !c.complete {
-		return nil
-	}
+	return nil
+}
+
+// record appends the keys of b, or drops the record when it would hold
+// too much or b writes something that names no single key.
+func (c *changeLog) record(b *pebble.Batch) {
 	// The batch's encoded size bounds its key bytes: check before reading.
 	if c.size()+int(b.Len()) > c.limit && c.size()+keyBytes(b) > c.limit {
 		c.drop()
-		return nil
+		return
 	}
 	r := b.Reader()
 	for {
@@ -89,7 +102,7 @@ func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
 			if err != nil {
 				c.drop()
 			}
-			return nil
+			return
 		}
 		switch kind {
 		case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete,
@@ -98,13 +111,13 @@ func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
 			c.ends = append(c.ends, len(c.keys))
 			if c.size() > c.limit {
 				c.drop()
-				return nil
+				return
 			}
 		case pebble.InternalKeyKindLogData:
 		default:
 			// Range deletions, merges and range keys name no single key.
 			c.drop()
-			return nil
+			return
 		}
 	}
 }
