@@ -380,7 +380,11 @@ func fetch(ctx context.Context, b objstore.Bucket, f File, path string, progress
 		out.Close()
 		return err
 	}
-	// Made durable by download's syncAll.
+	// Made durable by download's syncAll; start writing it back now, so
+	// that the disk works while the other files download (measured on
+	// the Large snapshot: 434 MiB/s, against 410 with an fsync per file
+	// and 374 with only the final sync).
+	startWriteback(out)
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("download file %s: close: %w", f.Name, err)
 	}

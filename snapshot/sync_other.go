@@ -27,3 +27,6 @@ func syncAll(dir string) error {
 	}
 	return nil
 }
+
+// startWriteback does nothing here: syncAll writes everything.
+func startWriteback(*os.File) {}
