@@ -80,8 +80,8 @@ const (
 	// fixed cost weighs most, or updates far apart), ranges are rewritten
 	// whatever the budget until that is down to minGarbage. A checkpoint
 	// thus stays within about 1.1x of a compacted DB.
-	maxGarbage = 0.07
-	minGarbage = 0.035
+	maxGarbage = 0.09
+	minGarbage = 0.075
 	// tableBytes is where a rewritten range's output is cut into tables.
 	tableBytes = 32 << 20
 )
@@ -365,8 +365,16 @@ type rangeInfo struct {
 	tombstones  uint64 // deletions in those
 	bottom      int64  // bytes of its bottom tables
 	rows        uint64 // entries in those
+	tables      int64  // number of tables, all levels
 	largest     []byte // the largest key of its tables
 }
+
+// tableCost is what a table costs beyond its rows, about: index,
+// properties and footer (about 1 KiB), and the worse compression of a
+// few small blocks. A range's layers and the small bottom tables that
+// new blocks append (headers, txids, undo) add up, on a small DB most of
+// all; rewriting the range folds them into one.
+const tableCost = 2 << 10
 
 // deleted estimates the bytes of rows the range still holds that its
 // tombstones and changes delete: a tombstone of a spent output or a
@@ -380,13 +388,18 @@ func (r *rangeInfo) deleted() int64 {
 }
 
 // loose is what a rewrite of the range folds away: its layers, the
-// changes about to become one, and the rows they delete.
-func (r *rangeInfo) loose() int64 { return r.upper + r.changeBytes + r.deleted() }
+// changes about to become one, the rows they delete, and its tables'
+// fixed costs.
+func (r *rangeInfo) loose() int64 {
+	return r.upper + r.changeBytes + r.deleted() + (r.tables-1)*tableCost
+}
 
-// garbage is what a rewrite would save in bytes, about: the rows deleted
-// and a layer's extra cost over the same rows in a bottom table
-// (filters, fixed table overhead, smaller blocks), taken as a quarter.
-func (r *rangeInfo) garbage() int64 { return r.deleted() + (r.upper+r.changeBytes)/4 }
+// garbage is what a rewrite would save in bytes, about: the rows deleted,
+// the cost of all tables but one, and a layer's extra cost over the same
+// rows in a bottom table (filters, smaller blocks), taken as a quarter.
+func (r *rangeInfo) garbage() int64 {
+	return r.deleted() + max(0, r.tables-1)*tableCost + (r.upper+r.changeBytes)/4
+}
 
 // apply writes the changed keys as layers, then rewrites ranges within
 // the budget.
@@ -405,6 +418,7 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		for _, t := range level {
 			r := &ranges[m.rangeOf(t.Smallest.UserKey)]
 			r.bytes += int64(t.Size)
+			r.tables++
 			if i < len(levels)-1 {
 				r.upper += int64(t.Size)
 				r.tombstones += t.Properties.NumDeletions
@@ -443,7 +457,7 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		st.Keys++
 	}
 
-	// Ranges to rewrite: those that a rewrite shrinks most for its size,
+	// Ranges to rewrite: those that a rewrite folds most for its size,
 	// while the budget lasts.
 	var changeBytes, garbage int64
 	order := make([]int, 0, len(ranges))
