@@ -2,15 +2,18 @@ package builder_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"amber/internal/chain"
 	"amber/internal/index"
 	"amber/internal/testenv"
 	"amber/internal/testenv/chaingen"
@@ -128,4 +131,47 @@ func TestPublishSurvivesKillsAndOutages(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestMirrorUpdateSurvivesKill kills `amber build --once` with SIGKILL in
+// the middle of updating its mirror, right after the layers are ingested
+// and right after a range is rewritten: a re-run on the same disk carries
+// on with the mirror it left (no whole upload), and what it publishes
+// restores to exactly its index.
+func TestMirrorUpdateSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs btcd, MinIO and amber")
+	}
+	r := newRig(t, chaingen.Tiny, 150, "mirrorkill")
+	ctx := context.Background()
+	bucket, err := open.Open(ctx, "minio://"+r.minio.Endpoint+"/amber/mirrorkill?secure=false", open.Options{Getenv: func(k string) string {
+		return map[string]string{"MINIO_ACCESS_KEY": r.minio.AccessKey, "MINIO_SECRET_KEY": r.minio.SecretKey}[k]
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	net, _ := chain.Lookup("Bitcoin", "regtest")
+	db := t.TempDir()
+	mustBuild(t, db, []string{r.btcd.URL()}, r.env...)
+	for i, step := range []string{"layers", "rewrite"} {
+		r.chain.Submit(t, r.btcd, 150+50*(i+1))
+		out, err := build(t, db, []string{r.btcd.URL()}, append(r.env, "AMBER_TEST_KILL_AT=mirror-"+step)...)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("amber build was not killed after the mirror's %s step: %v\n%s", step, err, tail(out, 10))
+		}
+		out = mustBuild(t, db, []string{r.btcd.URL()}, r.env...)
+		if strings.Contains(out, "not at the index's state") || !strings.Contains(out, "snapshot published") {
+			t.Fatalf("after a kill at %s the re-run did not carry on with its mirror:\n%s", step, tail(out, 10))
+		}
+		latestComplete(t, bucket)
+		restored := filepath.Join(t.TempDir(), "db")
+		if _, err := snapshot.Bootstrap(ctx, bucket, restored, net, &snapshot.Restorer{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := testenv.DigestDir(t, restored), testenv.DigestDir(t, db); got != want {
+			t.Fatalf("after a kill at %s the snapshot restores to %s, the index is %s", step, got, want)
+		}
+	}
 }

@@ -218,9 +218,10 @@ func finishSwap(dbDir string) error {
 	return nil
 }
 
-// killAt is a step of a DB replacement at which the process kills itself
-// with SIGKILL: set from AMBER_TEST_KILL_AT by the crash tests of the real
-// binary, so they can stop it exactly between two renames.
+// killAt is a step of a DB replacement or of a mirror update at which
+// the process kills itself with SIGKILL: set from AMBER_TEST_KILL_AT by
+// the crash tests of the real binary, so they can stop it exactly between
+// two renames or two ingests.
 var killAt = os.Getenv("AMBER_TEST_KILL_AT")
 
 func crashPoint(step string) {

@@ -44,6 +44,7 @@ func OpenMirror(db *store.DB, log *slog.Logger) (*store.Mirror, error) {
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 	}
+	m.Step = func(name string) { crashPoint("mirror-" + name) }
 	db.TrackChanges(ChangeLimit)
 	for _, k := range index.StateKeys() {
 		a, errA := db.Get(k)

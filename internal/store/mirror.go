@@ -44,6 +44,17 @@ type Mirror struct {
 	bounds [][]byte // lower bound of each range, ascending; bounds[0] is empty
 	seq    int      // names staged tables
 	stale  bool     // rebuild at the next Update
+
+	// Step, when set, is called after each step of an Update that
+	// changes the mirror ("layers", "rewrite"): crash tests kill the
+	// process there.
+	Step func(name string)
+}
+
+func (m *Mirror) step(name string) {
+	if m.Step != nil {
+		m.Step(name)
+	}
 }
 
 // MirrorStats describes one Update.
@@ -489,7 +500,10 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		}
 	}
 
-	// Layers first, all in one ingest: their tables do not overlap.
+	// Layers first, all in one ingest: their tables do not overlap. Ranges
+	// about to be rewritten get theirs too, so that the mirror holds one
+	// whole state (the tip row and the rows it stands for) after each step:
+	// a crash between two steps leaves a mirror the next run can carry on.
 	stage, err := m.stage()
 	if err != nil {
 		return st, err
@@ -498,7 +512,7 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 	var paths []string
 	for i := range ranges {
 		r := &ranges[i]
-		if rewrite[i] || len(r.changes) == 0 {
+		if len(r.changes) == 0 {
 			continue
 		}
 		// Rows past the range's last key (new blocks' headers, txids, undo)
@@ -526,6 +540,7 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		if err := m.db.Ingest(ctx, paths); err != nil {
 			return st, fmt.Errorf("mirror %s: ingest layers: %w", m.dir, err)
 		}
+		m.step("layers")
 	}
 
 	// Then the rewrites, from the source: they also repair anything the
@@ -546,6 +561,7 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 			return st, err
 		}
 		st.Rewritten++
+		m.step("rewrite")
 	}
 	if st.Rewritten > 0 {
 		levels, err := m.db.SSTables()
