@@ -128,7 +128,7 @@ func (m *Mirror) open() error {
 		DisableWAL:                  true,
 		// Every update edits the MANIFEST, which a checkpoint ships whole;
 		// a small limit makes Pebble start a compact one often.
-		MaxManifestFileSize:   1 << 20,
+		MaxManifestFileSize:   128 << 10,
 		CacheSize:             16 << 20,
 		L0StopWritesThreshold: 1 << 20,
 		Logger:                pebbleLogger{m.log},
