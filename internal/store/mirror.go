@@ -37,13 +37,12 @@ import (
 // A snapshot of the mirror therefore uploads the new layers plus a few
 // rewritten ranges, and stays close to the size of a compacted DB.
 type Mirror struct {
-	db     *pebble.DB
-	opts   *pebble.Options
-	dir    string
-	log    *slog.Logger
-	bounds [][]byte // lower bound of each range, ascending; bounds[0] is empty
-	seq    int      // names staged tables
-	stale  bool     // rebuild at the next Update
+	db    *pebble.DB
+	opts  *pebble.Options
+	dir   string
+	log   *slog.Logger
+	seq   int  // names staged tables
+	stale bool // rebuild at the next Update
 
 	// Step, when set, is called after each step of an Update that
 	// changes the mirror ("layers", "rewrite"): crash tests kill the
@@ -215,12 +214,10 @@ func (m *Mirror) rebuild(ctx context.Context, src Reader, total int64) error {
 	if err := m.open(); err != nil {
 		return err
 	}
-	target := max(total/mirrorRanges, minRangeBytes)
-	bounds, err := m.rewrite(ctx, src, nil, nil, target, false)
-	if err != nil {
+	if _, err := m.rewrite(ctx, src, nil, nil, max(total/mirrorRanges, minRangeBytes), false); err != nil {
 		return err
 	}
-	m.bounds, m.stale = bounds, false
+	m.stale = false
 	return nil
 }
 
@@ -273,20 +270,20 @@ func deriveBounds(levels [][]pebble.SSTableInfo, target int64) [][]byte {
 // tables and ingests them in place of everything the mirror holds there
 // (excise when the range is not empty). A new range starts where the
 // first byte of the key changes and where one outgrows target bytes, so
-// rows with different layouts never share a range. It returns the lower
-// bounds of the ranges written; the first is lo.
-func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target int64, excise bool) ([][]byte, error) {
+// rows with different layouts never share a range (deriveBounds finds
+// the cuts again from the tables). It returns the bytes of the tables
+// written.
+func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target int64, excise bool) (int64, error) {
 	it, err := src.NewIter(&IterOptions{Lower: lo, Upper: hi})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer it.Close()
 	stage, err := m.stage()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer os.RemoveAll(stage)
-	bounds := [][]byte{slices.Clone(nonNil(lo))}
 	var paths []string
 	var w *sstable.Writer
 	var rangeBytes int64
@@ -302,7 +299,7 @@ func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target 
 	var prev []byte
 	for ok := it.First(); ok; ok = it.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return 0, err
 		}
 		k := it.Key()
 		if prev != nil {
@@ -313,31 +310,38 @@ func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target 
 			newRange := k[0] != prev[0] || rangeBytes+open >= target
 			if newRange || open >= tableBytes {
 				if err := finish(); err != nil {
-					return nil, err
+					return 0, err
 				}
 			}
 			if newRange {
-				bounds = append(bounds, slices.Clone(k))
 				rangeBytes = 0
 			}
 		}
 		if w == nil {
 			var path string
 			if w, path, err = m.newTable(stage, numLevels-1); err != nil {
-				return nil, err
+				return 0, err
 			}
 			paths = append(paths, path)
 		}
 		if err := w.Set(k, it.Value()); err != nil {
-			return nil, fmt.Errorf("mirror %s: write table: %w", m.dir, err)
+			return 0, fmt.Errorf("mirror %s: write table: %w", m.dir, err)
 		}
 		prev = append(prev[:0], k...)
 	}
 	if err := it.Error(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if err := finish(); err != nil {
-		return nil, fmt.Errorf("mirror %s: write table: %w", m.dir, err)
+		return 0, fmt.Errorf("mirror %s: write table: %w", m.dir, err)
+	}
+	var written int64
+	for _, path := range paths {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return 0, fmt.Errorf("mirror %s: %w", m.dir, err)
+		}
+		written += fi.Size()
 	}
 	if excise {
 		span := pebble.KeyRange{Start: nonNil(lo), End: hi}
@@ -350,14 +354,14 @@ func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target 
 			_, err = m.db.IngestAndExcise(ctx, paths, nil, nil, span)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("mirror %s: replace [%x, %x): %w", m.dir, span.Start, span.End, err)
+			return 0, fmt.Errorf("mirror %s: replace [%x, %x): %w", m.dir, span.Start, span.End, err)
 		}
 	} else if len(paths) > 0 {
 		if err := m.db.Ingest(ctx, paths); err != nil {
-			return nil, fmt.Errorf("mirror %s: ingest: %w", m.dir, err)
+			return 0, fmt.Errorf("mirror %s: ingest: %w", m.dir, err)
 		}
 	}
-	return bounds, nil
+	return written, nil
 }
 
 // change is one key's new state: a value, or deleted.
@@ -423,11 +427,15 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		}
 	}
 	target := max(total/mirrorRanges, minRangeBytes)
-	m.bounds = deriveBounds(levels, target)
-	ranges := make([]rangeInfo, len(m.bounds))
+	bounds := deriveBounds(levels, target)
+	rangeOf := func(key []byte) int {
+		i := sort.Search(len(bounds), func(i int) bool { return bytes.Compare(bounds[i], key) > 0 })
+		return max(0, i-1)
+	}
+	ranges := make([]rangeInfo, len(bounds))
 	for i, level := range levels {
 		for _, t := range level {
-			r := &ranges[m.rangeOf(t.Smallest.UserKey)]
+			r := &ranges[rangeOf(t.Smallest.UserKey)]
 			r.bytes += int64(t.Size)
 			r.tables++
 			if i < len(levels)-1 {
@@ -459,7 +467,7 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 		case !deleted && bytes.Equal(old, v):
 			continue
 		}
-		r := &ranges[m.rangeOf(k)]
+		r := &ranges[rangeOf(k)]
 		r.changes = append(r.changes, change{key: k, value: v, deleted: deleted})
 		r.changeBytes += int64(len(k) + len(v))
 		if deleted {
@@ -550,39 +558,20 @@ func (m *Mirror) apply(ctx context.Context, src Reader, keys [][]byte, levels []
 			continue
 		}
 		var hi []byte
-		if i+1 < len(m.bounds) {
-			hi = m.bounds[i+1]
+		if i+1 < len(bounds) {
+			hi = bounds[i+1]
 		}
 		t := int64(1) << 62
 		if ranges[i].bytes > 2*target {
 			t = target
 		}
-		if _, err := m.rewrite(ctx, src, m.bounds[i], hi, t, true); err != nil {
+		n, err := m.rewrite(ctx, src, bounds[i], hi, t, true)
+		if err != nil {
 			return st, err
 		}
 		st.Rewritten++
+		st.RewrittenBytes += n
 		m.step("rewrite")
-	}
-	if st.Rewritten > 0 {
-		levels, err := m.db.SSTables()
-		if err != nil {
-			return st, fmt.Errorf("mirror %s: %w", m.dir, err)
-		}
-		bottom := levels[len(levels)-1]
-		for i, b := range m.bounds {
-			if !rewrite[i] {
-				continue
-			}
-			var hi []byte
-			if i+1 < len(m.bounds) {
-				hi = m.bounds[i+1]
-			}
-			for _, t := range bottom {
-				if bytes.Compare(t.Smallest.UserKey, b) >= 0 && (hi == nil || bytes.Compare(t.Smallest.UserKey, hi) < 0) {
-					st.RewrittenBytes += int64(t.Size)
-				}
-			}
-		}
 	}
 	return st, nil
 }
@@ -638,12 +627,6 @@ func (m *Mirror) stage() (string, error) {
 		return "", fmt.Errorf("mirror %s: %w", m.dir, err)
 	}
 	return dir, nil
-}
-
-// rangeOf is the index of the range holding key.
-func (m *Mirror) rangeOf(key []byte) int {
-	i := sort.Search(len(m.bounds), func(i int) bool { return bytes.Compare(m.bounds[i], key) > 0 })
-	return max(0, i-1)
 }
 
 func nonNil(b []byte) []byte {

@@ -102,7 +102,7 @@ func mirrorCheckpoint(t testing.TB, m *Mirror, dir string) ([]string, map[string
 // it stays within 1.1x of the DB fully compacted.
 func TestMirrorFollowsDB(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes 60 MB of tables")
+		t.Skip("writes and checkpoints 24 versions of a 7 MB DB")
 	}
 	dir := t.TempDir()
 	db := openT(t, filepath.Join(dir, "db"), Options{})
