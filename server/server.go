@@ -99,6 +99,26 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	switch {
+	case snapshot.Unsynced(cfg.DBDirectory) && cfg.SnapshotURL == "":
+		s.logger.Warn("the index was restored from a snapshot by a run that stopped before it was on disk, and with no SNAPSHOT_URL it cannot be restored again; serving it as it is",
+			"dir", cfg.DBDirectory)
+	case snapshot.Unsynced(cfg.DBDirectory):
+		// The restored files reach the disk while the node catches up
+		// and serves; a crash first means a restore again at the next
+		// start (Bootstrap).
+		settled := make(chan struct{})
+		go func() {
+			defer close(settled)
+			start := time.Now()
+			if err := snapshot.Settle(cfg.DBDirectory); err != nil {
+				s.logger.Error("restored index not made durable; it will be restored again at the next start. Check the disk", "err", err)
+				return
+			}
+			s.logger.Info("restored snapshot on disk", "took", time.Since(start).Round(time.Millisecond).String())
+		}()
+		defer func() { <-settled }()
+	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
 		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: s.logger})
 	if err != nil {
@@ -319,7 +339,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	defer bucket.Close()
 	start := time.Now()
 	m, err := snapshot.BootstrapRetry(ctx, bucket, s.cfg.DBDirectory, s.cfg.Network, &snapshot.Restorer{Logger: s.logger, Progress: s.Progress,
-		TrustedKeys: s.cfg.TrustedKeys, MaxBehind: int64(s.cfg.SnapshotMaxBehind)},
+		TrustedKeys: s.cfg.TrustedKeys, MaxBehind: int64(s.cfg.SnapshotMaxBehind), DeferSync: true},
 		func(err error, wait time.Duration) {
 			s.node.Snapshot("restore", 0, 0, 0, err)
 			s.logger.Warn("snapshot restore failed; retrying", "err", err, "retry_in", wait.String())

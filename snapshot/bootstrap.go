@@ -33,6 +33,9 @@ func Bootstrap(ctx context.Context, bucket objstore.Bucket, dbDir string, net *c
 	if err := finishSwap(dbDir); err != nil {
 		return nil, err
 	}
+	if err := r.unsettle(dbDir); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(dbDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("snapshot: read %s: %w", dbDir, err)
@@ -81,6 +84,25 @@ func Bootstrap(ctx context.Context, bucket objstore.Bucket, dbDir string, net *c
 		return m, err
 	}
 	return nil, nil
+}
+
+// unsettle turns a DB that a restore with DeferSync left before Settle
+// finished back into the staging directory of a restore: a power cut may
+// have torn any of its files. Restore keeps the files that still verify.
+func (r *Restorer) unsettle(dbDir string) error {
+	if !Unsynced(dbDir) {
+		return nil
+	}
+	r.logger().Warn("the index restored here was not yet on disk when amber stopped; restoring the snapshot again, keeping the files that verify",
+		slog.String("dir", dbDir))
+	staging := dbDir + ".staging"
+	if err := removeDir(staging); err != nil {
+		return err
+	}
+	if err := os.Rename(dbDir, staging); err != nil {
+		return fmt.Errorf("snapshot: restore %s again: %w", dbDir, err)
+	}
+	return syncDir(filepath.Dir(dbDir))
 }
 
 // Newest returns the newest manifest a restore for want would try first:

@@ -79,6 +79,13 @@ type Restorer struct {
 	// snapshot before Bootstrap replaces it; zero keeps it however far
 	// behind.
 	MaxBehind int64
+	// DeferSync returns from a restore once every file is verified,
+	// before the disk has them: the DB directory carries a marker until
+	// the caller's Settle has made them durable, and Bootstrap restores a
+	// DB still marked again, reusing the files that verify. A serving
+	// node is then ready that much sooner; the disk catches up while it
+	// serves.
+	DeferSync bool
 }
 
 func (r *Restorer) logger() *slog.Logger {
@@ -331,13 +338,22 @@ func (r *Restorer) download(ctx context.Context, b objstore.Bucket, m *Manifest,
 				meter.Update(done.Add(f.Size), total, false)
 				return nil
 			}
-			return fetch(gctx, b, f, path, func(n int64) { meter.Update(done.Add(n), total, false) })
+			return fetch(gctx, b, f, path, !r.DeferSync, func(n int64) { meter.Update(done.Add(n), total, false) })
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("restore %s: %w", m.Key(), err)
 	}
 	meter.Update(done.Load(), total, true)
+	if r.DeferSync {
+		// The marker reaches the disk before the directory is renamed
+		// into place, so a DB that may have lost data to a power cut is
+		// always marked.
+		if err := writeMarker(staging, m); err != nil {
+			return fmt.Errorf("restore %s: %w", m.Key(), err)
+		}
+		return syncDir(staging)
+	}
 	// One flush of everything at the end instead of one per file: a
 	// file lost or torn by a crash before it fails its check when the
 	// restore is resumed, and is fetched again.
@@ -352,8 +368,9 @@ func mustHex(s string) []byte {
 	return b
 }
 
-// fetch downloads one object into path via path.part, verifying it.
-func fetch(ctx context.Context, b objstore.Bucket, f File, path string, progress func(int64)) (err error) {
+// fetch downloads one object into path via path.part, verifying it. With
+// writeback, the disk starts writing it at once.
+func fetch(ctx context.Context, b objstore.Bucket, f File, path string, writeback bool, progress func(int64)) (err error) {
 	part := path + ".part"
 	defer func() {
 		if err != nil {
@@ -383,8 +400,11 @@ func fetch(ctx context.Context, b objstore.Bucket, f File, path string, progress
 	// Made durable by download's syncAll; start writing it back now, so
 	// that the disk works while the other files download (measured on
 	// the Large snapshot: 434 MiB/s, against 410 with an fsync per file
-	// and 374 with only the final sync).
-	startWriteback(out)
+	// and 374 with only the final sync). A deferred sync leaves the disk
+	// to the kernel: the kick costs the download a quarter of its rate.
+	if writeback {
+		startWriteback(out)
+	}
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("download file %s: close: %w", f.Name, err)
 	}
@@ -418,4 +438,47 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// UnsyncedMarker is the file a restore with DeferSync leaves in the DB
+// directory until Settle has made the restored files durable. Pebble
+// ignores it.
+const UnsyncedMarker = "AMBER-RESTORE-UNSYNCED"
+
+// writeMarker writes the marker into dir and makes it durable.
+func writeMarker(dir string, m *Manifest) error {
+	f, err := os.Create(filepath.Join(dir, UnsyncedMarker))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s restored; not yet known to be on disk\n", m.Key())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Unsynced reports whether dbDir holds a restore whose files may not be
+// on disk yet (DeferSync, before Settle).
+func Unsynced(dbDir string) bool {
+	_, err := os.Stat(filepath.Join(dbDir, UnsyncedMarker))
+	return err == nil
+}
+
+// Settle makes the files of a restore with DeferSync durable and then
+// removes its marker. It may run while the DB is open and being written.
+func Settle(dbDir string) error {
+	if !Unsynced(dbDir) {
+		return nil
+	}
+	if err := syncAll(dbDir); err != nil {
+		return fmt.Errorf("snapshot: make the restored index in %s durable: %w", dbDir, err)
+	}
+	if err := os.Remove(filepath.Join(dbDir, UnsyncedMarker)); err != nil {
+		return fmt.Errorf("snapshot: settle %s: %w", dbDir, err)
+	}
+	return syncDir(dbDir)
 }

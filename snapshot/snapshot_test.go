@@ -27,6 +27,7 @@ type memBucket struct {
 	uploads   []string
 	failAfter int // fail uploads once this many succeeded; <0: never
 	getFails  int // fail this many reads of sst/ objects, as a dead bucket does
+	gets      []string
 }
 
 var _ objstore.Bucket = (*memBucket)(nil)
@@ -54,6 +55,7 @@ func (b *memBucket) Upload(ctx context.Context, name string, r io.Reader, size i
 func (b *memBucket) get(name string) ([]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.gets = append(b.gets, name)
 	// Objects under any schema's part count: schema-N/sst/x as sst/x.
 	if b.getFails > 0 && (strings.HasPrefix(name, ObjectPrefix) || strings.Contains(name, "/"+ObjectPrefix)) {
 		b.getFails--
@@ -711,5 +713,86 @@ func TestBootstrapRetry(t *testing.T) {
 	_, err = BootstrapRetry(cctx, b, filepath.Join(t.TempDir(), "db"), net, &Restorer{}, func(error, time.Duration) { cancel() })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("BootstrapRetry after cancel: %v", err)
+	}
+}
+
+// A restore with DeferSync is marked until Settle; a node that stops
+// before then restores again at its next start, keeping the files that
+// still verify and fetching the one a power cut tore.
+func TestDeferSync(t *testing.T) {
+	ctx := context.Background()
+	b := newMem()
+	d := newTestDB(t)
+	p := &Publisher{Bucket: b}
+	publishN(t, d, p, 1, 2, 3)
+	net, err := chain.Lookup("bitcoin", netName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "db")
+	m, err := Bootstrap(ctx, b, dir, net, &Restorer{DeferSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Unsynced(dir) {
+		t.Fatal("a deferred restore left no marker")
+	}
+	checkRestored(t, dir, d.keys)
+
+	// The node stopped before Settle, and a power cut tore one table.
+	var sst File
+	for _, f := range m.Files {
+		if strings.HasSuffix(f.Name, ".sst") {
+			sst = f
+			break
+		}
+	}
+	if err := os.Truncate(filepath.Join(dir, sst.Name), sst.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	b.resetUploads()
+	b.mu.Lock()
+	b.gets = nil
+	b.mu.Unlock()
+	m2, err := Bootstrap(ctx, b, dir, net, &Restorer{DeferSync: true})
+	if err != nil || m2 == nil || m2.Key() != m.Key() {
+		t.Fatalf("Bootstrap of a marked DB = %v, %v; want %s restored again", m2, err, m.Key())
+	}
+	checkRestored(t, dir, d.keys)
+	b.mu.Lock()
+	gets := slices.Clone(b.gets)
+	b.mu.Unlock()
+	fetched := func(f File) bool {
+		return slices.ContainsFunc(gets, func(g string) bool { return strings.HasSuffix(g, f.Key) })
+	}
+	if !fetched(sst) {
+		t.Errorf("the torn table %s was not fetched again (gets %v)", sst.Name, gets)
+	}
+	for _, f := range m.Files {
+		// Opening the DB rewrote Pebble's own small files; the tables
+		// are immutable.
+		if strings.HasSuffix(f.Name, ".sst") && f.Key != sst.Key && fetched(f) {
+			t.Errorf("intact table %s was fetched again", f.Name)
+		}
+	}
+
+	if err := Settle(dir); err != nil {
+		t.Fatal(err)
+	}
+	if Unsynced(dir) {
+		t.Fatal("marker left after Settle")
+	}
+	// A settled DB is the node's own: kept, not restored.
+	if m3, err := Bootstrap(ctx, b, dir, net, &Restorer{DeferSync: true}); err != nil || m3 != nil {
+		t.Fatalf("Bootstrap of a settled DB = %v, %v; want it kept", m3, err)
+	}
+
+	// Without DeferSync nothing is marked.
+	dir2 := filepath.Join(t.TempDir(), "db")
+	if _, err := Bootstrap(ctx, b, dir2, net, &Restorer{}); err != nil {
+		t.Fatal(err)
+	}
+	if Unsynced(dir2) {
+		t.Error("a synced restore is marked")
 	}
 }

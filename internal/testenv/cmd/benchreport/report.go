@@ -175,7 +175,7 @@ func (r *Results) figures(partial bool) error {
 		fmt.Sprintf("%s s", num(m(bt, "bootstrap-s"))),
 		fmt.Sprintf("full sync from btcd: %s s", num(m(bt, "fullsync-s"))),
 		m(bt, "bootstrap/fullsync"), "bootstrap time / full sync time")
-	add("bootstrap", "snapshot download (verified)",
+	add("bootstrap", "snapshot download (verified; made durable while the node starts, as amber serve does)",
 		fmt.Sprintf("%s MiB/s", num(m(bt, "restore-MiB/s"))),
 		fmt.Sprintf("plain parallel minio-go copy: %s MiB/s", num(m(bt, "copy-MiB/s"))),
 		m(bt, "restore/copy"), "download rate / copy rate")
