@@ -276,7 +276,7 @@ type electrumRun struct {
 
 // runElectrum starts a fresh server and runs the wallets of plans over
 // transport, all at once when every is 0, else one wallet every `every`.
-func runElectrum(b *testing.B, bin string, node *testenv.Btcd, tip int, transport string, plans []electrumPlan, every time.Duration) electrumRun {
+func runElectrum(b *testing.B, bin string, node testenv.Node, tip int, transport string, plans []electrumPlan, every time.Duration) electrumRun {
 	b.Helper()
 	srv := startAmber(b, bin, node)
 	defer srv.stop()
@@ -337,7 +337,7 @@ func runElectrum(b *testing.B, bin string, node *testenv.Btcd, tip int, transpor
 // are named transport-rate-method-p50-ms (and p99), rate being "flat" or
 // the percentage of flat out ("r50"), with the offered and achieved
 // requests/s of each run.
-func benchElectrumLoad(b *testing.B, c *chaingen.Chain, node *testenv.Btcd, bin string) {
+func benchElectrumLoad(b *testing.B, c *chaingen.Chain, node testenv.Node, bin string) {
 	n := benchWallets(b)
 	raiseFDLimit(b, uint64(2*n+512))
 	plans := electrumPlans(b, c, n)

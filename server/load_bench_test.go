@@ -48,6 +48,8 @@ import (
 // and AMBER_BENCH_WALLETS the number of wallets (default 1,000).
 // AMBER_BENCH_FLAT_ONLY=1 runs the Electrum-like load flat out only, not
 // at the fractions of it: enough to compare two builds.
+// AMBER_BENCH_DAEMON=core runs the Electrum-like load against Bitcoin
+// Core (with the chain submitted to it too) instead of btcd.
 
 const (
 	// walletScripts is how many scripts every simulated wallet watches:
@@ -128,11 +130,11 @@ func benchPort(b *testing.B) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startAmber runs `amber serve` on btcd with an empty database, with
+// startAmber runs `amber serve` on node (btcd or Bitcoin Core) with an empty database, with
 // session cost limits off (every wallet comes from 127.0.0.1, so they
 // would share one budget), room for many sessions and subscriptions, and
 // replies large enough for the busy script, and waits until it is ready. It stops the server when the benchmark ends.
-func startAmber(b *testing.B, bin string, node *testenv.Btcd, extra ...string) *amberProc {
+func startAmber(b *testing.B, bin string, node testenv.Node, extra ...string) *amberProc {
 	b.Helper()
 	tcp, ws, web := benchPort(b), benchPort(b), benchPort(b)
 	p := &amberProc{log: &testenv.Buffer{}, tcp: fmt.Sprintf("127.0.0.1:%d", tcp), ws: fmt.Sprintf("127.0.0.1:%d", ws),
@@ -950,7 +952,15 @@ func BenchmarkServer(b *testing.B) {
 	c.Submit(b, node, c.Height())
 	bin := buildAmber(b)
 	b.Run("WalletLoad", func(b *testing.B) { benchWalletLoad(b, c, node, bin) })
-	b.Run("ElectrumLoad", func(b *testing.B) { benchElectrumLoad(b, c, node, bin) })
+	var daemon testenv.Node = node
+	if os.Getenv("AMBER_BENCH_DAEMON") == "core" {
+		// Bitcoin Core, which operators run, answers the Electrum
+		// load's transaction.get instead of btcd.
+		core := testenv.StartBitcoind(b, testenv.BitcoindOptions{OldTip: true, Args: []string{"-rpcthreads=16", "-rpcworkqueue=256"}})
+		c.Submit(b, core, c.Height())
+		daemon = core
+	}
+	b.Run("ElectrumLoad", func(b *testing.B) { benchElectrumLoad(b, c, daemon, bin) })
 	if spec.Name != chaingen.Large.Name {
 		c = chaingen.Load(b, chaingen.Busy)
 		node = testenv.StartBtcd(b, testenv.BtcdOptions{})
