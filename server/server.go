@@ -159,6 +159,13 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	if synced > 0 {
 		meter.Update(int64(tip.Height), int64(tip.Height), true, "txs", int64(synced))
+		// The catch-up's last batches sit in memtables, a large one as a
+		// flushable batch that every read binary-searches: 6% of the CPU
+		// under a wallet load on a node synced from genesis. Written out
+		// once, reads find them in tables.
+		if err := db.Flush(); err != nil {
+			return err
+		}
 	}
 	s.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(start).Round(time.Millisecond).String())
 	// Confirmed transactions are asked for in their block: Bitcoin Core
