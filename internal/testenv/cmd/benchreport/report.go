@@ -65,7 +65,8 @@ func parse(out string) (*Results, error) {
 		line = strings.TrimRight(line, "\r\n")
 		for prefix, dst := range map[string]*string{"cpu: ": &r.Machine.CPU, "goos: ": &r.Machine.OS, "goarch: ": &r.Machine.Arch} {
 			if v, ok := strings.CutPrefix(line, prefix); ok {
-				*dst = v
+				// Some CPUs name themselves with trailing blanks.
+				*dst = strings.TrimSpace(v)
 			}
 		}
 		m := benchLine.FindStringSubmatch(line)

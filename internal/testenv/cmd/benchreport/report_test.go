@@ -48,7 +48,7 @@ func init() {
 // the log lines and headers around them, leaving out the units in skip.
 func sampleOutput(skip ...string) string {
 	var b strings.Builder
-	b.WriteString("goos: linux\ngoarch: amd64\npkg: amber/builder\ncpu: AMD EPYC\n")
+	b.WriteString("goos: linux\ngoarch: amd64\npkg: amber/builder\ncpu: AMD EPYC    \n")
 	for _, name := range []string{syncBench, bootBench, serveBench, pubBench, walletBnch, busyBench} {
 		b.WriteString(name + "-2   \t       1\t10447648310 ns/op")
 		for unit, v := range sampleUnits[name] {
