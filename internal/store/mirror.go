@@ -286,13 +286,19 @@ func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target 
 	defer os.RemoveAll(stage)
 	var paths []string
 	var w *sstable.Writer
-	var rangeBytes int64
+	var rangeBytes, written int64
 	finish := func() error {
 		if w == nil {
 			return nil
 		}
 		rangeBytes += int64(w.Raw().EstimatedSize())
 		err := w.Close()
+		if err == nil {
+			var meta *sstable.WriterMetadata
+			if meta, err = w.Metadata(); err == nil {
+				written += int64(meta.Size)
+			}
+		}
 		w = nil
 		return err
 	}
@@ -334,14 +340,6 @@ func (m *Mirror) rewrite(ctx context.Context, src Reader, lo, hi []byte, target 
 	}
 	if err := finish(); err != nil {
 		return 0, fmt.Errorf("mirror %s: write table: %w", m.dir, err)
-	}
-	var written int64
-	for _, path := range paths {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return 0, fmt.Errorf("mirror %s: %w", m.dir, err)
-		}
-		written += fi.Size()
 	}
 	if excise {
 		span := pebble.KeyRange{Start: nonNil(lo), End: hi}
