@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,9 +80,12 @@ func TestSnapshotToServer(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer func() {
+		stop := sync.OnceFunc(func() {
 			cmd.Process.Signal(os.Interrupt)
 			cmd.Wait()
+		})
+		defer func() {
+			stop()
 			if t.Failed() {
 				t.Logf("amber serve log:\n%s", tail(slog.String(), 30))
 			}
@@ -109,8 +113,7 @@ func TestSnapshotToServer(t *testing.T) {
 		if want := fmt.Sprintf(`"height":%d`, c.Height()); !strings.Contains(sc.Text(), want) {
 			t.Errorf("headers.subscribe = %s, want %s", sc.Text(), want)
 		}
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+		stop() // its log ends with the shutdown
 		return slog.String()
 	}
 	log = serve()

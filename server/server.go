@@ -99,25 +99,13 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	switch {
-	case snapshot.Unsynced(cfg.DBDirectory) && cfg.SnapshotURL == "":
-		s.logger.Warn("the index was restored from a snapshot by a run that stopped before it was on disk, and with no SNAPSHOT_URL it cannot be restored again; serving it as it is",
-			"dir", cfg.DBDirectory)
-	case snapshot.Unsynced(cfg.DBDirectory):
-		// The restored files reach the disk while the node catches up
-		// and serves; a crash first means a restore again at the next
-		// start (Bootstrap).
-		settled := make(chan struct{})
-		go func() {
-			defer close(settled)
-			start := time.Now()
-			if err := snapshot.Settle(cfg.DBDirectory); err != nil {
-				s.logger.Error("restored index not made durable; it will be restored again at the next start. Check the disk", "err", err)
-				return
-			}
-			s.logger.Info("restored snapshot on disk", "took", time.Since(start).Round(time.Millisecond).String())
-		}()
-		defer func() { <-settled }()
+	if snapshot.Unsynced(cfg.DBDirectory) {
+		if cfg.SnapshotURL == "" {
+			s.logger.Warn("the index was restored from a snapshot by a run that stopped before it was on disk, and with no SNAPSHOT_URL it cannot be restored again; serving it as it is",
+				"dir", cfg.DBDirectory)
+		} else {
+			defer s.settle(cfg.DBDirectory)()
+		}
 	}
 	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
 		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: s.logger})
@@ -371,6 +359,24 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		s.logger.Info("restored snapshot", "snapshot", m.Key(), "height", m.Height, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	return nil
+}
+
+// settle makes a restore that did not wait for the disk durable in the
+// background, while the node catches up and serves; a crash first means a
+// restore again at the next start (Bootstrap). The returned func waits
+// for it.
+func (s *Server) settle(dir string) (wait func()) {
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		start := time.Now()
+		if err := snapshot.Settle(dir); err != nil {
+			s.logger.Error("restored index not made durable; it will be restored again at the next start. Check the disk", "err", err)
+			return
+		}
+		s.logger.Info("restored snapshot on disk", "took", time.Since(start).Round(time.Millisecond).String())
+	}()
+	return func() { <-settled }
 }
 
 // reloadOnHUP reloads the TLS certificate on SIGHUP.
