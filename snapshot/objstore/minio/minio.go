@@ -100,17 +100,11 @@ func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader, size int6
 // get opens the object with opts; it makes the request at once (minio-go
 // defers it to the first read) so a missing object fails here.
 func (b *Bucket) get(ctx context.Context, name string, opts minio.GetObjectOptions) (io.ReadCloser, error) {
-	obj, err := b.client.GetObject(ctx, b.bucket, name, opts)
-	if err == nil {
-		_, err = obj.Stat()
-	}
-	if err != nil {
-		if obj != nil {
-			_ = obj.Close()
-		}
-		return nil, err
-	}
-	return obj, nil
+	// One GET: minio-go's lazy Object would send a HEAD here and its GET
+	// with If-Match at the first Read, which fails when the object is
+	// replaced in between, as LATEST is at every publish.
+	rc, _, _, err := minio.Core{Client: b.client}.GetObject(ctx, b.bucket, name, opts)
+	return rc, err
 }
 
 // Get implements objstore.Bucket.

@@ -84,6 +84,21 @@ func AcceptanceTest(t *testing.T, b objstore.Bucket) {
 		}
 	})
 
+	// The builder overwrites LATEST while nodes read it: a reader opened
+	// before the overwrite yields one whole version, never an error.
+	t.Run("overwrite while open", func(t *testing.T) {
+		put(t, b, "latest", "snapshots/1")
+		defer del(t, b, "latest")
+		r, err := b.Get(ctx, "latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, b, "latest", "snapshots/22")
+		if got := readAll(t, r); got != "snapshots/1" && got != "snapshots/22" {
+			t.Errorf("read across an overwrite = %q, want one whole version", got)
+		}
+	})
+
 	t.Run("empty object", func(t *testing.T) {
 		put(t, b, "empty", "")
 		defer del(t, b, "empty")
