@@ -102,8 +102,9 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 			}
 		}
 	}
-	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
-		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: b.logger})
+	split := config.SplitCache(cfg.CacheMB)
+	db, ix, err := index.OpenDir(cfg.DBDirectory, split.BlockCache, cfg.Network,
+		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: split.UTXOCache, Logger: b.logger})
 	if err != nil {
 		return err
 	}
@@ -147,11 +148,9 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		wake = daemon.WatchBlocks(ctx, cfg.ZMQHashBlock, b.logger)
 	}
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
-		Wake:   wake,
-		Logger: b.logger,
-		// CACHE_MB: half the block cache, a quarter the UTXO cache, an
-		// eighth each the batch being indexed and the one committing.
-		BatchBytes: cfg.CacheMB << 20 / 8,
+		Wake:       wake,
+		Logger:     b.logger,
+		BatchBytes: split.Batch,
 		Progress: func(p chainsync.Progress) {
 			meter.Update(int64(p.Height), int64(p.Target), false, "txs", int64(p.Txs))
 			m.blocks.Add(float64(p.Blocks - lastBlocks))

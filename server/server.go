@@ -107,8 +107,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			defer s.settle(cfg.DBDirectory)()
 		}
 	}
-	db, ix, err := index.OpenDir(cfg.DBDirectory, int64(cfg.CacheMB)<<20/2, cfg.Network,
-		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: int64(cfg.CacheMB) << 20 / 4, Logger: s.logger})
+	split := config.SplitCache(cfg.CacheMB)
+	db, ix, err := index.OpenDir(cfg.DBDirectory, split.BlockCache, cfg.Network,
+		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: split.UTXOCache, Logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	var synced uint64
 	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
 		Logger:         s.logger,
-		BatchBytes:     cfg.CacheMB << 20 / 8, // as amber build splits CACHE_MB
+		BatchBytes:     split.Batch,
 		CollectTouched: true,
 		OnCommit:       f.committed,
 		Progress: func(p chainsync.Progress) {

@@ -12,6 +12,7 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/chainsync"
+	"amber/internal/config"
 	"amber/internal/index"
 	"amber/internal/testenv/chaingen"
 )
@@ -33,14 +34,15 @@ func BenchmarkSyncSegments(b *testing.B) {
 	if os.Getenv("AMBER_BENCH_CHAIN") == "peer310k" {
 		spec = peer310k
 	}
-	cacheMB := 1200
+	cacheMB := config.DefaultCacheMB
 	if v := os.Getenv("AMBER_BENCH_CACHE_MB"); v != "" {
 		var err error
 		if cacheMB, err = strconv.Atoi(v); err != nil {
 			b.Fatal(err)
 		}
 	}
-	batchBytes := cacheMB << 20 / 8 // as amber build
+	split := config.SplitCache(cacheMB)
+	batchBytes := split.Batch
 	if v := os.Getenv("AMBER_BENCH_BATCH_MB"); v != "" {
 		mb, err := strconv.Atoi(v)
 		if err != nil {
@@ -75,7 +77,7 @@ func BenchmarkSyncSegments(b *testing.B) {
 	var hitRatio float64
 	for b.Loop() {
 		dir := b.TempDir()
-		db, ix, err := index.OpenDir(dir, int64(cacheMB)<<20/2, net, index.Options{UTXOCacheBytes: int64(cacheMB) << 20 / 4})
+		db, ix, err := index.OpenDir(dir, split.BlockCache, net, index.Options{UTXOCacheBytes: split.UTXOCache})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -379,3 +379,22 @@ func DefaultCookieFile(net *chain.Network) string {
 	}
 	return filepath.Join(home, ".bitcoin", coreDataSubdirs[net.Name], ".cookie")
 }
+
+// DefaultCacheMB is CACHE_MB's default.
+const DefaultCacheMB = 1200
+
+// CacheSplit is how a sync divides CACHE_MB.
+type CacheSplit struct {
+	BlockCache int64 // Pebble's block cache
+	UTXOCache  int64 // unspent outputs not yet spent or evicted
+	Batch      int   // a catch-up's write batch; one more may be committing
+}
+
+// SplitCache divides mb MiB: half the block cache, a quarter the UTXO
+// cache, an eighth each the batch being indexed and the one committing.
+// amber build, amber serve's catch-up and the benchmarks share it, so a
+// benchmark measures the configuration operators run.
+func SplitCache(mb int) CacheSplit {
+	b := int64(mb) << 20
+	return CacheSplit{BlockCache: b / 2, UTXOCache: b / 4, Batch: int(b / 8)}
+}

@@ -121,8 +121,8 @@ var options = []option{
 			}
 			return intField(func(c *Config) *int { return &c.ReorgLimit }, 1, 1_000_000)(c, v)
 		}},
-	{env: "CACHE_MB", def: "1200", group: "Storage", cmds: syncCmds,
-		usage: "memory budget in MiB for the write batch and block cache during sync",
+	{env: "CACHE_MB", def: strconv.Itoa(DefaultCacheMB), group: "Storage", cmds: syncCmds,
+		usage: "memory budget in MiB during sync: half block cache, a quarter UTXO cache, the rest write batches",
 		parse: intField(func(c *Config) *int { return &c.CacheMB }, 16, 1<<20)},
 
 	{env: "SNAPSHOT_URL", group: "Snapshots", cmds: snapCmds,
