@@ -40,8 +40,13 @@ type Options struct {
 	// tip, and commits each block durably; a longer one is catching up,
 	// and commits by BatchBytes and durably once at its end.
 	TipDistance int32
-	// FetchChunk is how many blocks one fetch request asks for.
+	// FetchChunk is the most blocks one fetch request asks for.
 	FetchChunk int
+	// ChunkBytes is the raw block bytes a fetch aims at: chunks shrink
+	// below FetchChunk blocks when blocks are large, so that the blocks
+	// held ahead of the writer (Prefetch chunks, parsed) stay bounded in
+	// bytes on mainnet's 1-4 MB blocks as on small test blocks.
+	ChunkBytes int
 	// Prefetch is how many chunks may wait ahead of the writer.
 	Prefetch int
 	// Workers parse blocks in parallel.
@@ -98,6 +103,9 @@ func New(ix *index.Index, src Source, opts Options) *Syncer {
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 4
 	}
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = 8 << 20
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -118,6 +126,7 @@ const splitBytes = 1 << 20
 type chunk struct {
 	start  int32
 	blocks []*chain.Block
+	bytes  int // raw bytes of the blocks
 	err    error
 }
 
@@ -176,9 +185,15 @@ func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, sta
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(chunks)
-		for start := from; start <= to; start += int32(s.opts.FetchChunk) {
-			n := min(int32(s.opts.FetchChunk), to-start+1)
-			c := s.fetch(gctx, start, int(n))
+		size := s.opts.FetchChunk
+		for start := from; start <= to; {
+			n := min(size, int(to-start+1))
+			c := s.fetch(gctx, start, n)
+			start += int32(n)
+			if c.bytes > 0 {
+				// The next chunk's size from these blocks' average.
+				size = min(s.opts.FetchChunk, max(1, int(int64(s.opts.ChunkBytes)*int64(len(c.blocks))/int64(c.bytes))))
+			}
 			select {
 			case chunks <- c:
 			case <-gctx.Done():
@@ -331,6 +346,9 @@ func (s *Syncer) fetch(ctx context.Context, start int32, count int) chunk {
 		return c
 	}
 	c.blocks = make([]*chain.Block, len(raws))
+	for _, raw := range raws {
+		c.bytes += len(raw)
+	}
 	g := errgroup.Group{}
 	g.SetLimit(s.opts.Workers)
 	for i, raw := range raws {

@@ -25,6 +25,7 @@ type fakeSource struct {
 	hashes []chainhash.Hash
 	fail   error
 	delay  time.Duration
+	counts []int // the blocks of each RawBlocks request
 }
 
 func (f *fakeSource) set(blocks [][]byte) {
@@ -55,11 +56,13 @@ func (f *fakeSource) BlockHashes(_ context.Context, start int32, count int) ([]c
 	if int(start)+count > len(f.hashes) {
 		return nil, errors.New("fake: no such height")
 	}
+
 	return append([]chainhash.Hash(nil), f.hashes[start:int(start)+count]...), nil
 }
 
 func (f *fakeSource) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error) {
 	f.mu.Lock()
+	f.counts = append(f.counts, len(hashes))
 	delay := f.delay
 	f.mu.Unlock()
 	if delay > 0 {
@@ -201,6 +204,31 @@ func TestCancelCommits(t *testing.T) {
 	src.delay = 0
 	if tip, err = New(ix, src, Options{}).SyncToTip(context.Background()); err != nil || tip.Height != 400 {
 		t.Fatalf("resume: %d %v", tip.Height, err)
+	}
+}
+
+// TestChunkBytes: large blocks are fetched in smaller chunks, so the
+// blocks held ahead of the writer stay bounded in bytes, and every block
+// is still applied once, in order.
+func TestChunkBytes(t *testing.T) {
+	_, ix, net := newIndex(t)
+	blocks := makeChain(t, net, nil, 200, 'a')
+	src := &fakeSource{}
+	src.set(blocks)
+	per := len(blocks[100])
+	tip, err := New(ix, src, Options{FetchChunk: 50, ChunkBytes: 3 * per, BatchBytes: 1 << 30}).SyncToTip(context.Background())
+	if err != nil || tip.Height != 200 || tip.Hash != src.hashes[200] {
+		t.Fatalf("sync: tip %d %s, %v", tip.Height, tip.Hash, err)
+	}
+	total := 0
+	for i, n := range src.counts {
+		total += n
+		if i > 0 && (n < 1 || n > 4) {
+			t.Errorf("request %d asked for %d blocks of about %d bytes with ChunkBytes %d", i, n, per, 3*per)
+		}
+	}
+	if src.counts[0] != 50 || total != len(blocks) {
+		t.Errorf("requests %v: want a first chunk of FetchChunk and every block once", src.counts)
 	}
 }
 
