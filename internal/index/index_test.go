@@ -56,10 +56,11 @@ type synth struct {
 	utxos   []wire.OutPoint
 	values  map[wire.OutPoint]int64
 	prev    chainhash.Hash
+	maxTxs  int // spending transactions per block: 0 to maxTxs-1
 }
 
 func newSynth(seed uint64, genesis chainhash.Hash) *synth {
-	s := &synth{rng: rand.New(rand.NewPCG(seed, 1)), values: map[wire.OutPoint]int64{}, prev: genesis}
+	s := &synth{rng: rand.New(rand.NewPCG(seed, 1)), values: map[wire.OutPoint]int64{}, prev: genesis, maxTxs: 6}
 	for i := range 40 {
 		s.scripts = append(s.scripts, append([]byte{0x00, 0x14}, sha256Bytes([]byte{byte(i)})[:20]...))
 	}
@@ -110,7 +111,7 @@ func (s *synth) block(height int32) *chain.Block {
 		}
 	}
 	addOuts(cb)
-	ntx := s.rng.IntN(6)
+	ntx := s.rng.IntN(s.maxTxs)
 	for range ntx {
 		pool := &s.utxos
 		if s.rng.IntN(4) == 0 && len(pending) > 1 {
@@ -170,8 +171,15 @@ func genesisBlock(net *chain.Network) *chain.Block {
 }
 
 func makeChain(net *chain.Network, seed uint64, n int) []*chain.Block {
+	return makeWideChain(net, seed, n, 6)
+}
+
+// makeWideChain is makeChain with up to maxTxs-1 spending transactions
+// per block: above 16, blocks span several txid rows.
+func makeWideChain(net *chain.Network, seed uint64, n, maxTxs int) []*chain.Block {
 	blocks := []*chain.Block{genesisBlock(net)}
 	s := newSynth(seed, blocks[0].Hash)
+	s.maxTxs = maxTxs
 	for h := int32(1); h < int32(n); h++ {
 		b := s.block(h)
 		s.prev = b.Hash
@@ -273,18 +281,54 @@ func checkAgainstOracle(t *testing.T, ix *Index, o *naive.Result) {
 
 func TestConnectMatchesNaiveRecomputation(t *testing.T) {
 	net := regtest(t)
-	blocks := makeChain(net, 7, 400)
+	t.Run("narrow", func(t *testing.T) { testConnectMatchesNaive(t, net, makeChain(net, 7, 400)) })
+	// Blocks of up to 60 transactions span up to four txid rows.
+	t.Run("wide", func(t *testing.T) { testConnectMatchesNaive(t, net, makeWideChain(net, 7, 150, 60)) })
+}
+
+// TestTxidPastCounts: a reader whose tx counts are older than the rows it
+// reads (a block committed in between) still finds every txid, by seeking.
+func TestTxidPastCounts(t *testing.T) {
+	net := regtest(t)
+	blocks := makeWideChain(net, 3, 60, 60)
+	widest := 0
+	for _, b := range blocks {
+		widest = max(widest, len(b.Txs))
+	}
+	if widest <= 2*txidChunk {
+		t.Fatalf("widest block has %d transactions: too few to span three txid rows", widest)
+	}
+	db, ix := openIndex(t, net, 100)
+	connectAll(t, ix, blocks, 10)
+	var n uint64
+	for h, b := range blocks[1:] {
+		for i, tx := range b.Txs {
+			for _, counts := range [][]uint64{ix.txCounts, ix.txCounts[:h/2], nil} {
+				got, err := readTxid(db, counts, n)
+				if err != nil || !bytes.Equal(got, tx.TxID[:]) {
+					t.Fatalf("block %d tx %d (tx_num %d) with %d counts: %x, %v; want %s", h+1, i, n, len(counts), got, err, tx.TxID)
+				}
+			}
+			n++
+		}
+	}
+	if _, err := readTxid(db, nil, n); err == nil {
+		t.Errorf("tx_num %d past the tip: no error", n)
+	}
+}
+
+func testConnectMatchesNaive(t *testing.T, net *chain.Network, blocks []*chain.Block) {
 	_, ix := openIndex(t, net, 100)
 	connectAll(t, ix, blocks, 37)
 	tip := ix.Tip()
-	if tip.Height != 399 || tip.Hash != blocks[399].Hash {
+	if last := len(blocks) - 1; tip.Height != int32(last) || tip.Hash != blocks[last].Hash {
 		t.Fatalf("tip %d %s", tip.Height, tip.Hash)
 	}
 	checkAgainstOracle(t, ix, naive.Build(blocks))
 
 	// Every tx is found by txid at its height, and every block's txids
 	// come back in order.
-	for h := int32(1); h < int32(len(blocks)); h += 13 {
+	for h := int32(1); h < int32(len(blocks)); h += 7 {
 		ids, err := ix.BlockTxIDs(h)
 		if err != nil {
 			t.Fatal(err)
@@ -387,7 +431,11 @@ func TestSpender(t *testing.T) {
 // leaves exactly the rows of an index that only ever saw N-k blocks.
 func TestDisconnectRestoresState(t *testing.T) {
 	net := regtest(t)
-	blocks := makeChain(net, 11, 300)
+	t.Run("narrow", func(t *testing.T) { testDisconnectRestoresState(t, net, makeChain(net, 11, 300)) })
+	t.Run("wide", func(t *testing.T) { testDisconnectRestoresState(t, net, makeWideChain(net, 11, 120, 60)) })
+}
+
+func testDisconnectRestoresState(t *testing.T, net *chain.Network, blocks []*chain.Block) {
 	for _, depth := range []int{1, 6, 50} {
 		t.Run(itoa(depth), func(t *testing.T) {
 			db, ix := openIndex(t, net, 100)

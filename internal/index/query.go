@@ -51,12 +51,58 @@ func (ix *Index) view() view {
 
 func (v view) txid(n uint64) (chainhash.Hash, error) {
 	var h chainhash.Hash
-	b, err := v.r.Get(txidKey(n))
+	b, err := readTxid(v.r, v.counts, n)
 	if err != nil {
-		return h, fmt.Errorf("index: read txid of tx_num %d: %w", n, err)
+		return h, fmt.Errorf("index: %w", err)
 	}
 	copy(h[:], b)
 	return h, nil
+}
+
+// readTxid returns the txid of tx_num n as r holds it. counts locate its
+// txid row; a tx_num past them (a block committed after a view took its
+// counts) is found by a short backward seek instead, since its row is the
+// last one starting at or before it.
+func readTxid(r store.Reader, counts []uint64, n uint64) ([]byte, error) {
+	start, ok := txidChunkOf(counts, n)
+	var v []byte
+	var err error
+	if ok {
+		v, err = r.Get(txidKey(start))
+	} else {
+		start, v, err = lastTxidRow(r, n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read txid of tx_num %d: %w", n, err)
+	}
+	off := int(n-start) * txidLen
+	if len(v)%txidLen != 0 || off+txidLen > len(v) {
+		return nil, fmt.Errorf("read txid of tx_num %d: txid row %d holds %d bytes", n, start, len(v))
+	}
+	return v[off : off+txidLen], nil
+}
+
+// lastTxidRow returns the txid row with the greatest start at or below n
+// (a copy of its value).
+func lastTxidRow(r store.Reader, n uint64) (uint64, []byte, error) {
+	lo := n - min(n, txidChunk-1)
+	it, err := r.NewIter(&store.IterOptions{Lower: txidKey(lo), Upper: txidKey(n + 1)})
+	if err != nil {
+		return 0, nil, err
+	}
+	var start uint64
+	var v []byte
+	found := it.Last()
+	if found {
+		start, v = getTxNum(it.Key()[1:]), bytes.Clone(it.Value())
+	}
+	if err := it.Close(); err != nil {
+		return 0, nil, err
+	}
+	if !found {
+		return 0, nil, store.ErrNotFound
+	}
+	return start, v, nil
 }
 
 // History returns the confirmed history of a script in chain order. At
@@ -281,10 +327,13 @@ func (ix *Index) readBlockTxIDs(height int32) ([]chainhash.Hash, error) {
 	ids := make([]chainhash.Hash, 0, count)
 	end := first + uint64(count)
 	err := store.ScanRange(ix.db, txidKey(first), txidKey(end), func(k, val []byte) error {
-		if n := first + uint64(len(ids)); getTxNum(k[1:]) != n || len(val) != chainhash.HashSize {
-			return fmt.Errorf("index: txid row of tx_num %d missing or malformed (found tx_num %d)", n, getTxNum(k[1:]))
+		n := first + uint64(len(ids))
+		if got, want := getTxNum(k[1:]), min(txidChunk, end-n)*txidLen; got != n || uint64(len(val)) != want {
+			return fmt.Errorf("index: txid row of tx_num %d missing or malformed (found row %d of %d bytes)", n, got, len(val))
 		}
-		ids = append(ids, chainhash.Hash(val))
+		for i := 0; i < len(val); i += txidLen {
+			ids = append(ids, chainhash.Hash(val[i:i+txidLen]))
+		}
 		return nil
 	})
 	if err != nil {
@@ -305,7 +354,7 @@ func (ix *Index) LookupTx(txid chainhash.Hash) (txNum uint64, height int32, ok b
 
 func (v view) lookupTx(txid chainhash.Hash) (uint64, int32, bool, error) {
 	prefix := txLookupKey((*[32]byte)(&txid), 0)[:1+shortLen]
-	num, found, err := confirmTx(v.r, prefix, (*[32]byte)(&txid), nil)
+	num, found, err := confirmTx(v.r, v.counts, prefix, (*[32]byte)(&txid), nil)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("index: look up %s: %w", txid, err)
 	}
@@ -322,12 +371,12 @@ func (v view) lookupTx(txid chainhash.Hash) (uint64, int32, bool, error) {
 // its full txid row. It calls found, if not nil, with the matching row's
 // value, valid only during the call. Every txid-prefix lookup of the
 // index goes through here.
-func confirmTx(r store.Reader, prefix []byte, txid *[32]byte, found func(val []byte)) (num uint64, ok bool, err error) {
+func confirmTx(r store.Reader, counts []uint64, prefix []byte, txid *[32]byte, found func(val []byte)) (num uint64, ok bool, err error) {
 	err = r.Scan(prefix, func(k, val []byte) error {
 		n := getTxNum(k[len(prefix):])
-		full, err := r.Get(txidKey(n))
+		full, err := readTxid(r, counts, n)
 		if err != nil {
-			return fmt.Errorf("read txid of tx_num %d: %w", n, err)
+			return err
 		}
 		if !bytes.Equal(full, txid[:]) {
 			return nil
@@ -434,7 +483,7 @@ func (ix *Index) Output(txid chainhash.Hash, vout uint32) (hx chain.HashX, value
 	defer v.close()
 	key := (*[32]byte)(&txid)
 	prefix := outLookupKey(key, vout, 0)[:1+shortLen+voutLen]
-	fund, ok, err := confirmTx(v.r, prefix, key, func(val []byte) { copy(hx[:], val) })
+	fund, ok, err := confirmTx(v.r, v.counts, prefix, key, func(val []byte) { copy(hx[:], val) })
 	if err != nil {
 		return hx, 0, false, fmt.Errorf("index: output %s:%d: %w", txid, vout, err)
 	}

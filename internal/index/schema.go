@@ -8,5 +8,6 @@ package index
 // format, here and in schema_next.go.
 //
 // Version 2: spend rows keyed by funding tx_num (spendKey), packed undo
-// records (undoRecord).
-const SchemaVersion = 2
+// records (undoRecord). Version 3: txids in rows of 16 (txidKey), 6-byte
+// txid prefixes in the lookup rows (txLookupKey, outLookupKey).
+const SchemaVersion = 3

@@ -16,8 +16,7 @@ type spentOut struct {
 	fundTxNum uint64
 	vout      uint32
 	value     uint64
-	txid8     [shortLen]byte // not stored: Disconnect reads the full txid
-	spender   uint64         // tx_num of the spending transaction
+	spender   uint64 // tx_num of the spending transaction
 }
 
 // newOut is one indexed output a block created.

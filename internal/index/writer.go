@@ -307,6 +307,12 @@ func (w *Writer) Connect(blk *chain.Block) error {
 	}
 	txNum := w.tip.TxCount
 	if height > 0 {
+		// The txid rows and count go first: an input may spend an output
+		// of this block, and finding its txid needs both.
+		if err := w.setTxids(blk, txNum); err != nil {
+			return err
+		}
+		w.counts = append(w.counts, txNum+uint64(len(blk.Txs)))
 		for i := range blk.Txs {
 			if err := w.connectTx(&blk.Txs[i], txNum, undo); err != nil {
 				return fmt.Errorf("index: block %d tx %d (%s): %w", height, i, blk.Txs[i].TxID, err)
@@ -333,15 +339,29 @@ func (w *Writer) Connect(blk *chain.Block) error {
 		}
 	}
 	w.tip = Tip{Height: height, Hash: blk.Hash, TxCount: txNum}
-	w.counts = append(w.counts, txNum)
+	if height == 0 {
+		w.counts = append(w.counts, txNum)
+	}
+	return nil
+}
+
+// setTxids writes the txid rows of blk, whose first tx_num is first.
+func (w *Writer) setTxids(blk *chain.Block, first uint64) error {
+	for i := 0; i < len(blk.Txs); i += txidChunk {
+		end := min(i+txidChunk, len(blk.Txs))
+		v := make([]byte, 0, (end-i)*txidLen)
+		for j := i; j < end; j++ {
+			v = append(v, blk.Txs[j].TxID[:]...)
+		}
+		if err := w.set(txidKey(first+uint64(i)), v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 	txid := (*[32]byte)(&tx.TxID)
-	if err := w.set(txidKey(txNum), tx.TxID[:]); err != nil {
-		return err
-	}
 	if err := w.set(txLookupKey(txid, txNum), nil); err != nil {
 		return err
 	}
@@ -397,9 +417,7 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 			}
 		}
 		if undo != nil {
-			s := spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: value, spender: txNum}
-			copy(s.txid8[:], prev[:shortLen])
-			undo.spent = append(undo.spent, s)
+			undo.spent = append(undo.spent, spentOut{hashX: hx, fundTxNum: fund, vout: in.Prev.Index, value: value, spender: txNum})
 		}
 		if err := w.set(spendKey(prev, in.Prev.Index, fund), spender[:]); err != nil {
 			return err
@@ -435,7 +453,7 @@ func (w *Writer) connectTx(tx *chain.Tx, txNum uint64, undo *undoRecord) error {
 func (w *Writer) lookupOutpoint(txid *[32]byte, vout uint32) (uint64, chain.HashX, error) {
 	prefix := outLookupKey(txid, vout, 0)[:1+shortLen+voutLen]
 	var hx chain.HashX
-	fund, found, err := confirmTx(w.r, prefix, txid, func(val []byte) { copy(hx[:], val) })
+	fund, found, err := confirmTx(w.r, w.counts, prefix, txid, func(val []byte) { copy(hx[:], val) })
 	if err != nil {
 		return 0, hx, err
 	}
@@ -483,9 +501,9 @@ func (w *Writer) Disconnect() error {
 	// Outputs the block created: remove their rows (any spent ones were
 	// spent in this block and are restored and removed below).
 	for _, c := range undo.created {
-		txid, err := w.b.Get(txidKey(c.txNum))
+		txid, err := readTxid(w.b, w.counts, c.txNum)
 		if err != nil {
-			return fmt.Errorf("index: read txid %d: %w", c.txNum, err)
+			return fmt.Errorf("index: %w", err)
 		}
 		if err := w.del(utxoKey(c.hashX, c.txNum, c.vout)); err != nil {
 			return err
@@ -503,9 +521,9 @@ func (w *Writer) Disconnect() error {
 	for i := len(undo.spent) - 1; i >= 0; i-- {
 		s := undo.spent[i]
 		var txid [32]byte
-		full, err := w.b.Get(txidKey(s.fundTxNum))
+		full, err := readTxid(w.b, w.counts, s.fundTxNum)
 		if err != nil {
-			return fmt.Errorf("index: read txid %d: %w", s.fundTxNum, err)
+			return fmt.Errorf("index: %w", err)
 		}
 		copy(txid[:], full)
 		if err := w.del(historyKey(s.hashX, s.spender)); err != nil {
@@ -525,15 +543,20 @@ func (w *Writer) Disconnect() error {
 			return err
 		}
 	}
-	for n := first; n < last; n++ {
-		txid, err := w.b.Get(txidKey(n))
+	for start := first; start < last; start += txidChunk {
+		ids, err := w.b.Get(txidKey(start))
 		if err != nil {
-			return fmt.Errorf("index: read txid %d: %w", n, err)
+			return fmt.Errorf("index: read txid row %d: %w", start, err)
 		}
-		if err := w.del(txLookupKey((*[32]byte)(txid), n)); err != nil {
-			return err
+		if uint64(len(ids)) != min(txidChunk, last-start)*txidLen {
+			return fmt.Errorf("index: txid row %d holds %d bytes", start, len(ids))
 		}
-		if err := w.del(txidKey(n)); err != nil {
+		for i := 0; i < len(ids); i += txidLen {
+			if err := w.del(txLookupKey((*[32]byte)(ids[i:i+txidLen]), start+uint64(i/txidLen))); err != nil {
+				return err
+			}
+		}
+		if err := w.del(txidKey(start)); err != nil {
 			return err
 		}
 	}
