@@ -3,6 +3,7 @@ package builder_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -196,6 +197,9 @@ func measureSize(b *testing.B, db *store.DB) indexSize {
 	// wait until the directory holds only live ones.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		files, err := store.ListFiles(db.Dir())
+		if errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline) {
+			continue // a table deleted between listing and stat
+		}
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/chainsync"
+	"amber/internal/config"
 	"amber/internal/index"
 	"amber/internal/store"
 	"amber/internal/testenv"
@@ -41,8 +44,11 @@ const (
 // and compactions over those written by flushes, the checkpoint's flush
 // included, its full compaction not); at each checkpoint, after a
 // flush and a full compaction (not timed: a builder does it before
-// publishing a snapshot), the SST bytes per transaction. The block file is
-// kept in the repository's bench cache, so later runs skip generating it.
+// publishing a snapshot), the SST bytes per transaction. The index runs as
+// amber build does at the default CACHE_MB (block cache, UTXO cache and
+// batch sizes from config.SplitCache) with mainnet's REORG_LIMIT. The
+// block file is kept in the repository's bench cache, so later runs skip
+// generating it.
 func BenchmarkScaling(b *testing.B) {
 	points := []int64{1_000_000, 5_000_000, 20_000_000}
 	if v := os.Getenv(scaleTxsEnv); v != "" {
@@ -64,6 +70,7 @@ func BenchmarkScaling(b *testing.B) {
 		seed = s
 	}
 	net, _ := chain.Lookup("Bitcoin", "regtest")
+	mainnet, _ := chain.Lookup("Bitcoin", "mainnet")
 	path := mainnetFile(b, chaingen.MainnetSpec{Seed: seed, Txs: int(points[len(points)-1])})
 	bf, err := chaingen.OpenBlockFile(path, net)
 	if err != nil {
@@ -71,40 +78,54 @@ func BenchmarkScaling(b *testing.B) {
 	}
 	defer bf.Close()
 	st, _ := os.Stat(path)
-	b.Logf("block file %s: %d blocks, %d transactions, %d bytes", filepath.Base(path), bf.Height(), bf.TxsTo(bf.Height()), st.Size())
+	logf("block file %s: %d blocks, %d transactions, %d bytes", filepath.Base(path), bf.Height(), bf.TxsTo(bf.Height()), st.Size())
 
 	for b.Loop() {
-		dir := b.TempDir()
-		db, err := store.Open(dir, store.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ix, err := index.Open(db, net, index.Options{})
+		// amber build's memory budget at the default CACHE_MB, and
+		// mainnet's REORG_LIMIT: undo records for the last 200 blocks,
+		// not regtest's 8,000 (more than this whole chain).
+		split := config.SplitCache(config.DefaultCacheMB)
+		db, ix, err := index.OpenDir(b.TempDir(), split.BlockCache, net,
+			index.Options{UTXOCacheBytes: split.UTXOCache, ReorgLimit: mainnet.ReorgLimit})
 		if err != nil {
 			b.Fatal(err)
 		}
 		var prevTxs int64
 		var prevM store.Metrics
+		var prevC index.CacheStats
 		for i, p := range points {
 			tip := bf.HeightForTxs(p)
 			// The generator's freed heap must not count in the peak.
 			debug.FreeOSMemory()
 			resetPeakRSS(b)
+			heap := watchHeap()
+			profiled := false
 			cpu0 := cpuTime(b)
 			start := time.Now()
-			got, err := chainsync.New(ix, bf.Source(tip), chainsync.Options{}).SyncToTip(context.Background())
+			got, err := chainsync.New(ix, bf.Source(tip), chainsync.Options{BatchBytes: split.Batch, Progress: func(pr chainsync.Progress) {
+				// AMBER_SCALE_HEAPPROFILE: the live heap halfway through each segment.
+				if dir := os.Getenv("AMBER_SCALE_HEAPPROFILE"); dir != "" && !profiled && int64(pr.Txs) >= (p-prevTxs)/2 {
+					profiled = true
+					writeHeapProfile(b, filepath.Join(dir, "heap-"+txLabel(p)+".pprof"))
+				}
+			}}).SyncToTip(context.Background())
 			if err != nil {
 				b.Fatal(err)
 			}
 			took := time.Since(start)
 			cpu := cpuTime(b) - cpu0
 			rss := peakRSS(b)
+			heapPeak, livePeak := heap()
 			// The flush a checkpoint makes anyway, so that the segment's
 			// rows count as flushed bytes.
 			if err := db.Flush(); err != nil {
 				b.Fatal(err)
 			}
 			m := db.Metrics()
+			cs := ix.CacheStats()
+			lookups := float64(cs.Hits + cs.Misses - prevC.Hits - prevC.Misses)
+			hit := float64(cs.Hits-prevC.Hits) / max(1, lookups)
+			prevC = cs
 			flushed := float64(m.FlushedBytes - prevM.FlushedBytes)
 			wamp := (flushed + float64(m.CompactedBytes-prevM.CompactedBytes)) / flushed
 			txs := int64(got.TxCount)
@@ -123,16 +144,18 @@ func BenchmarkScaling(b *testing.B) {
 			b.ReportMetric(float64(size.sstBytes)/float64(txs), label+"-sst-bytes/tx")
 			b.ReportMetric(float64(size.sstBytes)/(1<<20), label+"-sst-MiB")
 			b.ReportMetric(float64(rss)/(1<<20), label+"-peak-RSS-MiB")
+			b.ReportMetric(float64(heapPeak)/(1<<20), label+"-peak-Go-heap-MiB")
 			b.ReportMetric(wamp, label+"-write-amp")
+			b.ReportMetric(hit, label+"-utxo-cache-hit-ratio")
 			for _, ps := range size.prefixes {
 				if ps.Name == "spend index" || ps.Name == "history" || ps.Name == "undo" {
 					b.ReportMetric(float64(ps.SSTBytes)/float64(txs), label+"-sst-"+strings.ReplaceAll(ps.Name, " ", "-")+"-bytes/tx")
 				}
 			}
-			b.Logf("segment %d to %s (height %d, %d tx): %.0f tx/s over %s using %s of CPU, peak RSS %d MiB, write amplification %.2f; full compaction %s, SST %d bytes, %.1f bytes/tx",
-				i+1, label, got.Height, txs, rate, took.Round(time.Second), cpu.Round(time.Second), rss>>20, wamp, compactT.Round(time.Second), size.sstBytes, float64(size.sstBytes)/float64(txs))
+			logf("segment %d to %s (height %d, %d tx): %.0f tx/s over %s using %s of CPU, peak RSS %d MiB (Go heap %d MiB, %d MiB live after a GC), write amplification %.2f, UTXO cache hit ratio %.3f; full compaction %s, SST %d bytes, %.1f bytes/tx",
+				i+1, label, got.Height, txs, rate, took.Round(time.Second), cpu.Round(time.Second), rss>>20, heapPeak>>20, livePeak>>20, wamp, hit, compactT.Round(time.Second), size.sstBytes, float64(size.sstBytes)/float64(txs))
 			for _, ps := range size.prefixes {
-				b.Logf("  %-16s %12d SST bytes, %.1f per tx", ps.Name, ps.SSTBytes, float64(ps.SSTBytes)/float64(txs))
+				logf("  %-16s %12d SST bytes, %.1f per tx", ps.Name, ps.SSTBytes, float64(ps.SSTBytes)/float64(txs))
 			}
 		}
 		if err := db.Close(); err != nil {
@@ -181,7 +204,7 @@ func mainnetFile(b *testing.B, spec chaingen.MainnetSpec) string {
 	stats, err := chaingen.WriteMainnet(f, spec, func(s chaingen.MainnetStats) {
 		if time.Since(last) > 30*time.Second {
 			last = time.Now()
-			b.Logf("generating %s: %d of %d transactions, %.0f tx/s", filepath.Base(path), s.Txs, spec.Txs, float64(s.Txs)/time.Since(start).Seconds())
+			logf("generating %s: %d of %d transactions, %.0f tx/s", filepath.Base(path), s.Txs, spec.Txs, float64(s.Txs)/time.Since(start).Seconds())
 		}
 	})
 	if err == nil {
@@ -197,8 +220,15 @@ func mainnetFile(b *testing.B, spec chaingen.MainnetSpec) string {
 		os.Remove(tmp)
 		b.Fatal(err)
 	}
-	b.Logf("generated %s in %s: %+v", filepath.Base(path), time.Since(start).Round(time.Second), stats)
+	logf("generated %s in %s: %+v", filepath.Base(path), time.Since(start).Round(time.Second), stats)
 	return path
+}
+
+// logf prints a progress line to stderr, indented as a test log is. The
+// testing package keeps only the first ten lines a benchmark logs, and a
+// scaling run has more than that.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "    "+format+"\n", args...)
 }
 
 // cpuTime returns the user and system CPU time this process has used.
@@ -214,6 +244,48 @@ func cpuTime(b *testing.B) time.Duration {
 func resetPeakRSS(b *testing.B) {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		b.Fatalf("reset peak RSS: %v", err)
+	}
+}
+
+// watchHeap samples the Go heap until the returned function is called,
+// which reports the peak bytes of heap objects (what the Go part of the
+// RSS follows) and the peak live heap after a GC (what the GC must keep).
+// The rest of the RSS is Pebble's block cache and memtables, allocated
+// outside the Go heap.
+func watchHeap() func() (heap, live uint64) {
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	var heap, live uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(samples)
+			heap, live = max(heap, samples[0].Value.Uint64()), max(live, samples[1].Value.Uint64())
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(stop)
+		<-done
+		return heap, live
+	}
+}
+
+// writeHeapProfile writes the live heap's allocation sites to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
 	}
 }
 
