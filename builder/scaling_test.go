@@ -32,6 +32,9 @@ const (
 	scaleTxsEnv = "AMBER_SCALE_TXS"
 	// scaleSeedEnv seeds the chain (default 1).
 	scaleSeedEnv = "AMBER_SCALE_SEED"
+	// scaleCacheEnv is the CACHE_MB the index runs with (default
+	// config.DefaultCacheMB).
+	scaleCacheEnv = "AMBER_SCALE_CACHE_MB"
 )
 
 // BenchmarkScaling measures the index's scaling curve on a mainnet-shaped
@@ -45,8 +48,9 @@ const (
 // included, its full compaction not); at each checkpoint, after a
 // flush and a full compaction (not timed: a builder does it before
 // publishing a snapshot), the SST bytes per transaction. The index runs as
-// amber build does at the default CACHE_MB (block cache, UTXO cache and
-// batch sizes from config.SplitCache) with mainnet's REORG_LIMIT. The
+// amber build does at the default CACHE_MB or AMBER_SCALE_CACHE_MB (block
+// cache, UTXO cache and batch sizes from config.SplitCache) with mainnet's
+// REORG_LIMIT. The
 // block file is kept in the repository's bench cache, so later runs skip
 // generating it.
 func BenchmarkScaling(b *testing.B) {
@@ -69,6 +73,14 @@ func BenchmarkScaling(b *testing.B) {
 		}
 		seed = s
 	}
+	cacheMB := config.DefaultCacheMB
+	if v := os.Getenv(scaleCacheEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 {
+			b.Fatalf("%s=%q: want MiB, at least 16", scaleCacheEnv, v)
+		}
+		cacheMB = n
+	}
 	net, _ := chain.Lookup("Bitcoin", "regtest")
 	mainnet, _ := chain.Lookup("Bitcoin", "mainnet")
 	path := mainnetFile(b, chaingen.MainnetSpec{Seed: seed, Txs: int(points[len(points)-1])})
@@ -81,10 +93,10 @@ func BenchmarkScaling(b *testing.B) {
 	logf("block file %s: %d blocks, %d transactions, %d bytes", filepath.Base(path), bf.Height(), bf.TxsTo(bf.Height()), st.Size())
 
 	for b.Loop() {
-		// amber build's memory budget at the default CACHE_MB, and
-		// mainnet's REORG_LIMIT: undo records for the last 200 blocks,
-		// not regtest's 8,000 (more than this whole chain).
-		split := config.SplitCache(config.DefaultCacheMB)
+		// amber build's memory budget at CACHE_MB, and mainnet's
+		// REORG_LIMIT: undo records for the last 200 blocks, not
+		// regtest's 8,000 (more than this whole chain).
+		split := config.SplitCache(cacheMB)
 		db, ix, err := index.OpenDir(b.TempDir(), split.BlockCache, net,
 			index.Options{UTXOCacheBytes: split.UTXOCache, ReorgLimit: mainnet.ReorgLimit})
 		if err != nil {
