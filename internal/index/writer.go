@@ -55,8 +55,12 @@ type Writer struct {
 }
 
 // freshEntryBytes is what one output created in the batch holds until
-// Commit: its map entry and the two rows it will write.
-const freshEntryBytes = 160
+// Commit: its map entry and the two rows it will write. spentEntryBytes
+// is a spentOld entry: a 36-byte outpoint in a map slot.
+const (
+	freshEntryBytes = 160
+	spentEntryBytes = 64
+)
 
 type freshOut struct {
 	txNum uint64
@@ -105,8 +109,9 @@ func (ix *Index) NewWriter() (*Writer, error) {
 // NewBulkWriter is NewWriter for a bulk sync, which only connects blocks:
 // its batch is write-only, which saves the sorted index Pebble keeps of
 // a readable batch's every write (the largest cost of indexing in the
-// profiles). Outputs created in the batch are found in memory, the rest
-// in the DB. Disconnect fails on it.
+// profiles), and hands its writes to Pebble in key order at commit
+// (store.NewSortedBatch). Outputs created in the batch are found in
+// memory, the rest in the DB. Disconnect fails on it.
 func (ix *Index) NewBulkWriter() (*Writer, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -115,15 +120,18 @@ func (ix *Index) NewBulkWriter() (*Writer, error) {
 	}
 	ix.writing = true
 	n := len(ix.txCounts)
-	return &Writer{ix: ix, b: ix.db.NewBatch(), r: ix.db, tip: ix.tip, counts: ix.txCounts[:n:n], bulk: true}, nil
+	return &Writer{ix: ix, b: ix.db.NewSortedBatch(), r: ix.db, tip: ix.tip, counts: ix.txCounts[:n:n], bulk: true}, nil
 }
 
 // Tip is the tip as of the blocks applied so far in this batch.
 func (w *Writer) Tip() Tip { return w.tip }
 
-// Size is the memory the writer holds in bytes: the batch, and the
-// outputs created in it whose rows Commit writes. Callers commit by it.
-func (w *Writer) Size() int { return w.b.Size() + len(w.fresh)*freshEntryBytes }
+// Size is the memory the writer holds in bytes: the batch as it will be
+// held once committed, the outputs created in it whose rows Commit
+// writes, and the committed outputs it spent. Callers commit by it.
+func (w *Writer) Size() int {
+	return w.b.CommitBytes() + len(w.fresh)*freshEntryBytes + len(w.spentOld)*spentEntryBytes
+}
 
 // SetDaemonTip tells the writer the daemon's tip, so that Connect writes
 // no undo record for blocks REORG_LIMIT or more below it: a reorg that
@@ -212,7 +220,7 @@ func (w *Writer) CommitNext(sync bool) (*Writer, error) {
 		done <- err
 	}()
 	// The index stays marked as written: the new writer owns it now.
-	next := &Writer{ix: w.ix, b: w.ix.db.NewBatch(), r: w.ix.db, tip: w.tip,
+	next := &Writer{ix: w.ix, b: w.ix.db.NewSortedBatch(), r: w.ix.db, tip: w.tip,
 		counts: w.counts[:len(w.counts):len(w.counts)], bulk: true, undoFrom: w.undoFrom, pending: done}
 	if w.touched != nil {
 		next.CollectTouched()

@@ -24,9 +24,10 @@ const (
 // Batch is not safe for concurrent use. Close it when done, committed or
 // not; iterators over it must be closed first.
 type Batch struct {
-	db    *DB
-	b     *pebble.Batch
-	state batchState
+	db     *DB
+	b      *pebble.Batch
+	sorted *sortedWrites // NewSortedBatch's writes until Commit; b is nil till then
+	state  batchState
 }
 
 var _ Reader = (*Batch)(nil)
@@ -45,6 +46,9 @@ func (b *Batch) Set(key, value []byte) error {
 	if err := b.writable(); err != nil {
 		return err
 	}
+	if b.sorted != nil {
+		return b.sorted.add(key, value, false)
+	}
 	if err := b.b.Set(key, value, nil); err != nil {
 		return fmt.Errorf("batch set %x: %w", key, err)
 	}
@@ -55,6 +59,9 @@ func (b *Batch) Set(key, value []byte) error {
 func (b *Batch) Delete(key []byte) error {
 	if err := b.writable(); err != nil {
 		return err
+	}
+	if b.sorted != nil {
+		return b.sorted.add(key, nil, true)
 	}
 	if err := b.b.Delete(key, nil); err != nil {
 		return fmt.Errorf("batch delete %x: %w", key, err)
@@ -68,6 +75,9 @@ func (b *Batch) DeleteRange(start, end []byte) error {
 	if err := b.writable(); err != nil {
 		return err
 	}
+	if b.sorted != nil {
+		return errSortedRange
+	}
 	if err := b.b.DeleteRange(start, end, nil); err != nil {
 		return fmt.Errorf("batch delete range [%x, %x): %w", start, end, err)
 	}
@@ -76,6 +86,9 @@ func (b *Batch) DeleteRange(start, end []byte) error {
 
 // Len is the number of writes (Set, Delete, DeleteRange) in the batch.
 func (b *Batch) Len() int {
+	if b.sorted != nil {
+		return len(b.sorted.ents)
+	}
 	if b.b == nil {
 		return 0
 	}
@@ -85,11 +98,31 @@ func (b *Batch) Len() int {
 // Size is the batch's encoded size in bytes, for callers that commit when
 // a batch reaches a byte budget. An empty batch has a small fixed size.
 func (b *Batch) Size() int {
+	if b.sorted != nil {
+		return b.sorted.bytes
+	}
 	if b.b == nil {
 		return 0
 	}
 	return b.b.Len()
 }
+
+// CommitBytes is the memory the batch holds from its commit until Pebble
+// has flushed it: its encoded writes, plus, for a batch large enough to
+// be committed as its own memtable, Pebble's sorted index of them (16
+// bytes a write).
+func (b *Batch) CommitBytes() int {
+	if b.sorted != nil {
+		return b.sorted.size()
+	}
+	if b.b == nil {
+		return 0
+	}
+	return b.b.Len() + int(b.b.Count())*flushableEntryBytes
+}
+
+// flushableEntryBytes is the size of Pebble's flushableBatchEntry.
+const flushableEntryBytes = 16
 
 // Indexed reports whether the batch can be read (it came from
 // NewIndexedBatch).
@@ -111,6 +144,13 @@ func (b *Batch) Commit(sync bool) error {
 		return ErrReadOnly
 	}
 	b.state = batchCommitted
+	if b.sorted != nil {
+		pb, err := b.sorted.build(b.db)
+		if err != nil {
+			return fmt.Errorf("commit sorted batch of %d writes: %w", len(b.sorted.ents), err)
+		}
+		b.b, b.sorted = pb, nil
+	}
 	wo := pebble.NoSync
 	if sync && !b.db.disableWAL {
 		wo = pebble.Sync
@@ -128,6 +168,10 @@ func (b *Batch) Close() error {
 		return nil
 	}
 	b.state = batchClosed
+	b.sorted = nil
+	if b.b == nil {
+		return nil
+	}
 	err := b.b.Close()
 	b.b = nil
 	if err != nil {
@@ -143,7 +187,7 @@ func (b *Batch) readable() error {
 		return ErrClosed
 	case b.state == batchCommitted:
 		return ErrBatchDone
-	case !b.b.Indexed():
+	case !b.Indexed():
 		return ErrNotIndexed
 	case b.db.closed.Load():
 		return ErrClosed

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestSortedBatchMatchesBatch: a sorted batch leaves the DB exactly as a
+// plain batch given the same writes: overwrites and deletes of one key
+// keep the last, keys sharing their first 8 bytes or shorter than 8 sort
+// by the whole key, values larger than a chunk survive.
+func TestSortedBatchMatchesBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	type write struct {
+		key, value []byte
+		del        bool
+	}
+	var writes []write
+	key := func() []byte {
+		switch rng.IntN(4) {
+		case 0: // a few short keys
+			return []byte{byte('a' + rng.IntN(3))}
+		case 1: // a shared 8-byte prefix: only the tail differs
+			return fmt.Appendf(nil, "sharedpf%03d", rng.IntN(50))
+		default:
+			k := make([]byte, 1+rng.IntN(20))
+			for i := range k {
+				k[i] = byte(rng.IntN(4)) // few distinct bytes: many equal abbreviations
+			}
+			return k
+		}
+	}
+	for range 5000 {
+		w := write{key: key(), del: rng.IntN(5) == 0}
+		if !w.del {
+			w.value = fmt.Appendf(nil, "v%d", rng.Int())
+		}
+		writes = append(writes, w)
+	}
+	writes = append(writes, write{key: []byte("big"), value: bytes.Repeat([]byte{7}, 3<<20)})
+	writes = append(writes, write{key: []byte("empty"), value: []byte{}})
+
+	apply := func(db *DB, b *Batch) {
+		t.Helper()
+		defer b.Close()
+		for _, w := range writes {
+			var err error
+			if w.del {
+				err = b.Delete(w.key)
+			} else {
+				err = b.Set(w.key, w.value)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain, sorted := openMem(t), openMem(t)
+	// Both start with keys the batch deletes or overwrites.
+	for _, db := range []*DB{plain, sorted} {
+		put(t, db, "a", "old", "sharedpf001", "old", "zz", "kept")
+	}
+	apply(plain, plain.NewBatch())
+	apply(sorted, sorted.NewSortedBatch())
+	want, got := dump(t, plain), dump(t, sorted)
+	if !slices.Equal(got, want) {
+		t.Fatalf("sorted batch gave %d keys, plain batch %d; first difference: %s", len(got), len(want), firstDiff(got, want))
+	}
+	if len(want) < 100 {
+		t.Fatalf("only %d keys: the case is too small to mean anything", len(want))
+	}
+}
+
+func TestSortedBatchRefusesRange(t *testing.T) {
+	db := openMem(t)
+	b := db.NewSortedBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte("a"), []byte("b")); err == nil {
+		t.Fatal("DeleteRange on a sorted batch succeeded")
+	}
+	if _, err := b.Get([]byte("a")); err == nil {
+		t.Fatal("Get on a sorted batch succeeded")
+	}
+}
+
+// TestRadixSortStable: entries come out ordered by abbreviation, and
+// equal abbreviations keep their order.
+func TestRadixSortStable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ents := make([]sortedEnt, 20000)
+	for i := range ents {
+		ents[i] = sortedEnt{abbrev: rng.Uint64N(500) << (8 * rng.UintN(8)), at: uint32(i)}
+	}
+	want := slices.Clone(ents)
+	slices.SortStableFunc(want, func(a, b sortedEnt) int {
+		switch {
+		case a.abbrev < b.abbrev:
+			return -1
+		case a.abbrev > b.abbrev:
+			return 1
+		}
+		return 0
+	})
+	if got := radixSort(ents); !slices.Equal(got, want) {
+		t.Fatal("radix sort differs from a stable sort")
+	}
+}
