@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"amber/builder"
 	"amber/internal/chain"
 	"amber/internal/chainsync"
 	"amber/internal/config"
@@ -92,6 +93,12 @@ func BenchmarkScaling(b *testing.B) {
 	st, _ := os.Stat(path)
 	logf("block file %s: %d blocks, %d transactions, %d bytes", filepath.Base(path), bf.Height(), bf.TxsTo(bf.Height()), st.Size())
 
+	// amber build's Go memory limit (GOMEMLIMIT=off measures without).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := builder.MemoryLimit(cacheMB)
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+		logf("Go memory limit %d MiB at CACHE_MB=%d", limit>>20, cacheMB)
+	}
 	for b.Loop() {
 		// amber build's memory budget at CACHE_MB, and mainnet's
 		// REORG_LIMIT: undo records for the last 200 blocks, not

@@ -69,6 +69,19 @@ const (
 	DefaultMemTableSize = 64 << 20
 )
 
+// memTableStopWrites is how many memtables may be queued before writes
+// wait for flushes.
+const memTableStopWrites = 4
+
+// MaxMemTableBytes is the most memory memtables of size bytes (zero:
+// DefaultMemTableSize) hold at once.
+func MaxMemTableBytes(size int64) int64 {
+	if size == 0 {
+		size = DefaultMemTableSize
+	}
+	return size * memTableStopWrites
+}
+
 // maxMemTableSize is Pebble's limit on one memtable.
 const maxMemTableSize = 4<<30 - 1
 
@@ -172,7 +185,7 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 	po := &pebble.Options{
 		CacheSize:                   cacheSize,
 		MemTableSize:                uint64(memTableSize),
-		MemTableStopWritesThreshold: 4,
+		MemTableStopWritesThreshold: memTableStopWrites,
 		DisableWAL:                  opts.DisableWAL,
 		ReadOnly:                    opts.ReadOnly,
 		ErrorIfNotExists:            opts.ReadOnly,
