@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -34,13 +35,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*path, *txs); err != nil {
+	if err := run(*path, *txs, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "histpack:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string, txs int64) error {
+func run(path string, txs int64, out io.Writer) error {
 	net, _ := chain.Lookup("Bitcoin", "regtest")
 	bf, err := chaingen.OpenBlockFile(path, net)
 	if err != nil {
@@ -124,14 +125,14 @@ func run(path string, txs int64) error {
 		return n
 	}
 	per := func(n int) float64 { return float64(n) / float64(txNum) }
-	fmt.Printf("%d transactions (coinbases included), %d scripts, %d history entries (%.2f per tx, %.2f per script)\n",
+	fmt.Fprintf(out, "%d transactions (coinbases included), %d scripts, %d history entries (%.2f per tx, %.2f per script)\n",
 		txNum, len(hist), entries, float64(entries)/float64(txNum), float64(entries)/float64(len(hist)))
 	for _, r := range []struct {
 		name string
 		b    []byte
 	}{{"one key per entry (hashX, tx_num)", flat.Bytes()}, {"a row per script, 5-byte tx_nums", packed5.Bytes()},
 		{"a row per script, uvarint deltas", packedDelta.Bytes()}} {
-		fmt.Printf("%-36s raw %5.1f bytes/tx, zstd %5.1f\n", r.name, per(len(r.b)), per(zstdBytes(r.b)))
+		fmt.Fprintf(out, "%-36s raw %5.1f bytes/tx, zstd %5.1f\n", r.name, per(len(r.b)), per(zstdBytes(r.b)))
 	}
 	return nil
 }
