@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -98,14 +100,25 @@ func (s *sortedWrites) size() int { return s.bytes + len(s.ents)*sortedEntryByte
 // by their position, which sorting would lose.
 func (s *sortedWrites) build(d *DB) (*pebble.Batch, error) {
 	ents := radixSort(s.ents)
-	// Keys sharing their first 8 bytes: order by the whole key. The radix
-	// sort is stable, so writes to one key stay in the order made.
+	// Keys sharing their first 8 bytes (one script's rows, one
+	// transaction's outputs): order by the whole key, then by when the
+	// write was made (at grows with it), so writes to one key keep their
+	// order. A busy script's outputs come in map order and can run to
+	// thousands: an insertion sort only for short runs.
 	for i := 0; i < len(ents); {
 		j := i + 1
 		for j < len(ents) && ents[j].abbrev == ents[i].abbrev {
 			j++
 		}
-		if j-i > 1 {
+		switch {
+		case j-i > 16:
+			slices.SortFunc(ents[i:j], func(a, b sortedEnt) int {
+				if c := bytes.Compare(s.key(&a), s.key(&b)); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.at, b.at)
+			})
+		case j-i > 1:
 			s.insertionSort(ents[i:j])
 		}
 		i = j

@@ -40,6 +40,12 @@ func TestSortedBatchMatchesBatch(t *testing.T) {
 		}
 		writes = append(writes, w)
 	}
+	// A busy script's rows: thousands of keys sharing 8 bytes, in random
+	// order, some written twice.
+	for range 3000 {
+		w := write{key: fmt.Appendf(nil, "busyscr:%05d", rng.IntN(2500)), value: fmt.Appendf(nil, "b%d", rng.Int())}
+		writes = append(writes, w)
+	}
 	writes = append(writes, write{key: []byte("big"), value: bytes.Repeat([]byte{7}, 3<<20)})
 	writes = append(writes, write{key: []byte("empty"), value: []byte{}})
 
