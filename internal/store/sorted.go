@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -58,7 +59,7 @@ func (d *DB) NewSortedBatch() *Batch {
 
 func (s *sortedWrites) add(key, value []byte, del bool) error {
 	if len(key) > 0xffff {
-		return pebble.ErrBatchTooLarge
+		return fmt.Errorf("store: a key of %d bytes: a sorted batch takes keys of up to 65,535", len(key))
 	}
 	need := len(key) + binary.MaxVarintLen32 + len(value)
 	n := len(s.chunks)
@@ -96,30 +97,25 @@ func (s *sortedWrites) value(e *sortedEnt) []byte {
 func (s *sortedWrites) size() int { return s.bytes + len(s.ents)*sortedEntryBytes }
 
 // build sorts the writes and returns them as a Pebble batch. Of writes to
-// one key only the last is kept: Pebble orders a batch's writes to a key
-// by their position, which sorting would lose.
+// one key only the last is passed on: it is the one Pebble would keep.
 func (s *sortedWrites) build(d *DB) (*pebble.Batch, error) {
 	ents := radixSort(s.ents)
 	// Keys sharing their first 8 bytes (one script's rows, one
-	// transaction's outputs): order by the whole key, then by when the
-	// write was made (at grows with it), so writes to one key keep their
-	// order. A busy script's outputs come in map order and can run to
-	// thousands: an insertion sort only for short runs.
+	// transaction's outputs; a busy script's arrive in map order and can
+	// run to thousands): order by the whole key, then by when the write
+	// was made (at grows with it), so writes to one key keep their order.
 	for i := 0; i < len(ents); {
 		j := i + 1
 		for j < len(ents) && ents[j].abbrev == ents[i].abbrev {
 			j++
 		}
-		switch {
-		case j-i > 16:
+		if j-i > 1 {
 			slices.SortFunc(ents[i:j], func(a, b sortedEnt) int {
 				if c := bytes.Compare(s.key(&a), s.key(&b)); c != 0 {
 					return c
 				}
 				return cmp.Compare(a.at, b.at)
 			})
-		case j-i > 1:
-			s.insertionSort(ents[i:j])
 		}
 		i = j
 	}
@@ -143,16 +139,6 @@ func (s *sortedWrites) build(d *DB) (*pebble.Batch, error) {
 		}
 	}
 	return pb, nil
-}
-
-// insertionSort orders ents, which share their abbreviated keys, by
-// whole key, keeping the order of equal keys.
-func (s *sortedWrites) insertionSort(ents []sortedEnt) {
-	for i := 1; i < len(ents); i++ {
-		for j := i; j > 0 && bytes.Compare(s.key(&ents[j-1]), s.key(&ents[j])) > 0; j-- {
-			ents[j-1], ents[j] = ents[j], ents[j-1]
-		}
-	}
 }
 
 // radixSort sorts ents by abbrev, stably: least significant byte first,
