@@ -1,6 +1,9 @@
 package builder
 
 import (
+	"os"
+	"runtime/debug"
+
 	"amber/internal/config"
 	"amber/internal/store"
 )
@@ -25,7 +28,20 @@ func MemoryLimit(mb int) int64 {
 	split := config.SplitCache(mb)
 	limit := split.UTXOCache + 2*int64(split.Batch) + syncHeapOverhead
 	if !store.PebbleOffHeap {
-		limit += split.BlockCache + store.MaxMemTableBytes(0)
+		limit += split.BlockCache + store.MaxMemTableBytes
 	}
 	return limit
+}
+
+// ApplyMemoryLimit sets MemoryLimit(mb) as the runtime's limit unless the
+// operator set GOMEMLIMIT, which the runtime has applied already. It
+// returns the limit set (0 for none) and a func that restores the one
+// before.
+func ApplyMemoryLimit(mb int) (limit int64, restore func()) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0, func() {}
+	}
+	limit = MemoryLimit(mb)
+	prev := debug.SetMemoryLimit(limit)
+	return limit, func() { debug.SetMemoryLimit(prev) }
 }

@@ -94,9 +94,8 @@ func BenchmarkScaling(b *testing.B) {
 	logf("block file %s: %d blocks, %d transactions, %d bytes", filepath.Base(path), bf.Height(), bf.TxsTo(bf.Height()), st.Size())
 
 	// amber build's Go memory limit (GOMEMLIMIT=off measures without).
-	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := builder.MemoryLimit(cacheMB)
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+	if limit, restore := builder.ApplyMemoryLimit(cacheMB); limit > 0 {
+		defer restore()
 		logf("Go memory limit %d MiB at CACHE_MB=%d", limit>>20, cacheMB)
 	}
 	for b.Loop() {

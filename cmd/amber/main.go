@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,11 +114,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // runBuild runs the builder beside the metrics and health listener.
 func runBuild(ctx context.Context, cfg *config.Config, out *output) error {
-	// The Go heap's share of CACHE_MB bounds the process, unless the
-	// operator set GOMEMLIMIT, which the runtime has applied already.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := builder.MemoryLimit(cfg.CacheMB)
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+	// The Go heap's share of CACHE_MB bounds the process.
+	if limit, restore := builder.ApplyMemoryLimit(cfg.CacheMB); limit > 0 {
+		defer restore()
 		out.logger.Info("Go memory limit from CACHE_MB", "cache_mb", cfg.CacheMB, "limit_mib", limit>>20)
 	}
 	reg := telemetry.NewRegistry()

@@ -73,14 +73,9 @@ const (
 // wait for flushes.
 const memTableStopWrites = 4
 
-// MaxMemTableBytes is the most memory memtables of size bytes (zero:
-// DefaultMemTableSize) hold at once.
-func MaxMemTableBytes(size int64) int64 {
-	if size == 0 {
-		size = DefaultMemTableSize
-	}
-	return size * memTableStopWrites
-}
+// MaxMemTableBytes is the most memory memtables of the default size
+// hold at once.
+const MaxMemTableBytes = DefaultMemTableSize * memTableStopWrites
 
 // maxMemTableSize is Pebble's limit on one memtable.
 const maxMemTableSize = 4<<30 - 1
