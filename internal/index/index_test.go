@@ -246,6 +246,20 @@ func checkAgainstOracle(t *testing.T, ix *Index, o *naive.Result) {
 				t.Errorf("history of %s item %d: %d:%s, want %d:%s", hx, i, items[i].Height, items[i].TxID, want[i].Height, want[i].TxID)
 			}
 		}
+		// A limit reads no more than it allows, and says so; a bounded
+		// read past it returns nothing.
+		if len(want) > 1 {
+			lim := len(want) - 1
+			if h, more, err := ix.History(hx, lim); err != nil || len(h) != lim || !more || h[lim-1].TxID != want[lim-1].TxID {
+				t.Errorf("history of %s limited to %d: %d items (more %v, %v)", hx, lim, len(h), more, err)
+			}
+			if h, more, err := ix.BoundedHistory(hx, lim); err != nil || h != nil || !more {
+				t.Errorf("bounded history of %s limited to %d: %d items (more %v, %v)", hx, lim, len(h), more, err)
+			}
+			if h, more, err := ix.BoundedHistory(hx, len(want)); err != nil || len(h) != len(want) || more || h[len(h)-1].TxID != want[len(want)-1].TxID {
+				t.Errorf("bounded history of %s limited to exactly %d: %d items (more %v, %v)", hx, len(want), len(h), more, err)
+			}
+		}
 		utxos, more, err := ix.UTXOs(hx, 0)
 		if err != nil || more {
 			t.Fatal(err, more)

@@ -131,7 +131,7 @@ func (b *Backend) confirmedHistory(hx chain.HashX, tip chainhash.Hash) ([]Histor
 	if ok {
 		return hist, err
 	}
-	items, more, err := b.Index.History(hx, b.HistoryLimit-1)
+	items, more, err := b.Index.BoundedHistory(hx, b.HistoryLimit-1)
 	if err != nil {
 		return nil, err
 	}
