@@ -132,6 +132,36 @@ func TestSlowDaemonCallDoesNotHoldUpSession(t *testing.T) {
 		}
 	})
 
+	// More sessions wait on the daemon than the server runs requests at
+	// once: the waits give up their places, so another session's
+	// index-only request is answered at once.
+	t.Run("many sessions waiting", func(t *testing.T) {
+		other := btcdBlock(t, n.r.Btcd, 105).Transactions[0].TxHash().String()
+		const waiting = 64
+		var lines []*lineConn
+		for i := range waiting {
+			l := dialLine(t, n.tcp)
+			l.call(0, "server.version", "test", "1.4")
+			l.request(i+1, "blockchain.transaction.get", other)
+			lines = append(lines, l)
+		}
+		time.Sleep(300 * time.Millisecond) // let the requests reach the daemon
+		start := time.Now()
+		l := dialLine(t, n.tcp)
+		l.call(0, "server.version", "test", "1.4")
+		if r := l.call(1, "blockchain.block.header", 5); string(r["result"]) != `"`+hdr5+`"` {
+			t.Fatalf("block.header(5) = %s", r["result"])
+		}
+		if took := time.Since(start); took >= delay/2 {
+			t.Errorf("an index-only request on a new session took %v while %d sessions waited on the daemon", took, waiting)
+		}
+		for _, wl := range lines {
+			if r := wl.reply(); r["error"] != nil {
+				t.Errorf("a waiting transaction.get failed: %s", r["error"])
+			}
+		}
+	})
+
 	// The batch asks for the coinbase: the pipelined case left the
 	// payment in the raw-transaction cache, and a cached answer would not
 	// wait on the daemon.

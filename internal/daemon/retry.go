@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"amber/internal/workpool"
 )
 
 // attemptFunc makes one attempt of a request against one daemon.
@@ -20,6 +22,7 @@ type attemptFunc func(ctx context.Context, ep *endpoint) error
 // warming up is waited for with the same backoff, without failing over:
 // it is healthy, only busy. op names the request in errors.
 func (c *Client) do(ctx context.Context, op string, attempt attemptFunc) error {
+	defer workpool.Blocking(ctx)() // a request waiting here gives up its worker
 	var (
 		ep      *endpoint
 		delay   time.Duration

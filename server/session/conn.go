@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amber/internal/workpool"
 	"amber/server/cost"
 	"amber/server/rpc"
 	"amber/server/transport"
@@ -242,7 +243,7 @@ func (cn *conn) readLoop(ctx, live, readCtx context.Context, end context.CancelF
 			return false
 		}
 		reqs.Add(1)
-		goRequest(func() {
+		goRequest(live, func(live context.Context) {
 			defer reqs.Done()
 			defer cn.release()
 			if err := cn.handle(live, msg); err != nil {
@@ -305,6 +306,7 @@ func (cn *conn) send(ctx context.Context, ro *replyOrder, msg []byte) error {
 	s := ro.slot
 	ro.slot = nil
 	cn.out.fill(s, msg)
+	defer workpool.Blocking(ctx)()
 	select {
 	case err := <-s.done:
 		return err
@@ -356,6 +358,7 @@ func (cn *conn) write(ctx context.Context, msg []byte) error {
 	if cn.sv.Metrics != nil {
 		cn.sv.Metrics.bytesOut(cn.stats.Transport, len(msg))
 	}
+	defer workpool.Blocking(ctx)() // a client that reads slowly holds the write
 	return cn.c.WriteMessage(ctx, msg)
 }
 
@@ -523,9 +526,12 @@ func (cn *conn) call(ctx context.Context, req *rpc.Request) (result any, err err
 			}
 			cn.stats.throttled.Store(true)
 			timer := time.NewTimer(t.Sleep)
+			unblock := workpool.Blocking(ctx)
 			select {
 			case <-timer.C:
+				unblock()
 			case <-rctx.Done():
+				unblock()
 				timer.Stop()
 				if ctx.Err() != nil {
 					return nil, ctx.Err()

@@ -1,40 +1,17 @@
 package session
 
-import "sync/atomic"
+import (
+	"context"
+	"runtime"
 
-// maxIdleWorkers is how many request goroutines wait for work between
-// requests: enough for every running request of a busy server to find
-// one.
-const maxIdleWorkers = 128
+	"amber/internal/workpool"
+)
 
-// workers runs requests on goroutines that outlive one request. A new
-// goroutine starts with a small stack and grows it, copying, to the
-// depth a request needs (Pebble iterators, JSON encoding); under a
-// wallet load that copying was about a seventh of the server's CPU. A
-// worker keeps its grown stack for the next request.
-var workers = struct {
-	tasks chan func() // unbuffered: a send succeeds only to a waiting worker
-	idle  atomic.Int32
-}{tasks: make(chan func())}
+// requests runs every session's requests (see workpool for why a pool).
+// Requests that wait call workpool.Blocking, so the limit counts only
+// requests using a CPU: a few per core keep them busy while some read
+// Pebble's files.
+var requests = workpool.New(max(8, 4*runtime.GOMAXPROCS(0)))
 
-// goRequest runs f on an idle worker, or on a new goroutine that then
-// stays as a worker while fewer than maxIdleWorkers wait.
-func goRequest(f func()) {
-	select {
-	case workers.tasks <- f:
-	default:
-		go work(f)
-	}
-}
-
-func work(f func()) {
-	for {
-		f()
-		if workers.idle.Add(1) > maxIdleWorkers {
-			workers.idle.Add(-1)
-			return
-		}
-		f = <-workers.tasks
-		workers.idle.Add(-1)
-	}
-}
+// goRequest runs f on the request pool with ctx.
+func goRequest(ctx context.Context, f func(context.Context)) { requests.Go(ctx, f) }

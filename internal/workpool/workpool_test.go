@@ -1,0 +1,135 @@
+package workpool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Tasks beyond the limit wait, and run in the order they came.
+func TestFIFOWithinLimit(t *testing.T) {
+	p := New(1)
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	gate, started := make(chan struct{}), make(chan struct{})
+	wg.Add(1)
+	p.Go(context.Background(), func(context.Context) { close(started); <-gate; wg.Done() })
+	<-started
+	for i := range 100 {
+		wg.Add(1)
+		p.Go(context.Background(), func(context.Context) {
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	if s := p.Stats(); s.Queued != 100 || s.Active != 1 {
+		t.Fatalf("with the only worker held: %+v, want 100 queued and 1 active", s)
+	}
+	close(gate)
+	wg.Wait()
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("task %d ran in place %d: %v", v, i, order)
+		}
+	}
+}
+
+// No more than max tasks run at once outside Blocking.
+func TestLimit(t *testing.T) {
+	const max = 3
+	p := New(max)
+	var running, peak atomic.Int32
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		p.Go(context.Background(), func(context.Context) {
+			defer wg.Done()
+			n := running.Add(1)
+			for {
+				m := peak.Load()
+				if n <= m || peak.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(100 * time.Microsecond)
+			running.Add(-1)
+		})
+	}
+	wg.Wait()
+	if peak.Load() > max {
+		t.Fatalf("%d tasks ran at once, limit %d", peak.Load(), max)
+	}
+	if peak.Load() < 2 {
+		t.Fatalf("at most %d task ran at once, limit %d", peak.Load(), max)
+	}
+	s := p.Stats()
+	if s.Active != 0 || s.Queued != 0 || s.Idle > max {
+		t.Fatalf("after the last task: %+v", s)
+	}
+}
+
+// A task waiting inside Blocking lets queued tasks run: a request waiting
+// on the daemon does not hold up those the index answers.
+func TestBlockingFreesTheWorker(t *testing.T) {
+	p := New(1)
+	release := make(chan struct{})
+	waiting := make(chan struct{})
+	var blockedDone sync.WaitGroup
+	blockedDone.Add(2)
+	for range 2 {
+		p.Go(context.Background(), func(ctx context.Context) {
+			defer blockedDone.Done()
+			done := Blocking(ctx)
+			inner := Blocking(ctx) // nested: one place given up, taken back once
+			waiting <- struct{}{}
+			<-release
+			inner()
+			done()
+		})
+	}
+	for range 2 {
+		select {
+		case <-waiting:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second task did not start while the first waited in Blocking")
+		}
+	}
+	ran := make(chan struct{})
+	p.Go(context.Background(), func(context.Context) { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a queued task did not run while the others waited in Blocking")
+	}
+	close(release)
+	blockedDone.Wait()
+	if s := p.Stats(); s.Active != 0 || s.Queued != 0 {
+		t.Fatalf("after the blocked tasks ended: %+v", s)
+	}
+	// Outside a pool task Blocking does nothing.
+	Blocking(context.Background())()
+	if s := p.Stats(); s.Active != 0 {
+		t.Fatalf("Blocking outside a task changed the pool: %+v", s)
+	}
+}
+
+// Idle workers are kept for later tasks rather than started anew.
+func TestWorkersAreReused(t *testing.T) {
+	p := New(4)
+	for range 50 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			p.Go(context.Background(), func(context.Context) { wg.Done() })
+		}
+		wg.Wait()
+	}
+	if n := p.Stats().Spawned; n > 4 {
+		t.Fatalf("%d workers started for 200 tasks, at most 4 run at once", n)
+	}
+}
