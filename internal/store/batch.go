@@ -87,7 +87,7 @@ func (b *Batch) DeleteRange(start, end []byte) error {
 // Len is the number of writes (Set, Delete, DeleteRange) in the batch.
 func (b *Batch) Len() int {
 	if b.sorted != nil {
-		return len(b.sorted.ents)
+		return b.sorted.n
 	}
 	if b.b == nil {
 		return 0
@@ -147,7 +147,7 @@ func (b *Batch) Commit(sync bool) error {
 	if b.sorted != nil {
 		pb, err := b.sorted.build(b.db)
 		if err != nil {
-			return fmt.Errorf("commit sorted batch of %d writes: %w", len(b.sorted.ents), err)
+			return fmt.Errorf("commit sorted batch of %d writes: %w", b.sorted.n, err)
 		}
 		b.b, b.sorted = pb, nil
 	}

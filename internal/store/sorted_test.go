@@ -33,7 +33,7 @@ func TestSortedBatchMatchesBatch(t *testing.T) {
 			return k
 		}
 	}
-	for range 5000 {
+	for range entBlock + 5000 { // entries span two blocks
 		w := write{key: key(), del: rng.IntN(5) == 0}
 		if !w.del {
 			w.value = fmt.Appendf(nil, "v%d", rng.Int())
