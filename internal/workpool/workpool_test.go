@@ -2,6 +2,8 @@ package workpool
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,11 +18,11 @@ func TestFIFOWithinLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	gate, started := make(chan struct{}), make(chan struct{})
 	wg.Add(1)
-	p.Go(context.Background(), func(context.Context) { close(started); <-gate; wg.Done() })
+	p.Go(nil, context.Background(), func(context.Context) { close(started); <-gate; wg.Done() })
 	<-started
 	for i := range 100 {
 		wg.Add(1)
-		p.Go(context.Background(), func(context.Context) {
+		p.Go(nil, context.Background(), func(context.Context) {
 			mu.Lock()
 			order = append(order, i)
 			mu.Unlock()
@@ -47,7 +49,7 @@ func TestLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Add(1)
-		p.Go(context.Background(), func(context.Context) {
+		p.Go(nil, context.Background(), func(context.Context) {
 			defer wg.Done()
 			n := running.Add(1)
 			for {
@@ -82,7 +84,7 @@ func TestBlockingFreesTheWorker(t *testing.T) {
 	var blockedDone sync.WaitGroup
 	blockedDone.Add(2)
 	for range 2 {
-		p.Go(context.Background(), func(ctx context.Context) {
+		p.Go(nil, context.Background(), func(ctx context.Context) {
 			defer blockedDone.Done()
 			done := Blocking(ctx)
 			inner := Blocking(ctx) // nested: one place given up, taken back once
@@ -100,7 +102,7 @@ func TestBlockingFreesTheWorker(t *testing.T) {
 		}
 	}
 	ran := make(chan struct{})
-	p.Go(context.Background(), func(context.Context) { close(ran) })
+	p.Go(nil, context.Background(), func(context.Context) { close(ran) })
 	select {
 	case <-ran:
 	case <-time.After(10 * time.Second):
@@ -125,11 +127,49 @@ func TestWorkersAreReused(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(1)
-			p.Go(context.Background(), func(context.Context) { wg.Done() })
+			p.Go(nil, context.Background(), func(context.Context) { wg.Done() })
 		}
 		wg.Wait()
 	}
 	if n := p.Stats().Spawned; n > 4 {
 		t.Fatalf("%d workers started for 200 tasks, at most 4 run at once", n)
+	}
+}
+
+// Clients are served in turn: a single request queued after another
+// client's burst runs after one of the burst, not after all of it.
+func TestClientsInTurn(t *testing.T) {
+	p := New(1)
+	gate, started := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	p.Go(nil, context.Background(), func(context.Context) { close(started); <-gate; wg.Done() })
+	<-started
+	var mu sync.Mutex
+	var order []string
+	run := func(q *Queue, name string) {
+		wg.Add(1)
+		p.Go(q, context.Background(), func(context.Context) {
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	var burst, single, other Queue
+	for i := range 5 {
+		run(&burst, fmt.Sprint("burst", i))
+	}
+	run(&single, "single")
+	run(&other, "other0")
+	run(&other, "other1")
+	close(gate)
+	wg.Wait()
+	want := "burst0 single other0 burst1 other1 burst2 burst3 burst4"
+	if got := strings.Join(order, " "); got != want {
+		t.Fatalf("ran %s, want %s", got, want)
+	}
+	if burst.tasks != nil || burst.ready {
+		t.Fatalf("an emptied queue still holds %d tasks (ready %v)", len(burst.tasks), burst.ready)
 	}
 }

@@ -98,6 +98,7 @@ type conn struct {
 	meter     *cost.Meter // nil without a cost model
 	stats     *Stats
 	out       *outbox
+	queue     workpool.Queue // the session's requests waiting for a worker
 
 	// Requests run concurrently once the client has a protocol version:
 	// inflight of them, at most allowed (the cost model's latest word).
@@ -243,7 +244,7 @@ func (cn *conn) readLoop(ctx, live, readCtx context.Context, end context.CancelF
 			return false
 		}
 		reqs.Add(1)
-		goRequest(live, func(live context.Context) {
+		goRequest(&cn.queue, live, func(live context.Context) {
 			defer reqs.Done()
 			defer cn.release()
 			if err := cn.handle(live, msg); err != nil {

@@ -13,5 +13,7 @@ import (
 // Pebble's files.
 var requests = workpool.New(max(8, 4*runtime.GOMAXPROCS(0)))
 
-// goRequest runs f on the request pool with ctx.
-func goRequest(ctx context.Context, f func(context.Context)) { requests.Go(ctx, f) }
+// goRequest runs f on the request pool with ctx, in q's turn.
+func goRequest(q *workpool.Queue, ctx context.Context, f func(context.Context)) {
+	requests.Go(q, ctx, f)
+}
