@@ -10,34 +10,55 @@ import (
 	"time"
 )
 
+// held is a one-worker pool whose worker is busy until release, and the
+// order in which the tasks queued meanwhile ran.
+type held struct {
+	p     *Pool
+	gate  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	order []string
+}
+
+func newHeld() *held {
+	h := &held{p: New(1), gate: make(chan struct{})}
+	started := make(chan struct{})
+	h.wg.Add(1)
+	h.p.Go(nil, context.Background(), func(context.Context) { close(started); <-h.gate; h.wg.Done() })
+	<-started
+	return h
+}
+
+// run queues a task on q (its own queue when nil) that records name.
+func (h *held) run(q *Queue, name string) {
+	h.wg.Add(1)
+	h.p.Go(q, context.Background(), func(context.Context) {
+		h.mu.Lock()
+		h.order = append(h.order, name)
+		h.mu.Unlock()
+		h.wg.Done()
+	})
+}
+
+func (h *held) release() string {
+	close(h.gate)
+	h.wg.Wait()
+	return strings.Join(h.order, " ")
+}
+
 // Tasks beyond the limit wait, and run in the order they came.
 func TestFIFOWithinLimit(t *testing.T) {
-	p := New(1)
-	var mu sync.Mutex
-	var order []int
-	var wg sync.WaitGroup
-	gate, started := make(chan struct{}), make(chan struct{})
-	wg.Add(1)
-	p.Go(nil, context.Background(), func(context.Context) { close(started); <-gate; wg.Done() })
-	<-started
+	h := newHeld()
+	var want []string
 	for i := range 100 {
-		wg.Add(1)
-		p.Go(nil, context.Background(), func(context.Context) {
-			mu.Lock()
-			order = append(order, i)
-			mu.Unlock()
-			wg.Done()
-		})
+		h.run(nil, fmt.Sprint(i))
+		want = append(want, fmt.Sprint(i))
 	}
-	if s := p.Stats(); s.Queued != 100 || s.Active != 1 {
+	if s := h.p.Stats(); s.Queued != 100 || s.Active != 1 {
 		t.Fatalf("with the only worker held: %+v, want 100 queued and 1 active", s)
 	}
-	close(gate)
-	wg.Wait()
-	for i, v := range order {
-		if v != i {
-			t.Fatalf("task %d ran in place %d: %v", v, i, order)
-		}
+	if got := h.release(); got != strings.Join(want, " ") {
+		t.Fatalf("ran %s", got)
 	}
 }
 
@@ -69,7 +90,8 @@ func TestLimit(t *testing.T) {
 	if peak.Load() < 2 {
 		t.Fatalf("at most %d task ran at once, limit %d", peak.Load(), max)
 	}
-	s := p.Stats()
+	// A worker parks just after its last task's Done.
+	s := settled(p)
 	if s.Active != 0 || s.Queued != 0 || s.Idle > max {
 		t.Fatalf("after the last task: %+v", s)
 	}
@@ -110,7 +132,7 @@ func TestBlockingFreesTheWorker(t *testing.T) {
 	}
 	close(release)
 	blockedDone.Wait()
-	if s := p.Stats(); s.Active != 0 || s.Queued != 0 {
+	if s := settled(p); s.Active != 0 || s.Queued != 0 {
 		t.Fatalf("after the blocked tasks ended: %+v", s)
 	}
 	// Outside a pool task Blocking does nothing.
@@ -139,23 +161,8 @@ func TestWorkersAreReused(t *testing.T) {
 // Clients are served in turn: a single request queued after another
 // client's burst runs after one of the burst, not after all of it.
 func TestClientsInTurn(t *testing.T) {
-	p := New(1)
-	gate, started := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	p.Go(nil, context.Background(), func(context.Context) { close(started); <-gate; wg.Done() })
-	<-started
-	var mu sync.Mutex
-	var order []string
-	run := func(q *Queue, name string) {
-		wg.Add(1)
-		p.Go(q, context.Background(), func(context.Context) {
-			mu.Lock()
-			order = append(order, name)
-			mu.Unlock()
-			wg.Done()
-		})
-	}
+	h := newHeld()
+	run := h.run
 	var burst, single, other Queue
 	for i := range 5 {
 		run(&burst, fmt.Sprint("burst", i))
@@ -163,13 +170,23 @@ func TestClientsInTurn(t *testing.T) {
 	run(&single, "single")
 	run(&other, "other0")
 	run(&other, "other1")
-	close(gate)
-	wg.Wait()
 	want := "burst0 single other0 burst1 other1 burst2 burst3 burst4"
-	if got := strings.Join(order, " "); got != want {
+	if got := h.release(); got != want {
 		t.Fatalf("ran %s, want %s", got, want)
 	}
 	if burst.tasks != nil || burst.ready {
 		t.Fatalf("an emptied queue still holds %d tasks (ready %v)", len(burst.tasks), burst.ready)
+	}
+}
+
+// settled waits up to 10 s for the pool's workers to park.
+func settled(p *Pool) Stats {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := p.Stats()
+		if s.Active == 0 || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
