@@ -75,11 +75,17 @@ func readTxid(r store.Reader, counts []uint64, n uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read txid of tx_num %d: %w", n, err)
 	}
+	return txidAt(v, start, n)
+}
+
+// txidAt returns tx_num n's txid from the txid row starting at tx_num
+// start.
+func txidAt(row []byte, start, n uint64) ([]byte, error) {
 	off := int(n-start) * txidLen
-	if len(v)%txidLen != 0 || off+txidLen > len(v) {
-		return nil, fmt.Errorf("read txid of tx_num %d: txid row %d holds %d bytes", n, start, len(v))
+	if len(row)%txidLen != 0 || off+txidLen > len(row) {
+		return nil, fmt.Errorf("read txid of tx_num %d: txid row %d holds %d bytes", n, start, len(row))
 	}
-	return v[off : off+txidLen], nil
+	return row[off : off+txidLen], nil
 }
 
 // lastTxidRow returns the txid row with the greatest start at or below n
@@ -127,7 +133,33 @@ func (ix *Index) history(hx chain.HashX, limit int, partial bool) (items []Histo
 		return nil, false, fmt.Errorf("index: history of %s: %w", hx, err)
 	}
 	defer it.Close()
-	prefix := append([]byte{prefixHistory}, hx[:]...)
+	err = v.rows(it, append([]byte{prefixHistory}, hx[:]...), func(_, _ []byte, n uint64, h int32) (bool, error) {
+		if limit > 0 && len(items) == limit {
+			more = true
+			return false, nil
+		}
+		items = append(items, HistoryItem{TxNum: n, Height: h})
+		return true, nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("index: history of %s: %w", hx, err)
+	}
+	if more && !partial {
+		return nil, true, nil
+	}
+	err = v.fillTxids(it, len(items), func(i int) uint64 { return items[i].TxNum },
+		func(i int, id []byte) { copy(items[i].TxID[:], id) })
+	if err != nil {
+		return nil, false, err
+	}
+	return items, more, nil
+}
+
+// rows calls fn, through the unbounded iterator it, for each row under
+// prefix (whose keys go on with a tx_num) in key order, with its tx_num
+// and height, until fn returns false. Rows of blocks committed after the
+// view's counts are not visited.
+func (v view) rows(it *store.Iterator, prefix []byte, fn func(k, val []byte, n uint64, h int32) (bool, error)) error {
 	for ok := it.SeekGE(prefix); ok; ok = it.Next() {
 		k := it.Key()
 		if !bytes.HasPrefix(k, prefix) {
@@ -138,24 +170,11 @@ func (ix *Index) history(hx chain.HashX, limit int, partial bool) (items []Histo
 		if !ok {
 			break // committed after our view of the tip
 		}
-		if limit > 0 && len(items) == limit {
-			if !partial {
-				return nil, true, nil
-			}
-			more = true
-			break
+		if more, err := fn(k, it.Value(), n, h); err != nil || !more {
+			return err
 		}
-		items = append(items, HistoryItem{TxNum: n, Height: h})
 	}
-	if err := it.Error(); err != nil {
-		return nil, false, fmt.Errorf("index: history of %s: %w", hx, err)
-	}
-	err = v.fillTxids(it, len(items), func(i int) uint64 { return items[i].TxNum },
-		func(i int, id []byte) { copy(items[i].TxID[:], id) })
-	if err != nil {
-		return nil, false, err
-	}
-	return items, more, nil
+	return it.Error()
 }
 
 // fillTxids reads the txids of n ascending tx_nums, all within the view's
@@ -184,11 +203,11 @@ func (v view) fillTxids(it *store.Iterator, n int, num func(int) uint64, put fun
 			}
 			row, start = it.Value(), s
 		}
-		off := int(t-start) * txidLen
-		if len(row)%txidLen != 0 || off+txidLen > len(row) {
-			return fmt.Errorf("index: read txid of tx_num %d: txid row %d holds %d bytes", t, start, len(row))
+		id, err := txidAt(row, start, t)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
 		}
-		put(i, row[off:off+txidLen])
+		put(i, id)
 	}
 	return nil
 }
@@ -206,28 +225,19 @@ func (ix *Index) UTXOs(hx chain.HashX, limit int) (out []UTXO, more bool, err er
 	}
 	defer it.Close()
 	prefix := append([]byte{prefixUTXO}, hx[:]...)
-	for ok := it.SeekGE(prefix); ok; ok = it.Next() {
-		k := it.Key()
-		if !bytes.HasPrefix(k, prefix) {
-			break
-		}
-		n := getTxNum(k[len(prefix):])
-		h, ok := heightOf(v.counts, n)
-		if !ok {
-			break
-		}
+	err = v.rows(it, prefix, func(k, val []byte, n uint64, h int32) (bool, error) {
 		if limit > 0 && len(out) == limit {
 			more = true
-			break
+			return false, nil
 		}
-		val := it.Value()
 		if len(val) != 8 {
-			return nil, false, fmt.Errorf("index: utxos of %s: row %x holds %d bytes", hx, k, len(val))
+			return false, fmt.Errorf("row %x holds %d bytes", k, len(val))
 		}
 		out = append(out, UTXO{TxNum: n, Height: h,
 			Vout: binary.BigEndian.Uint32(k[len(prefix)+txNumLen:]), Value: binary.BigEndian.Uint64(val)})
-	}
-	if err := it.Error(); err != nil {
+		return true, nil
+	})
+	if err != nil {
 		return nil, false, fmt.Errorf("index: utxos of %s: %w", hx, err)
 	}
 	err = v.fillTxids(it, len(out), func(i int) uint64 { return out[i].TxNum },
