@@ -244,7 +244,7 @@ func (cn *conn) readLoop(ctx, live, readCtx context.Context, end context.CancelF
 			return false
 		}
 		reqs.Add(1)
-		goRequest(&cn.queue, live, func(live context.Context) {
+		requests.Go(&cn.queue, live, func(live context.Context) {
 			defer reqs.Done()
 			defer cn.release()
 			if err := cn.handle(live, msg); err != nil {

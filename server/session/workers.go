@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"runtime"
 
 	"amber/internal/workpool"
@@ -12,8 +11,3 @@ import (
 // requests using a CPU: a few per core keep them busy while some read
 // Pebble's files.
 var requests = workpool.New(max(8, 4*runtime.GOMAXPROCS(0)))
-
-// goRequest runs f on the request pool with ctx, in q's turn.
-func goRequest(q *workpool.Queue, ctx context.Context, f func(context.Context)) {
-	requests.Go(q, ctx, f)
-}
