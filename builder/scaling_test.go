@@ -144,7 +144,9 @@ func BenchmarkScaling(b *testing.B) {
 			lookups := float64(cs.Hits + cs.Misses - prevC.Hits - prevC.Misses)
 			hit := float64(cs.Hits-prevC.Hits) / max(1, lookups)
 			prevC = cs
-			flushed := float64(m.FlushedBytes - prevM.FlushedBytes)
+			// Tables written new: flushed from memtables, or a sorted
+			// batch's, taken in whole.
+			flushed := float64(m.FlushedBytes + m.IngestedBytes - prevM.FlushedBytes - prevM.IngestedBytes)
 			wamp := (flushed + float64(m.CompactedBytes-prevM.CompactedBytes)) / flushed
 			txs := int64(got.TxCount)
 			segTxs := float64(txs - prevTxs)

@@ -131,8 +131,9 @@ func (b *Batch) Indexed() bool { return b.b != nil && b.b.Indexed() }
 // Commit applies the batch atomically. With sync, it returns only once the
 // batch is durable in the write-ahead log; without, a crash may lose it
 // (whole) but it is visible at once. sync is ignored when the DB was opened
-// with Options.DisableWAL. The batch accepts no more writes after Commit,
-// even a failed one; Close it.
+// with Options.DisableWAL. A sorted batch (NewSortedBatch) is durable when
+// Commit returns, with every batch committed before it. The batch accepts
+// no more writes after Commit, even a failed one; Close it.
 func (b *Batch) Commit(sync bool) error {
 	if err := b.writable(); err != nil {
 		return err
@@ -145,11 +146,13 @@ func (b *Batch) Commit(sync bool) error {
 	}
 	b.state = batchCommitted
 	if b.sorted != nil {
-		pb, err := b.sorted.build(b.db)
+		n := b.sorted.n
+		err := b.sorted.ingest(b.db)
+		b.sorted = nil
 		if err != nil {
-			return fmt.Errorf("commit sorted batch of %d writes: %w", b.sorted.n, err)
+			return fmt.Errorf("commit sorted batch of %d writes: %w", n, err)
 		}
-		b.b, b.sorted = pb, nil
+		return nil
 	}
 	wo := pebble.NoSync
 	if sync && !b.db.disableWAL {

@@ -107,10 +107,7 @@ func (c *changeLog) record(b *pebble.Batch) {
 		switch kind {
 		case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete,
 			pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
-			c.keys = append(c.keys, key...)
-			c.ends = append(c.ends, len(c.keys))
-			if c.size() > c.limit {
-				c.drop()
+			if !c.add(key) {
 				return
 			}
 		case pebble.InternalKeyKindLogData:
@@ -120,6 +117,40 @@ func (c *changeLog) record(b *pebble.Batch) {
 			return
 		}
 	}
+}
+
+// add appends one key, or drops the record and reports false when it
+// would hold too much.
+func (c *changeLog) add(key []byte) bool {
+	c.keys = append(c.keys, key...)
+	c.ends = append(c.ends, len(c.keys))
+	if c.size() > c.limit {
+		c.drop()
+		return false
+	}
+	return true
+}
+
+// commitKeys is commit for writes that are not a Pebble batch (a sorted
+// batch's tables): keys calls add with each key written.
+func (c *changeLog) commitKeys(keys func(add func([]byte) bool), apply func() error) error {
+	if !c.on.Load() {
+		return apply()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.complete {
+		return apply()
+	}
+	nkeys, nends := len(c.keys), len(c.ends)
+	keys(c.add)
+	if err := apply(); err != nil {
+		if c.complete {
+			c.keys, c.ends = c.keys[:nkeys], c.ends[:nends]
+		}
+		return err
+	}
+	return nil
 }
 
 // size is the memory the record holds.

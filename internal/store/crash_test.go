@@ -45,8 +45,11 @@ func rowValue(n uint64, i int) []byte {
 	return v[:cap(v)]
 }
 
-// crashChild writes batches with synced commits until it is killed,
-// reporting each commit on stderr once Commit has returned.
+// crashChild writes batches until it is killed, reporting each commit on
+// stderr once Commit has returned: "committed n" when it is durable,
+// "applied n" when not. Every fourth batch is a sorted batch (as a bulk
+// sync commits) and the batch before it is not synced: the sorted batch's
+// commit must make it durable too.
 func crashChild(dir string) int {
 	db, err := Open(dir, Options{MemTableSize: 1 << 20, CacheSize: 8 << 20})
 	if err != nil {
@@ -63,6 +66,10 @@ func crashChild(dir string) int {
 	}
 	for n := tip + 1; ; n++ {
 		b := db.NewBatch()
+		if n%4 == 0 {
+			b = db.NewSortedBatch()
+		}
+		synced := n%4 != 3
 		for i := range rowsIn(n) {
 			if err := b.Set(rowKey(n, i), rowValue(n, i)); err != nil {
 				fmt.Fprintf(os.Stderr, "error: %v\n", err)
@@ -74,12 +81,16 @@ func crashChild(dir string) int {
 			_ = b.Delete(undoKey(n - undoKeep))
 		}
 		_ = b.Set([]byte("tip"), binary.BigEndian.AppendUint64(nil, n))
-		if err := b.Commit(true); err != nil {
+		if err := b.Commit(synced); err != nil {
 			fmt.Fprintf(os.Stderr, "error: %v\n", err)
 			return 2
 		}
 		b.Close()
-		fmt.Fprintf(os.Stderr, "committed %d\n", n)
+		if synced {
+			fmt.Fprintf(os.Stderr, "committed %d\n", n)
+		} else {
+			fmt.Fprintf(os.Stderr, "applied %d\n", n)
+		}
 	}
 }
 
@@ -103,13 +114,13 @@ func TestCrashKill(t *testing.T) {
 			after, pause = 0, time.Duration(rng.IntN(100))*time.Millisecond
 		}
 		before := checkCrashStateIfAny(t, dir, round)
-		reported := runAndKill(t, dir, after, pause)
+		reported, seen := runAndKill(t, dir, after, pause)
 		tip := checkCrashState(t, dir)
 		switch {
 		case tip < max(reported, before):
 			t.Fatalf("round %d: tip %d, but batch %d was committed", round, tip, max(reported, before))
-		case reported > 0 && tip > reported+1:
-			t.Fatalf("round %d: tip %d, more than one batch past the last report %d", round, tip, reported)
+		case seen > 0 && tip > seen+1:
+			t.Fatalf("round %d: tip %d, more than one batch past the last report %d", round, tip, seen)
 		}
 		t.Logf("round %d: killed after %d reports, last %d; reopened at tip %d", round, after, reported, tip)
 	}
@@ -125,8 +136,9 @@ func checkCrashStateIfAny(t *testing.T, dir string, round int) uint64 {
 
 // runAndKill runs crashChild on dir and kills it: after it has reported
 // `after` commits and a further pause, or, when after is 0, once pause has
-// passed since its start. It returns the last batch the child reported.
-func runAndKill(t *testing.T, dir string, after int, pause time.Duration) uint64 {
+// passed since its start. It returns the last batch the child reported
+// durable, and the last it reported at all.
+func runAndKill(t *testing.T, dir string, after int, pause time.Duration) (durable, last uint64) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
@@ -137,7 +149,6 @@ func runAndKill(t *testing.T, dir string, after int, pause time.Duration) uint64
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var last uint64
 	var seen int
 	var killed atomic.Bool
 	kill := func() {
@@ -154,16 +165,22 @@ func runAndKill(t *testing.T, dir string, after int, pause time.Duration) uint64
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, "committed ")
-		if !ok {
-			t.Errorf("child: %s", line)
-			continue
+		rest, synced := strings.CutPrefix(line, "committed ")
+		if !synced {
+			var ok bool
+			if rest, ok = strings.CutPrefix(line, "applied "); !ok {
+				t.Errorf("child: %s", line)
+				continue
+			}
 		}
 		n, err := strconv.ParseUint(rest, 10, 64)
 		if err != nil {
 			t.Fatalf("child: %q: %v", line, err)
 		}
 		last = n
+		if synced {
+			durable = n
+		}
 		if seen++; seen == after {
 			time.Sleep(pause)
 			kill()
@@ -173,7 +190,7 @@ func runAndKill(t *testing.T, dir string, after int, pause time.Duration) uint64
 	if !killed.Load() {
 		t.Fatalf("child ended by itself after %d commits: %v", seen, err)
 	}
-	return last
+	return durable, last
 }
 
 // checkCrashState opens dir and checks the workload's invariant; it

@@ -9,7 +9,10 @@
 //     bloom filters above the bottom level, zstd on the two bottom levels,
 //     a large memtable and a lenient L0 so a bulk initial sync is not
 //     throttled, and a pinned on-disk format (FormatVersion) that
-//     snapshot manifests record.
+//     snapshot manifests record. A bulk sync's batches
+//     (DB.NewSortedBatch) reach Pebble as sorted tables it takes in whole;
+//     rows appended past every existing key go straight to the bottom
+//     level.
 //   - Read through the Reader interface, implemented by *DB, by *Snapshot
 //     (a consistent point-in-time view from DB.NewSnapshot) and by indexed
 //     batches (which see their own uncommitted writes). Get returns a copy
@@ -34,7 +37,9 @@
 // committed batches live in the memtable until a flush, a crash loses
 // everything since the last Flush, and Commit ignores its sync argument.
 // Each batch is still all-or-nothing. Close flushes such a DB so that a
-// clean shutdown loses nothing, and Checkpoint always flushes first.
+// clean shutdown loses nothing, and Checkpoint always flushes first. A
+// sorted batch's Commit is durable, with every batch committed before it,
+// with or without a WAL.
 //
 // # Concurrency
 //

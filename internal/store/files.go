@@ -18,7 +18,8 @@ type FileInfo struct {
 // ListFiles lists the files of a DB or checkpoint directory on the local
 // filesystem, sorted by name: what a snapshot publisher uploads. The
 // directory must be flat, as Pebble writes it; a subdirectory or any other
-// non-regular entry is an error rather than something silently left out.
+// non-regular entry is an error rather than something silently left out,
+// except the tables a sorted batch is writing, which are not yet the DB's.
 func ListFiles(dir string) ([]FileInfo, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -26,6 +27,9 @@ func ListFiles(dir string) ([]FileInfo, error) {
 	}
 	files := make([]FileInfo, 0, len(entries))
 	for _, e := range entries {
+		if e.IsDir() && e.Name() == stageDir {
+			continue
+		}
 		if !e.Type().IsRegular() {
 			return nil, fmt.Errorf("list store files in %s: %s is not a regular file", dir, e.Name())
 		}

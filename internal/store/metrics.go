@@ -32,10 +32,12 @@ type Metrics struct {
 	WriteStalls int64
 	// CacheHits and CacheMisses count block cache lookups (counters).
 	CacheHits, CacheMisses int64
-	// FlushedBytes and CompactedBytes count the SST bytes written by
-	// flushes and by compactions (counters): the write amplification of
-	// the LSM is (FlushedBytes+CompactedBytes)/FlushedBytes.
-	FlushedBytes, CompactedBytes uint64
+	// FlushedBytes, IngestedBytes and CompactedBytes count the SST bytes
+	// written by flushes, taken in whole (a sorted batch's tables) and
+	// written by compactions (counters): the write amplification of the
+	// LSM is (FlushedBytes+IngestedBytes+CompactedBytes) /
+	// (FlushedBytes+IngestedBytes).
+	FlushedBytes, IngestedBytes, CompactedBytes uint64
 	// Uptime is the time since Open.
 	Uptime time.Duration
 }
@@ -62,6 +64,7 @@ func (d *DB) Metrics() Metrics {
 		out.Tables += l.TablesCount
 		out.TableBytes += l.TablesSize
 		out.FlushedBytes += l.TableBytesFlushed
+		out.IngestedBytes += l.TableBytesIngested
 		out.CompactedBytes += l.TableBytesCompacted
 	}
 	return out

@@ -11,19 +11,23 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// sortedWrites holds a sorted batch's writes until Commit (NewSortedBatch).
+// sortedWrites holds a sorted batch's writes until Commit (NewSortedBatch),
+// which sorts them and writes them as tables for Pebble to take in whole
+// (ingest.go).
 //
 // Pebble commits a large batch as a memtable of its own and sorts its
 // writes on the committing goroutine, comparing whole keys; in a bulk
 // sync's random keys (txids, script hashes) that sort was a third of the
 // CPU time of indexing (profile of amber build against Bitcoin Core,
 // 1 M transactions). A radix sort on each key's first 8 bytes costs a
-// fraction of it, and Pebble's sort of writes already in order is linear.
+// fraction of it.
 type sortedWrites struct {
 	chunks [][]byte      // each write's key, value length and value
 	ents   [][]sortedEnt // one per write, in the order made, in blocks of entBlock
 	n      int           // writes
 	bytes  int           // of keys and values
+
+	touched byte // see touch
 }
 
 // entBlock is how many entries a block holds (1 MiB of them). Growing one
@@ -46,17 +50,18 @@ type sortedEnt struct {
 const chunkBits = 20
 
 // sortedEntryBytes is what a write costs beyond its key and value: its
-// sortedEnt twice (the sort's second buffer), and Pebble's record header
-// and sorted index (16 bytes) once committed.
-const sortedEntryBytes = 2*16 + 4 + flushableEntryBytes
+// sortedEnt twice (the sort's second buffer) and its value's length.
+const sortedEntryBytes = 2*16 + 4
 
 // errSortedRange: a sorted batch holds point writes only.
 var errSortedRange = errors.New("store: a sorted batch cannot delete a range")
 
 // NewSortedBatch returns a write-only batch for a bulk load: its writes
-// are held in memory and handed to Pebble in key order at Commit. Writing
-// one key twice keeps the later write, as in any batch. Keys are at most
-// 65,535 bytes.
+// are held in memory and handed to Pebble at Commit as sorted tables.
+// Writing one key twice keeps the later write, as in any batch. Keys are
+// at most 65,535 bytes. Its Commit is durable whatever its sync argument,
+// and costs a sync of the log and of each table: use it for batches of
+// many writes.
 func (d *DB) NewSortedBatch() *Batch {
 	if d.closed.Load() {
 		return &Batch{db: d, state: batchClosed}
@@ -108,9 +113,9 @@ func (s *sortedWrites) value(e *sortedEnt) []byte {
 // size is the memory the writes hold.
 func (s *sortedWrites) size() int { return s.bytes + s.n*sortedEntryBytes }
 
-// build sorts the writes and returns them as a Pebble batch. Of writes to
-// one key only the last is passed on: it is the one Pebble would keep.
-func (s *sortedWrites) build(d *DB) (*pebble.Batch, error) {
+// sorted sorts the writes by key and drops every write that a later
+// write to the same key replaces: what is left is what a table holds.
+func (s *sortedWrites) sorted() []sortedEnt {
 	ents := make([]sortedEnt, 0, s.n)
 	for _, blk := range s.ents {
 		ents = append(ents, blk...)
@@ -120,44 +125,36 @@ func (s *sortedWrites) build(d *DB) (*pebble.Batch, error) {
 	// Keys sharing their first 8 bytes (one script's rows, one
 	// transaction's outputs; a busy script's arrive in map order and can
 	// run to thousands): order by the whole key, then by when the write
-	// was made (at grows with it), so writes to one key keep their order.
+	// was made (at grows with it), so that of writes to one key the last
+	// comes last.
+	out := ents[:0]
 	for i := 0; i < len(ents); {
 		j := i + 1
 		for j < len(ents) && ents[j].abbrev == ents[i].abbrev {
 			j++
 		}
-		if j-i > 1 {
-			slices.SortFunc(ents[i:j], func(a, b sortedEnt) int {
-				if c := bytes.Compare(s.key(&a), s.key(&b)); c != 0 {
-					return c
-				}
-				return cmp.Compare(a.at, b.at)
-			})
+		if j-i == 1 {
+			out = append(out, ents[i])
+			i = j
+			continue
+		}
+		grp := ents[i:j]
+		s.touch(grp)
+		slices.SortFunc(grp, func(a, b sortedEnt) int {
+			if c := bytes.Compare(s.key(&a), s.key(&b)); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.at, b.at)
+		})
+		for g := range grp {
+			if g+1 < len(grp) && grp[g+1].klen == grp[g].klen && bytes.Equal(s.key(&grp[g]), s.key(&grp[g+1])) {
+				continue // a later write to this key follows
+			}
+			out = append(out, grp[g])
 		}
 		i = j
 	}
-	// Pebble's encoding adds a kind byte and two uvarints to each write.
-	pb := d.db.NewBatch(pebble.WithInitialSizeBytes(s.bytes + len(ents)*8 + 12))
-	for i := range ents {
-		e := &ents[i]
-		k := s.key(e)
-		// Neighbours' abbreviations differ for most keys: compare them
-		// before reaching into the chunks for the whole keys.
-		if i+1 < len(ents) && ents[i+1].abbrev == e.abbrev && ents[i+1].klen == e.klen && bytes.Equal(k, s.key(&ents[i+1])) {
-			continue // a later write to this key follows
-		}
-		var err error
-		if e.del {
-			err = pb.Delete(k, nil)
-		} else {
-			err = pb.Set(k, s.value(e), nil)
-		}
-		if err != nil {
-			_ = pb.Close()
-			return nil, err
-		}
-	}
-	return pb, nil
+	return out
 }
 
 // radixSort sorts ents by abbrev, stably: least significant byte first,

@@ -2,8 +2,11 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -115,5 +118,107 @@ func TestRadixSortStable(t *testing.T) {
 	})
 	if got := radixSort(ents); !slices.Equal(got, want) {
 		t.Fatal("radix sort differs from a stable sort")
+	}
+}
+
+// TestSortedBatchAppendsAtBottom: rows a sorted batch appends past every
+// key of their kind (txids and headers by number) are written once: their
+// tables go to the bottom level and no flush or compaction rewrites them;
+// rows among existing keys still land above and are merged down.
+func TestSortedBatchAppendsAtBottom(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	db := openT(t, dir, Options{})
+	val := bytes.Repeat([]byte{1}, 100)
+	for n := range 5 {
+		b := db.NewSortedBatch()
+		for i := range 20000 {
+			if err := b.Set(fmt.Appendf(nil, "t%02d%06d", n, i), val); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	m := db.Metrics()
+	if m.IngestedBytes == 0 || m.FlushedBytes != 0 || m.CompactedBytes != 0 {
+		t.Fatalf("appended rows: %d bytes ingested, %d flushed, %d compacted; want all ingested", m.IngestedBytes, m.FlushedBytes, m.CompactedBytes)
+	}
+	if upper, total := db.Uncompacted(); upper != 0 || total == 0 {
+		t.Fatalf("appended rows: %d of %d table bytes above the bottom level", upper, total)
+	}
+	// Rows among the existing ones, and a delete of one, go above them.
+	b := db.NewSortedBatch()
+	_ = b.Set([]byte("t02000100x"), []byte("between"))
+	_ = b.Delete([]byte("t03000005"))
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if upper, _ := db.Uncompacted(); upper == 0 {
+		t.Fatal("rows among existing keys went to the bottom level")
+	}
+	if v, err := db.Get([]byte("t02000100x")); err != nil || string(v) != "between" {
+		t.Fatalf("row among the others: %q, %v", v, err)
+	}
+	if _, err := db.Get([]byte("t03000005")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted row: %v", err)
+	}
+	if n := len(scanList(t, db, []byte("t"))); n != 5*20000 {
+		t.Fatalf("%d rows, want %d", n, 5*20000)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stageDir)); err == nil {
+		t.Error("the staging directory outlived the commits")
+	}
+}
+
+// TestOpenRemovesStagedTables: tables a sorted batch was writing when the
+// process died are removed at the next Open, and the DB is as before.
+func TestOpenRemovesStagedTables(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	db := openT(t, dir, Options{})
+	put(t, db, "k", "v")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stage := filepath.Join(dir, stageDir)
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stage, "000007.sst"), []byte("half a table"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db = openT(t, dir, Options{})
+	if _, err := os.Stat(stage); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staged tables after Open: %v", err)
+	}
+	if got := dump(t, db); !slices.Equal(got, []string{"k=v"}) {
+		t.Fatalf("DB after Open: %v", got)
+	}
+}
+
+// TestSortedBatchRecordsChanges: a mirror learns a sorted batch's keys
+// like any other batch's.
+func TestSortedBatchRecordsChanges(t *testing.T) {
+	db := openMem(t)
+	put(t, db, "gone", "1")
+	db.TrackChanges(1 << 20)
+	b := db.NewSortedBatch()
+	_ = b.Set([]byte("b"), []byte("1"))
+	_ = b.Set([]byte("a"), []byte("1"))
+	_ = b.Delete([]byte("gone"))
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	keys, complete, snap := db.TakeChanges()
+	snap.Close()
+	var got []string
+	for _, k := range keys {
+		got = append(got, string(k))
+	}
+	if !complete || !slices.Equal(got, []string{"a", "b", "gone"}) {
+		t.Fatalf("changes after a sorted batch: complete %v, keys %v", complete, got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -125,6 +126,8 @@ type DB struct {
 	log        *slog.Logger
 	readOnly   bool
 	disableWAL bool
+	po         *pebble.Options // as opened: sorted batches write tables with its settings
+	stageSeq   atomic.Uint64   // names sorted batches' tables in stageDir
 	closed     atomic.Bool
 	stalls     atomic.Int64
 	changes    changeLog
@@ -149,6 +152,18 @@ func Open(dir string, opts Options) (*DB, error) {
 		disableWAL: opts.DisableWAL,
 	}
 	po := d.pebbleOptions(opts)
+	d.po = po.Clone()
+	d.po.EnsureDefaults() // as Pebble completes its own copy
+	if !opts.ReadOnly {
+		// Tables a sorted batch was writing when the process died.
+		fs := po.FS
+		if fs == nil {
+			fs = vfs.Default
+		}
+		if err := fs.RemoveAll(filepath.Join(dir, stageDir)); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)

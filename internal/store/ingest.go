@@ -1,0 +1,177 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// stageDir is the subdirectory of the DB's directory where a sorted
+// batch's tables are written before Pebble takes them in. It exists only
+// during a commit; Open removes one a crash left behind.
+const stageDir = "ingest"
+
+// ingest commits a sorted batch as tables that Pebble takes into the LSM
+// whole (DB.Ingest), instead of as a batch: the writes are not copied into
+// a Pebble batch, sorted again and flushed from a memtable, and the
+// tables of rows appended past every existing key of their kind (txids
+// and headers by number, undo by height) go straight to the bottom level
+// and are never rewritten by a compaction. Ingestion is atomic like a
+// batch's commit: after a crash the DB holds all of the tables or none.
+func (s *sortedWrites) ingest(d *DB) error {
+	ents := s.sorted()
+	if len(ents) == 0 {
+		return nil
+	}
+	stage := filepath.Join(d.dir, stageDir)
+	if err := d.fs.MkdirAll(stage, 0o755); err != nil {
+		return fmt.Errorf("make %s: %w", stage, err)
+	}
+	var paths []string
+	defer func() {
+		for _, p := range paths {
+			_ = d.fs.Remove(p)
+		}
+		_ = d.fs.Remove(stage) // unless another commit is using it
+	}()
+	// Which tables land below every other key is known before they are
+	// written: those go out as the bottom level writes its tables.
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("open iterator: %w", err)
+	}
+	defer func() {
+		if it != nil {
+			_ = it.Close()
+		}
+	}()
+	var (
+		w      *sstable.Writer
+		target int64
+	)
+	finish := func() error {
+		if w == nil {
+			return nil
+		}
+		err := w.Close()
+		w = nil
+		return err
+	}
+	for i := 0; i < len(ents); i++ {
+		if i%touchAhead == 0 {
+			s.touch(ents[i:min(i+touchAhead, len(ents))])
+		}
+		e := &ents[i]
+		k := s.key(e)
+		if w != nil && (firstByte(k) != firstByte(s.key(&ents[i-1])) || int64(w.Raw().EstimatedSize()) >= target) {
+			if err := finish(); err != nil {
+				return fmt.Errorf("write table: %w", err)
+			}
+		}
+		if w == nil {
+			level := 0
+			if last := s.runEnd(ents, i); !overlaps(it, k, last) {
+				level = numLevels - 1
+			}
+			path := filepath.Join(stage, fmt.Sprintf("%06d.sst", d.stageSeq.Add(1)))
+			f, err := d.fs.Create(path, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				return fmt.Errorf("create %s: %w", path, err)
+			}
+			paths = append(paths, path)
+			w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), d.po.MakeWriterOptions(level, d.db.TableFormat()))
+			target = d.po.TargetFileSizes[level]
+		}
+		if e.del {
+			err = w.Delete(k)
+		} else {
+			err = w.Set(k, s.value(e))
+		}
+		if err != nil {
+			_ = w.Close()
+			return fmt.Errorf("write table: %w", err)
+		}
+	}
+	if err := finish(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("close iterator: %w", err)
+	}
+	it = nil
+	// Tables are durable once ingested; the batches committed before this
+	// one must be too, though they may not yet be synced to the log.
+	if d.disableWAL {
+		if err := d.db.Flush(); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+	} else if err := d.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync log: %w", err)
+	}
+	return d.changes.commitKeys(func(add func([]byte) bool) {
+		for i := range ents {
+			if !add(s.key(&ents[i])) {
+				return
+			}
+		}
+	}, func() error {
+		return d.db.Ingest(context.Background(), paths)
+	})
+}
+
+// touchAhead is how many entries' keys touch brings into the cache at a
+// time: their lines (128 KiB) fit in the core's L2.
+const touchAhead = 2048
+
+// touch reads the first byte of each entry's key. Sorted, the entries
+// point all over the batch's chunks and each key is a cache miss; read in
+// a loop that does nothing else, the misses overlap, where the table
+// writer, between one key and the next, would wait for each in turn
+// (that wait was a third of a commit's time).
+func (s *sortedWrites) touch(ents []sortedEnt) {
+	var x byte
+	for i := range ents {
+		x ^= s.chunks[ents[i].at>>chunkBits][ents[i].at&(1<<chunkBits-1)]
+	}
+	s.touched ^= x // keeps the loads from being optimised away
+}
+
+// runEnd is the last key of the run of ents from i on that shares its
+// first byte: the most one table started at i can hold.
+func (s *sortedWrites) runEnd(ents []sortedEnt, i int) []byte {
+	b := firstByte(s.key(&ents[i]))
+	lo, hi := i, len(ents)-1
+	for lo < hi { // the last entry whose first byte is b
+		mid := hi - (hi-lo)/2
+		if firstByte(s.key(&ents[mid])) == b {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return s.key(&ents[lo])
+}
+
+// overlaps reports whether the DB holds a key from first to last, both
+// inclusive.
+func overlaps(it *pebble.Iterator, first, last []byte) bool {
+	if !it.SeekGE(first) {
+		return false
+	}
+	return bytes.Compare(it.Key(), last) <= 0
+}
+
+// firstByte is a key's first byte, or -1 for the empty key: tables are
+// cut where it changes, so rows of different kinds never share one.
+func firstByte(k []byte) int {
+	if len(k) == 0 {
+		return -1
+	}
+	return int(k[0])
+}
