@@ -1,7 +1,10 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -150,6 +153,13 @@ func (b *Batch) Commit(sync bool) error {
 		err := b.sorted.ingest(b.db)
 		b.sorted = nil
 		if err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				e := err
+				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+					e = pe
+				}
+				logDiskFull(b.db.log, e)
+			}
 			return fmt.Errorf("commit sorted batch of %d writes: %w", n, err)
 		}
 		return nil

@@ -53,13 +53,18 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 				err = pe
 			}
-			l.log.Error("disk full: the index stays at its last commit; free space on the DB directory's disk and restart",
-				slog.String("err", err.Error()))
+			logDiskFull(l.log, err)
 			break
 		}
 	}
 	l.log.Error("pebble fatal", slog.String("detail", msg))
 	panic("store: pebble fatal: " + msg)
+}
+
+// logDiskFull says what a full disk means and what to do.
+func logDiskFull(log *slog.Logger, err error) {
+	log.Error("disk full: the index stays at its last commit; free space on the DB directory's disk and restart",
+		slog.String("err", err.Error()))
 }
 
 // eventListener summarises Pebble's events into d.log: one debug record
