@@ -232,6 +232,23 @@ func TestChunkBytes(t *testing.T) {
 	}
 }
 
+// TestFirstChunkSmall: a sync asks for at most 50 blocks before it knows
+// their size (50 mainnet blocks can be 200 MB), then for as many as
+// FetchChunk of small ones.
+func TestFirstChunkSmall(t *testing.T) {
+	_, ix, net := newIndex(t)
+	blocks := makeChain(t, net, nil, 1200, 'a')
+	src := &fakeSource{}
+	src.set(blocks)
+	tip, err := New(ix, src, Options{}).SyncToTip(context.Background())
+	if err != nil || tip.Height != 1200 {
+		t.Fatalf("sync: tip %d, %v", tip.Height, err)
+	}
+	if len(src.counts) < 3 || src.counts[0] != firstChunk || src.counts[1] != 500 {
+		t.Errorf("requests %v: want %d blocks, then 500", src.counts, firstChunk)
+	}
+}
+
 func TestSourceErrorsKeepIndex(t *testing.T) {
 	_, ix, net := newIndex(t)
 	src := &fakeSource{}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -644,11 +645,16 @@ func TestBatchPerCallErrors(t *testing.T) {
 }
 
 func TestREST(t *testing.T) {
+	restOpts := func(log *slog.Logger) Options {
+		o := fastOptions(log)
+		o.RESTMinBlock = 1 // the fake's blocks are small
+		return o
+	}
 	t.Run("available", func(t *testing.T) {
 		f := newFakeDaemon(t, 30, "user", "pass")
 		f.rest = true
 		log, logs := newLogger()
-		c := newTestClient(t, fastOptions(log), f)
+		c := newTestClient(t, restOpts(log), f)
 		ctx := testContext(t, 5*time.Second)
 		for range 2 {
 			blocks, err := c.RawBlocks(ctx, f.hashes[1:21])
@@ -727,7 +733,7 @@ func TestREST(t *testing.T) {
 		f := newFakeDaemon(t, 10, "", "")
 		f.rest = true
 		f.inject(hangupFault)
-		c := newTestClient(t, fastOptions(nil), f)
+		c := newTestClient(t, restOpts(nil), f)
 		ctx := testContext(t, 5*time.Second)
 		if _, err := c.RawBlocks(ctx, f.hashes[1:2]); err != nil {
 			t.Fatal(err)
@@ -742,6 +748,46 @@ func TestREST(t *testing.T) {
 			t.Errorf("REST state %d, want yes", s)
 		}
 	})
+}
+
+// TestSmallBlocksInBatches: once blocks are known to be small, they come
+// in getblock batches even from a daemon with REST, a long batch split
+// into parts that the daemon answers at once, in order.
+func TestSmallBlocksInBatches(t *testing.T) {
+	f := newFakeDaemon(t, 300, "", "")
+	f.rest = true
+	c := newTestClient(t, fastOptions(nil), f)
+	ctx := testContext(t, 5*time.Second)
+	check := func(from, to int) {
+		t.Helper()
+		blocks, err := c.RawBlocks(ctx, f.hashes[from:to])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range blocks {
+			if !bytes.Equal(b, f.blocks[f.hashes[from+i]]) {
+				t.Fatalf("block %d differs", from+i)
+			}
+		}
+	}
+	check(1, 21) // size unknown: REST
+	f.mu.Lock()
+	gets := len(f.restGets)
+	f.mu.Unlock()
+	if _, posts, _ := f.stats(); posts != 0 || gets != 21 {
+		t.Fatalf("first fetch: %d JSON-RPC and %d REST requests, want 0 and 21", posts, gets)
+	}
+	check(21, 271) // 250 small blocks: three batches of about 83
+	calls, posts, _ := f.stats()
+	if posts != 3 || len(calls) != 250 {
+		t.Errorf("small blocks: %d JSON-RPC requests of %d calls, want 3 of 250", posts, len(calls))
+	}
+	f.mu.Lock()
+	gets = len(f.restGets)
+	f.mu.Unlock()
+	if gets != 21 {
+		t.Errorf("small blocks: %d REST requests after the first fetch, want none", gets-21)
+	}
 }
 
 func TestCookie(t *testing.T) {

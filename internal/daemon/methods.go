@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
+	"golang.org/x/sync/errgroup"
 
 	"amber/internal/chain"
 )
@@ -50,6 +52,32 @@ func (c *Client) batch(ctx context.Context, calls []call) ([]result, error) {
 		return err
 	})
 	return out, err
+}
+
+// batchParts is how many requests a long batch is split into: the daemon
+// answers each request's calls one after another on one thread.
+const batchParts = 4
+
+// splitBatch runs calls as up to batchParts batches at once, of at least
+// 100 calls each, and returns their results in order.
+func (c *Client) splitBatch(ctx context.Context, calls []call) ([]result, error) {
+	parts := min(batchParts, (len(calls)+99)/100)
+	if parts <= 1 {
+		return c.batch(ctx, calls)
+	}
+	res := make([][]result, parts)
+	g, gctx := errgroup.WithContext(ctx)
+	for p := range parts {
+		part := calls[p*len(calls)/parts : (p+1)*len(calls)/parts]
+		g.Go(func() (err error) {
+			res[p], err = c.batch(gctx, part)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(res...), nil
 }
 
 // ChainInfo is the part of getblockchaininfo that both daemons report.
@@ -152,7 +180,7 @@ func (c *Client) BlockHashes(ctx context.Context, start, count int) ([]chainhash
 	for i := range calls {
 		calls[i] = call{method: "getblockhash", params: []any{start + i}}
 	}
-	res, err := c.batch(ctx, calls)
+	res, err := c.splitBatch(ctx, calls)
 	if err != nil {
 		return nil, err
 	}
@@ -178,16 +206,25 @@ func (c *Client) RawBlock(ctx context.Context, hash chainhash.Hash) ([]byte, err
 }
 
 // RawBlocks returns the serialized blocks with the given hashes, in order.
-// When the daemon serves Bitcoin Core's REST interface the blocks are
-// fetched from it in parallel (raw bytes, no hex); otherwise, and for any
-// block REST did not deliver, they come from one getblock batch. A block
-// the daemon does not have is an error.
-func (c *Client) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error) {
-	out := make([][]byte, len(hashes))
+// When the daemon serves Bitcoin Core's REST interface and blocks are
+// large, they are fetched from it in parallel (raw bytes, no hex);
+// otherwise, and for any block REST did not deliver, they come from one
+// getblock batch. A block the daemon does not have is an error.
+func (c *Client) RawBlocks(ctx context.Context, hashes []chainhash.Hash) (out [][]byte, err error) {
+	out = make([][]byte, len(hashes))
 	if len(hashes) == 0 {
 		return out, nil
 	}
-	if ep := c.current(); c.hasREST(ctx, ep) {
+	defer func() {
+		if err == nil {
+			n := 0
+			for _, b := range out {
+				n += len(b)
+			}
+			c.blockSize.Store(int64(n / len(out)))
+		}
+	}()
+	if ep := c.current(); c.largeBlocks() && c.hasREST(ctx, ep) {
 		var wg sync.WaitGroup
 		for i, h := range hashes {
 			wg.Go(func() {
@@ -213,7 +250,7 @@ func (c *Client) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]by
 	if len(calls) == 0 {
 		return out, nil
 	}
-	res, err := c.batch(ctx, calls)
+	res, err := c.splitBatch(ctx, calls)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +264,13 @@ func (c *Client) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]by
 		}
 	}
 	return out, nil
+}
+
+// largeBlocks reports whether the blocks last fetched were large enough
+// for REST, or none was fetched yet.
+func (c *Client) largeBlocks() bool {
+	n := c.blockSize.Load()
+	return n == 0 || n >= int64(c.opts.RESTMinBlock)
 }
 
 // RawTransaction returns the serialized transaction with the given txid.
