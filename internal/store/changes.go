@@ -68,23 +68,7 @@ func (d *DB) TakeChanges() (keys [][]byte, complete bool, snap *Snapshot) {
 // since Pebble empties a large batch when it commits it, and dropped again
 // if the commit fails.
 func (c *changeLog) commit(b *pebble.Batch, apply func() error) error {
-	if !c.on.Load() {
-		return apply()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.complete {
-		return apply()
-	}
-	nkeys, nends := len(c.keys), len(c.ends)
-	c.record(b)
-	if err := apply(); err != nil {
-		if c.complete {
-			c.keys, c.ends = c.keys[:nkeys], c.ends[:nends]
-		}
-		return err
-	}
-	return nil
+	return c.commitRecorded(func() { c.record(b) }, apply)
 }
 
 // record appends the keys of b, or drops the record when it would hold
@@ -134,6 +118,11 @@ func (c *changeLog) add(key []byte) bool {
 // commitKeys is commit for writes that are not a Pebble batch (a sorted
 // batch's tables): keys calls add with each key written.
 func (c *changeLog) commitKeys(keys func(add func([]byte) bool), apply func() error) error {
+	return c.commitRecorded(func() { keys(c.add) }, apply)
+}
+
+// commitRecorded is commit with record adding the keys to the log.
+func (c *changeLog) commitRecorded(record func(), apply func() error) error {
 	if !c.on.Load() {
 		return apply()
 	}
@@ -143,7 +132,7 @@ func (c *changeLog) commitKeys(keys func(add func([]byte) bool), apply func() er
 		return apply()
 	}
 	nkeys, nends := len(c.keys), len(c.ends)
-	keys(c.add)
+	record()
 	if err := apply(); err != nil {
 		if c.complete {
 			c.keys, c.ends = c.keys[:nkeys], c.ends[:nends]
