@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // stageDir is the subdirectory of the DB's directory where a sorted
@@ -46,11 +44,7 @@ func (s *sortedWrites) ingest(d *DB) error {
 	if err != nil {
 		return fmt.Errorf("open iterator: %w", err)
 	}
-	defer func() {
-		if it != nil {
-			_ = it.Close()
-		}
-	}()
+	defer it.Close()
 	var (
 		w      *sstable.Writer
 		target int64
@@ -80,12 +74,10 @@ func (s *sortedWrites) ingest(d *DB) error {
 				level = numLevels - 1
 			}
 			path := filepath.Join(stage, fmt.Sprintf("%06d.sst", d.stageSeq.Add(1)))
-			f, err := d.fs.Create(path, vfs.WriteCategoryUnspecified)
-			if err != nil {
-				return fmt.Errorf("create %s: %w", path, err)
+			if w, err = createTable(d.fs, path, d.po, level, d.db); err != nil {
+				return fmt.Errorf("create table: %w", err)
 			}
 			paths = append(paths, path)
-			w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), d.po.MakeWriterOptions(level, d.db.TableFormat()))
 			target = d.po.TargetFileSizes[level]
 		}
 		if e.del {
@@ -101,10 +93,6 @@ func (s *sortedWrites) ingest(d *DB) error {
 	if err := finish(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("close iterator: %w", err)
-	}
-	it = nil
 	// Tables are durable once ingested; the batches committed before this
 	// one must be too, though they may not yet be synced to the log.
 	if d.disableWAL {

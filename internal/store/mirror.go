@@ -606,12 +606,21 @@ func (m *Mirror) writeLayer(stage string, changes []change) (string, int64, erro
 func (m *Mirror) newTable(stage string, level int) (*sstable.Writer, string, error) {
 	m.seq++
 	path := filepath.Join(stage, fmt.Sprintf("%06d.sst", m.seq))
-	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	w, err := createTable(vfs.Default, path, m.opts, level, m.db)
 	if err != nil {
 		return nil, "", fmt.Errorf("mirror %s: %w", m.dir, err)
 	}
-	wo := m.opts.MakeWriterOptions(level, m.db.TableFormat())
-	return sstable.NewWriter(objstorageprovider.NewFileWritable(f), wo), path, nil
+	return w, path, nil
+}
+
+// createTable creates path and returns a writer of a table for level of a
+// DB opened with po: compression and filters as the DB's own (setLevels).
+func createTable(fs vfs.FS, path string, po *pebble.Options, level int, db *pebble.DB) (*sstable.Writer, error) {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	return sstable.NewWriter(objstorageprovider.NewFileWritable(f), po.MakeWriterOptions(level, db.TableFormat())), nil
 }
 
 // stage makes an empty directory beside the mirror for tables about to be
