@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
 	}
+	if dir := os.Getenv(diskFullChildEnv); dir != "" {
+		os.Exit(diskFullChild(dir))
+	}
 	os.Exit(m.Run())
 }
 

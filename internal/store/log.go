@@ -61,6 +61,21 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	panic("store: pebble fatal: " + msg)
 }
 
+// flushDiskFull ends the process when a flush fails on a full disk.
+// Pebble retries a failed flush at once and forever, without a backoff,
+// and everything that waits for the flush waits with it: a write stall,
+// or an ingestion of tables that overlap the memtable (a sorted batch),
+// would hang with no end. A failed WAL write already ends the process
+// (Fatalf); a failed flush now does too, with the same line. The flush
+// installed nothing, so the DB reopens at its last commit.
+func flushDiskFull(log *slog.Logger, err error) {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		err = pe
+	}
+	logDiskFull(log, err)
+	panic("store: pebble cannot flush: " + err.Error())
+}
+
 // logDiskFull says what a full disk means and what to do.
 func logDiskFull(log *slog.Logger, err error) {
 	log.Error("disk full: the index stays at its last commit; free space on the DB directory's disk and restart",
@@ -76,6 +91,9 @@ func (d *DB) eventListener() *pebble.EventListener {
 	debug := func() bool { return log.Enabled(context.Background(), slog.LevelDebug) }
 	return &pebble.EventListener{
 		FlushEnd: func(info pebble.FlushInfo) {
+			if errors.Is(info.Err, syscall.ENOSPC) {
+				flushDiskFull(log, info.Err)
+			}
 			if !debug() {
 				return
 			}
