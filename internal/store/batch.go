@@ -150,7 +150,12 @@ func (b *Batch) Commit(sync bool) error {
 	b.state = batchCommitted
 	if b.sorted != nil {
 		n := b.sorted.n
-		err := b.sorted.ingest(b.db)
+		var err error
+		if b.sorted.small(b.db) {
+			err = b.sorted.commitBatch(b.db)
+		} else {
+			err = b.sorted.ingest(b.db)
+		}
 		b.sorted = nil
 		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) {

@@ -35,7 +35,12 @@ func TestMain(m *testing.M) {
 // crash the DB must hold batches 1..tip exactly.
 const undoKeep = 10
 
-func rowsIn(n uint64) int { return 5 + int(n*7919%60) }
+func rowsIn(n uint64) int {
+	if n%8 == 0 {
+		return 600 + int(n*7919%60) // a sorted batch too big for the memtable: ingested
+	}
+	return 5 + int(n*7919%60)
+}
 
 func rowKey(n uint64, i int) []byte { return fmt.Appendf(nil, "r/%08d/%03d", n, i) }
 
@@ -51,10 +56,11 @@ func rowValue(n uint64, i int) []byte {
 // crashChild writes batches until it is killed, reporting each commit on
 // stderr once Commit has returned: "committed n" when it is durable,
 // "applied n" when not. Every fourth batch is a sorted batch (as a bulk
-// sync commits) and the batch before it is not synced: the sorted batch's
+// sync commits), every other one of them large enough to be ingested as
+// tables, and the batch before it is not synced: the sorted batch's
 // commit must make it durable too.
 func crashChild(dir string) int {
-	db, err := Open(dir, Options{MemTableSize: 1 << 20, CacheSize: 8 << 20})
+	db, err := Open(dir, Options{MemTableSize: 512 << 10, CacheSize: 8 << 20})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		return 2
@@ -84,6 +90,9 @@ func crashChild(dir string) int {
 			_ = b.Delete(undoKey(n - undoKeep))
 		}
 		_ = b.Set([]byte("tip"), binary.BigEndian.AppendUint64(nil, n))
+		if b.sorted != nil && b.sorted.small(db) != (n%8 != 0) {
+			fmt.Fprintf(os.Stderr, "batch %d of %d bytes: small %v\n", n, b.sorted.size(), b.sorted.small(db))
+		}
 		if err := b.Commit(synced); err != nil {
 			fmt.Fprintf(os.Stderr, "error: %v\n", err)
 			return 2

@@ -113,6 +113,41 @@ func (s *sortedWrites) ingest(d *DB) error {
 	})
 }
 
+// small reports whether the batch is better committed as a Pebble batch
+// than as tables: below half a memtable, where Pebble itself stops
+// copying a batch into the memtable. A table costs a sync of its own and
+// an ingestion, which waits for the memtable to flush when it overlaps
+// it; a few MB through the memtable are cheaper, and their flush comes
+// later, merged with others'.
+func (s *sortedWrites) small(d *DB) bool {
+	return !d.disableWAL && uint64(s.size()) < d.po.MemTableSize/2
+}
+
+// commitBatch commits a small sorted batch through a synced Pebble batch,
+// its writes in key order.
+func (s *sortedWrites) commitBatch(d *DB) error {
+	ents := s.sorted()
+	if len(ents) == 0 {
+		return nil
+	}
+	// Pebble's encoding adds a kind byte and two uvarints to each write.
+	pb := d.db.NewBatch(pebble.WithInitialSizeBytes(s.bytes + len(ents)*8 + 12))
+	defer pb.Close()
+	for i := range ents {
+		e := &ents[i]
+		var err error
+		if e.del {
+			err = pb.Delete(s.key(e), nil)
+		} else {
+			err = pb.Set(s.key(e), s.value(e), nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return d.changes.commit(pb, func() error { return pb.Commit(pebble.Sync) })
+}
+
 // touchAhead is how many entries' keys touch brings into the cache at a
 // time: their lines (128 KiB) fit in the core's L2.
 const touchAhead = 2048
