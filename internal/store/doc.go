@@ -10,9 +10,9 @@
 //     a large memtable and a lenient L0 so a bulk initial sync is not
 //     throttled, and a pinned on-disk format (FormatVersion) that
 //     snapshot manifests record. A bulk sync's batches
-//     (DB.NewSortedBatch) reach Pebble as sorted tables it takes in whole;
-//     rows appended past every existing key go straight to the bottom
-//     level.
+//     (DB.NewSortedBatch) reach Pebble as sorted tables it takes in whole
+//     (those under half a memtable as a batch); rows appended past every
+//     existing key go straight to the bottom level.
 //   - Read through the Reader interface, implemented by *DB, by *Snapshot
 //     (a consistent point-in-time view from DB.NewSnapshot) and by indexed
 //     batches (which see their own uncommitted writes). Get returns a copy

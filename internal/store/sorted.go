@@ -57,7 +57,8 @@ const sortedEntryBytes = 2*16 + 4
 var errSortedRange = errors.New("store: a sorted batch cannot delete a range")
 
 // NewSortedBatch returns a write-only batch for a bulk load: its writes
-// are held in memory and handed to Pebble at Commit as sorted tables.
+// are held in memory and handed to Pebble at Commit as sorted tables
+// (or, under half a memtable, as a synced batch in key order).
 // Writing one key twice keeps the later write, as in any batch. Keys are
 // at most 65,535 bytes. Its Commit is durable whatever its sync argument,
 // and costs a sync of the log and of each table: use it for batches of
