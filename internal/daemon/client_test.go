@@ -484,6 +484,7 @@ func TestTransportFaults(t *testing.T) {
 		{name: "bad credentials", faults: []fault{statusFault(401, "")}},
 		{name: "forbidden", faults: []fault{statusFault(403, "")}},
 		{name: "hang-up", faults: []fault{hangupFault, hangupFault}},
+		{name: "reply shorter than its length", faults: []fault{shortReplyFault}},
 		{name: "not json-rpc", faults: []fault{statusFault(200, `{"hello":"world"}`)}},
 		{
 			name:   "slow reply times out",

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -473,6 +474,25 @@ func hangupFault(w http.ResponseWriter, r *http.Request) bool {
 	if err == nil {
 		_ = conn.Close()
 	}
+	return true
+}
+
+// shortReplyFault promises a reply longer than it sends, then hangs up:
+// the part sent is valid JSON-RPC, and must not be taken for the reply.
+func shortReplyFault(w http.ResponseWriter, r *http.Request) bool {
+	var req struct {
+		ID json.RawMessage `json:"id"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(body, &req)
+	conn, buf, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return true
+	}
+	part := fmt.Sprintf(`{"id":%s,"result":"%064x","error":null}`, req.ID, 7)
+	fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(part)+100, part)
+	_ = buf.Flush()
+	_ = conn.Close()
 	return true
 }
 
