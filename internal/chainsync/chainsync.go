@@ -121,7 +121,9 @@ func New(ix *index.Index, src Source, opts Options) *Syncer {
 }
 
 // firstChunk is the most blocks the first fetch of a sync asks for:
-// 50 of mainnet's 1-4 MB blocks are already 50-200 MB.
+// 50 of mainnet's 1-4 MB blocks are already 50-200 MB. Later fetches ask
+// for at most twice as many as the one before: indexing waits for the
+// first chunks, and a small chunk arrives sooner.
 const firstChunk = 50
 
 // splitBytes is the smallest batch a catch-up commits early for the
@@ -199,7 +201,7 @@ func (s *Syncer) run(parent context.Context, from, to int32, prog *Progress, sta
 			start += int32(n)
 			if c.bytes > 0 {
 				// The next chunk's size from these blocks' average.
-				size = min(s.opts.FetchChunk, max(1, int(int64(s.opts.ChunkBytes)*int64(len(c.blocks))/int64(c.bytes))))
+				size = min(s.opts.FetchChunk, 2*n, max(1, int(int64(s.opts.ChunkBytes)*int64(len(c.blocks))/int64(c.bytes))))
 			}
 			select {
 			case chunks <- c:
