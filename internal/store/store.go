@@ -202,11 +202,19 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 		FormatMajorVersion:          formatMajorVersion,
 
 		// An append-heavy bulk load produces L0 files faster than one
-		// compaction drains them. Start compacting L0 at the usual read
-		// amplification, but let it grow far before stopping writes: a
-		// temporarily higher read amplification is cheaper than a stalled
-		// sync. Larger base level and files mean fewer, bigger compactions.
-		L0CompactionThreshold: 4,
+		// compaction drains them. A bulk sync's tables of history, UTXO
+		// and spend rows each span the whole key space, so every L0
+		// compaction rewrites the bottom level's tables under them:
+		// starting at 8 sublevels instead of 4 merges twice as many per
+		// rewrite (write amplification 2.71 against 2.80 to 5 M
+		// transactions), and a 310k-transaction build ends with no
+		// compaction left to wait for at Close (0.5 s of its 5). Reads
+		// pay at most 8 L0 seeks, and a node bootstrapped from a
+		// snapshot compacts it fully first. Let L0 grow far before
+		// stopping writes: a temporarily higher read amplification is
+		// cheaper than a stalled sync. Larger base level and files mean
+		// fewer, bigger compactions.
+		L0CompactionThreshold: 8,
 		L0StopWritesThreshold: 1000,
 		LBaseMaxBytes:         256 << 20,
 		CompactionConcurrencyRange: func() (int, int) {
