@@ -104,7 +104,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	}
 	split := config.SplitCache(cfg.CacheMB)
 	db, ix, err := index.OpenDir(cfg.DBDirectory, split.BlockCache, cfg.Network,
-		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: split.UTXOCache, Logger: b.logger})
+		index.Options{ReorgLimit: cfg.ReorgLimit, UTXOCacheBytes: split.UTXOCache, WriteMostly: true, Logger: b.logger})
 	if err != nil {
 		return err
 	}

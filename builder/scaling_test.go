@@ -104,7 +104,7 @@ func BenchmarkScaling(b *testing.B) {
 		// regtest's 8,000 (more than this whole chain).
 		split := config.SplitCache(cacheMB)
 		db, ix, err := index.OpenDir(b.TempDir(), split.BlockCache, net,
-			index.Options{UTXOCacheBytes: split.UTXOCache, ReorgLimit: mainnet.ReorgLimit})
+			index.Options{UTXOCacheBytes: split.UTXOCache, ReorgLimit: mainnet.ReorgLimit, WriteMostly: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -61,7 +61,10 @@ type Options struct {
 	// UTXOCacheBytes bounds the cache of committed unspent outputs that
 	// spends are resolved from before the DB (cache.go); zero disables it.
 	UTXOCacheBytes int64
-	Logger         *slog.Logger
+	// WriteMostly is store.Options.WriteMostly, for OpenDir: set by the
+	// builder, which few read.
+	WriteMostly bool
+	Logger      *slog.Logger
 }
 
 // Index is the chain index over one store. Reads may run concurrently with
@@ -245,7 +248,7 @@ func (ix *Index) BlockTxRange(height int32) (first uint64, count int, ok bool) {
 // OpenDir opens (or creates) the store in dir with a block cache of
 // cacheBytes and the index in it. The caller closes the returned store.
 func OpenDir(dir string, cacheBytes int64, net *chain.Network, opts Options) (*store.DB, *Index, error) {
-	db, err := store.Open(dir, store.Options{CacheSize: cacheBytes, Logger: opts.Logger})
+	db, err := store.Open(dir, store.Options{CacheSize: cacheBytes, WriteMostly: opts.WriteMostly, Logger: opts.Logger})
 	if err != nil {
 		return nil, nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}

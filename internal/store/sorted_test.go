@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestSortedBatchMatchesBatch: a sorted batch leaves the DB exactly as a
@@ -258,5 +259,47 @@ func TestSortedBatchRecordsChanges(t *testing.T) {
 	}
 	if !complete || !slices.Equal(got, []string{"a", "b", "gone"}) {
 		t.Fatalf("changes after a sorted batch: complete %v, keys %v", complete, got)
+	}
+}
+
+// TestWriteMostlyDefersL0: overlapping tables, as a bulk sync's history
+// rows make, are compacted from 4 L0 sublevels by default and from 8 in a
+// WriteMostly DB: the same writes cost it fewer compactions.
+func TestWriteMostlyDefersL0(t *testing.T) {
+	compactions := func(writeMostly bool) (n int64, readAmp int) {
+		db := openT(t, filepath.Join(t.TempDir(), "db"), Options{MemTableSize: 4 << 20, WriteMostly: writeMostly})
+		defer db.Close()
+		rng := rand.New(rand.NewPCG(5, 6))
+		val := make([]byte, 100)
+		for range 16 {
+			b := db.NewSortedBatch()
+			for range 20000 {
+				for i := range val {
+					val[i] = byte(rng.Uint32())
+				}
+				_ = b.Set(fmt.Appendf(nil, "h%016x", rng.Uint64()), val)
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+		}
+		// Until the compactions settle.
+		last := int64(-1)
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+			m := db.db.Metrics()
+			if m.Compact.Count == last && m.Compact.NumInProgress == 0 {
+				break
+			}
+			last = m.Compact.Count
+			time.Sleep(300 * time.Millisecond)
+		}
+		return last, db.Metrics().ReadAmp
+	}
+	dn, dra := compactions(false)
+	wn, wra := compactions(true)
+	t.Logf("16 overlapping ingests: %d compactions (read amplification %d) by default, %d (%d) write-mostly", dn, dra, wn, wra)
+	if wn >= dn || dra > 5 {
+		t.Errorf("16 overlapping ingests: %d compactions by default (read amplification %d), %d write-mostly; want fewer write-mostly", dn, dra, wn)
 	}
 }

@@ -108,6 +108,13 @@ type Options struct {
 	// unit tests. The data is gone when the DB is closed; dir only names it.
 	InMemory bool
 
+	// WriteMostly tunes the DB for a writer that few read (a builder):
+	// L0 compacts from 8 sublevels instead of 4, so a bulk sync rewrites
+	// the bottom level half as often, at the cost of up to 8 L0 seeks
+	// per read. A server leaves it off; a node bootstrapped from a
+	// snapshot compacts it fully first anyway.
+	WriteMostly bool
+
 	// Logger receives Pebble's log lines and event summaries; nil discards
 	// them.
 	Logger *slog.Logger
@@ -192,6 +199,16 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 		memTableSize = DefaultMemTableSize
 	}
 	maxCompactions := max(2, runtime.GOMAXPROCS(0)/2)
+	// A bulk sync's tables of history, UTXO and spend rows each span the
+	// whole key space, so every L0 compaction rewrites the bottom level's
+	// tables under them. A writer that few read merges twice as many per
+	// rewrite: write amplification 2.71 against 2.80 to 5 M transactions,
+	// and a 310k-transaction build ends with no compaction left to wait
+	// for at Close (0.5 s of its 5).
+	l0Compaction := 4
+	if opts.WriteMostly {
+		l0Compaction = 8
+	}
 	po := &pebble.Options{
 		CacheSize:                   cacheSize,
 		MemTableSize:                uint64(memTableSize),
@@ -202,19 +219,12 @@ func (d *DB) pebbleOptions(opts Options) *pebble.Options {
 		FormatMajorVersion:          formatMajorVersion,
 
 		// An append-heavy bulk load produces L0 files faster than one
-		// compaction drains them. A bulk sync's tables of history, UTXO
-		// and spend rows each span the whole key space, so every L0
-		// compaction rewrites the bottom level's tables under them:
-		// starting at 8 sublevels instead of 4 merges twice as many per
-		// rewrite (write amplification 2.71 against 2.80 to 5 M
-		// transactions), and a 310k-transaction build ends with no
-		// compaction left to wait for at Close (0.5 s of its 5). Reads
-		// pay at most 8 L0 seeks, and a node bootstrapped from a
-		// snapshot compacts it fully first. Let L0 grow far before
+		// compaction drains them. Start compacting L0 at the usual read
+		// amplification (see WriteMostly), but let it grow far before
 		// stopping writes: a temporarily higher read amplification is
 		// cheaper than a stalled sync. Larger base level and files mean
 		// fewer, bigger compactions.
-		L0CompactionThreshold: 8,
+		L0CompactionThreshold: l0Compaction,
 		L0StopWritesThreshold: 1000,
 		LBaseMaxBytes:         256 << 20,
 		CompactionConcurrencyRange: func() (int, int) {
