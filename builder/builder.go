@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"amber/internal/blockfiles"
 	"amber/internal/chainsync"
 	"amber/internal/config"
 	"amber/internal/daemon"
@@ -147,7 +150,14 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 	if cfg.ZMQHashBlock != "" {
 		wake = daemon.WatchBlocks(ctx, cfg.ZMQHashBlock, b.logger)
 	}
-	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
+	src := chainsync.DaemonSource{C: dc, FromFiles: new(atomic.Int64)}
+	if src.Files, err = openBlockFiles(ctx, cfg, dc, b.logger); err != nil {
+		return err
+	}
+	if src.Files != nil {
+		defer src.Files.Close()
+	}
+	syncer := chainsync.New(ix, src, chainsync.Options{
 		Wake:       wake,
 		Logger:     b.logger,
 		BatchBytes: split.Batch,
@@ -169,7 +179,8 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		return err
 	}
 	meter.Update(int64(tip.Height), int64(tip.Height), true, "txs", int64(lastTxs))
-	b.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(started).Round(time.Millisecond).String())
+	b.logger.Info("index at daemon tip", "height", tip.Height, "block", tip.Hash.String(), "took", time.Since(started).Round(time.Millisecond).String(),
+		"blocks_from_files", src.FromFiles.Load())
 	b.health.SetReady(true, "")
 	if cfg.Verify {
 		if err := verify(ctx, ix, dc, b.logger); err != nil {
@@ -343,4 +354,37 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		reg.MustRegister(m.height, m.blocks, m.txs)
 	}
 	return m
+}
+
+// openBlockFiles opens the daemon's block files for the sync to read
+// (DAEMON_BLOCKS_DIR), or returns nil to fetch every block from the
+// daemon: when told so, or, found automatically, when they are not on
+// this host or not readable.
+func openBlockFiles(ctx context.Context, cfg *config.Config, dc *daemon.Client, log *slog.Logger) (*blockfiles.Reader, error) {
+	dir := cfg.DaemonBlocksDir
+	switch dir {
+	case "off":
+		return nil, nil
+	case "":
+		logPath, err := dc.LocalLogPath(ctx)
+		if err != nil || logPath == "" {
+			log.Debug("daemon's block files not found; fetching blocks from the daemon", "err", err)
+			return nil, nil
+		}
+		dir = filepath.Join(filepath.Dir(logPath), "blocks")
+		r, err := blockfiles.Open(dir, cfg.Network.Params.Net, cfg.Network.Genesis)
+		if err != nil {
+			log.Info("daemon's block files not readable; fetching blocks from the daemon (set DAEMON_BLOCKS_DIR if Core runs with -blocksdir)",
+				"dir", dir, "err", err)
+			return nil, nil
+		}
+		log.Info("reading blocks from the daemon's block files", "dir", dir)
+		return r, nil
+	}
+	r, err := blockfiles.Open(dir, cfg.Network.Params.Net, cfg.Network.Genesis)
+	if err != nil {
+		return nil, fmt.Errorf("builder: DAEMON_BLOCKS_DIR: %w", err)
+	}
+	log.Info("reading blocks from the daemon's block files", "dir", dir)
+	return r, nil
 }

@@ -2,6 +2,7 @@ package builder_test
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -89,6 +90,23 @@ func TestBuildGeneratedChain(t *testing.T) {
 			digests[d] = testenv.DigestDir(t, dir)
 			_, ix := openIndex(t, dir)
 			compareWithChain(t, ix, parsed(t, c))
+			if d != "core" {
+				return
+			}
+			// Core is on this host: its block files are read, not
+			// fetched, and give the same index as REST does.
+			want := fmt.Sprintf("blocks_from_files=%d", c.Height()+1)
+			if !strings.Contains(out, "reading blocks from the daemon's block files") || !strings.Contains(out, want) {
+				t.Errorf("the build did not read Core's block files (want %s):\n%s", want, tail(out, 10))
+			}
+			rest := t.TempDir()
+			out = mustBuild(t, rest, []string{b.URL()}, "DAEMON_BLOCKS_DIR=off")
+			if !strings.Contains(out, "blocks_from_files=0") {
+				t.Errorf("DAEMON_BLOCKS_DIR=off read block files:\n%s", tail(out, 10))
+			}
+			if got := testenv.DigestDir(t, rest); got != digests[d] {
+				t.Errorf("from Core's block files, index digest %s; over REST %s", digests[d], got)
+			}
 		})
 	}
 	if len(digests) == len(daemons) && digests["btcd"] != digests["core"] {

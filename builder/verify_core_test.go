@@ -31,4 +31,9 @@ func TestBuildVerifyMainnetCore(t *testing.T) {
 		t.Fatalf("verify against Core: figures %v\n%s", figures, tail(out, 15))
 	}
 	t.Logf("index and Core at 14131: %s outputs/sat", figures[0])
+	// The blocks came from Core's block files (imported by -loadblock),
+	// all of them.
+	if !strings.Contains(out, "blocks_from_files=14132") {
+		t.Errorf("the build did not read all of Core's block files:\n%s", tail(out, 10))
+	}
 }

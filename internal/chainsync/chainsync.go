@@ -19,6 +19,7 @@ import (
 
 	"amber/internal/chain"
 	"amber/internal/index"
+	"amber/internal/merkle"
 )
 
 // Source is where blocks come from: the daemon, or a file of raw blocks.
@@ -30,6 +31,10 @@ type Source interface {
 	// RawBlocks returns the serialized blocks with the given hashes.
 	RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([][]byte, error)
 }
+
+// unverified is a Source whose blocks may be torn (read while being
+// written): the syncer checks each one's merkle root as well as its hash.
+type unverified interface{ Unverified() bool }
 
 // Options tune a Syncer.
 type Options struct {
@@ -358,6 +363,8 @@ func (s *Syncer) fetch(ctx context.Context, start int32, count int) chunk {
 	for _, raw := range raws {
 		c.bytes += len(raw)
 	}
+	u, ok := s.src.(unverified)
+	checkRoot := ok && u.Unverified()
 	g := errgroup.Group{}
 	g.SetLimit(s.opts.Workers)
 	for i, raw := range raws {
@@ -368,6 +375,11 @@ func (s *Syncer) fetch(ctx context.Context, start int32, count int) chunk {
 			}
 			if b.Hash != hashes[i] {
 				return fmt.Errorf("chainsync: block %d: source sent %s for %s", start+int32(i), b.Hash, hashes[i])
+			}
+			if checkRoot {
+				if err := checkMerkleRoot(b); err != nil {
+					return fmt.Errorf("chainsync: block %d: %w", start+int32(i), err)
+				}
 			}
 			c.blocks[i] = b
 			return nil
@@ -577,4 +589,21 @@ func (s *Syncer) Follow(ctx context.Context, interval time.Duration, onTip func(
 		case <-s.opts.Wake:
 		}
 	}
+}
+
+// checkMerkleRoot checks that b's transactions are those its header
+// commits to.
+func checkMerkleRoot(b *chain.Block) error {
+	ids := make([]chainhash.Hash, len(b.Txs))
+	for i := range b.Txs {
+		ids[i] = b.Txs[i].TxID
+	}
+	root, err := merkle.Root(ids)
+	if err != nil {
+		return err
+	}
+	if root != b.Header.MerkleRoot {
+		return fmt.Errorf("block %s: its transactions' merkle root %s is not its header's %s", b.Hash, root, b.Header.MerkleRoot)
+	}
+	return nil
 }

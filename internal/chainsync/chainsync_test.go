@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -352,5 +353,35 @@ func TestCommitPolicy(t *testing.T) {
 	}
 	if len(heights) != 3 || heights[0] != 301 || heights[2] != 303 {
 		t.Fatalf("following 3 new blocks committed at %v, want each", heights)
+	}
+}
+
+// unverifiedSource is a fakeSource whose blocks may be torn, as Core's
+// block files can be.
+type unverifiedSource struct{ *fakeSource }
+
+func (unverifiedSource) Unverified() bool { return true }
+
+// TestTornBlockRefused: a block whose header is whole but whose
+// transactions are not (read from a file while Core writes it) is refused
+// by its merkle root, and the index keeps the blocks before its chunk.
+func TestTornBlockRefused(t *testing.T) {
+	_, ix, net := newIndex(t)
+	blocks := makeChain(t, net, nil, 120, 'a')
+	src := &fakeSource{}
+	src.set(blocks)
+	torn := append([]byte(nil), blocks[100]...)
+	torn[len(torn)-1] ^= 1 // the last transaction's lock time
+	src.blocks = append(append(append([][]byte(nil), blocks[:100]...), torn), blocks[101:]...)
+	_, err := New(ix, unverifiedSource{src}, Options{}).SyncToTip(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "merkle root") {
+		t.Fatalf("sync with a torn block 100: %v", err)
+	}
+	if h := ix.Tip().Height; h >= 100 {
+		t.Fatalf("the index reached %d past the torn block", h)
+	}
+	src.blocks = blocks
+	if tip, err := New(ix, unverifiedSource{src}, Options{}).SyncToTip(context.Background()); err != nil || tip.Height != 120 {
+		t.Fatalf("sync once the block is whole: %d, %v", tip.Height, err)
 	}
 }

@@ -72,8 +72,11 @@ type Config struct {
 	ZMQSequence        string
 
 	// Builder.
-	Once   bool
-	Verify bool
+	// DaemonBlocksDir is Core's blocks directory to read blocks from:
+	// empty to find it (auto), "off" for never.
+	DaemonBlocksDir string
+	Once            bool
+	Verify          bool
 
 	// Storage.
 	DBDirectory string

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -716,4 +718,24 @@ func (c *Client) CallSlow(ctx context.Context, timeout time.Duration, method str
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
 	return raw, nil
+}
+
+// LocalLogPath returns the path of the daemon's debug log (getrpcinfo's
+// logpath; Bitcoin Core writes it in its network's data directory), or ""
+// when the daemon in use is not on this host (its URL is not a loopback
+// address) or does not say (btcd has no getrpcinfo).
+func (c *Client) LocalLogPath(ctx context.Context) (string, error) {
+	host := c.current().url.Host
+	if ip := net.ParseIP(strings.Trim(host, "[]")); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", nil
+	}
+	var res struct {
+		LogPath string `json:"logpath"`
+	}
+	err := c.callInto(ctx, &res, "getrpcinfo")
+	var rpcErr *RPCError
+	if errors.As(err, &rpcErr) {
+		return "", nil // no such method
+	}
+	return res.LogPath, err
 }
