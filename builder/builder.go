@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"amber/internal/blockfiles"
 	"amber/internal/chainsync"
 	"amber/internal/config"
 	"amber/internal/daemon"
@@ -151,7 +149,7 @@ func (b *Builder) Run(ctx context.Context) (err error) {
 		wake = daemon.WatchBlocks(ctx, cfg.ZMQHashBlock, b.logger)
 	}
 	src := chainsync.DaemonSource{C: dc, FromFiles: new(atomic.Int64)}
-	if src.Files, err = openBlockFiles(ctx, cfg, dc, b.logger); err != nil {
+	if src.Files, err = chainsync.OpenBlockFiles(ctx, dc, cfg.DaemonBlocksDir, cfg.Network, b.logger); err != nil {
 		return err
 	}
 	if src.Files != nil {
@@ -354,37 +352,4 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		reg.MustRegister(m.height, m.blocks, m.txs)
 	}
 	return m
-}
-
-// openBlockFiles opens the daemon's block files for the sync to read
-// (DAEMON_BLOCKS_DIR), or returns nil to fetch every block from the
-// daemon: when told so, or, found automatically, when they are not on
-// this host or not readable.
-func openBlockFiles(ctx context.Context, cfg *config.Config, dc *daemon.Client, log *slog.Logger) (*blockfiles.Reader, error) {
-	dir := cfg.DaemonBlocksDir
-	switch dir {
-	case "off":
-		return nil, nil
-	case "":
-		logPath, err := dc.LocalLogPath(ctx)
-		if err != nil || logPath == "" {
-			log.Debug("daemon's block files not found; fetching blocks from the daemon", "err", err)
-			return nil, nil
-		}
-		dir = filepath.Join(filepath.Dir(logPath), "blocks")
-		r, err := blockfiles.Open(dir, cfg.Network.Params.Net, cfg.Network.Genesis)
-		if err != nil {
-			log.Info("daemon's block files not readable; fetching blocks from the daemon (set DAEMON_BLOCKS_DIR if Core runs with -blocksdir)",
-				"dir", dir, "err", err)
-			return nil, nil
-		}
-		log.Info("reading blocks from the daemon's block files", "dir", dir)
-		return r, nil
-	}
-	r, err := blockfiles.Open(dir, cfg.Network.Params.Net, cfg.Network.Genesis)
-	if err != nil {
-		return nil, fmt.Errorf("builder: DAEMON_BLOCKS_DIR: %w", err)
-	}
-	log.Info("reading blocks from the daemon's block files", "dir", dir)
-	return r, nil
 }

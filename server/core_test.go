@@ -289,6 +289,10 @@ func TestCoreNoTxIndex(t *testing.T) {
 	if strings.Contains(p.log.String(), "--txindex") {
 		t.Error("the server asked Bitcoin Core for a transaction index")
 	}
+	// Core runs on this host: the catch-up read its block files.
+	if !strings.Contains(p.log.String(), "reading blocks from the daemon's block files") {
+		t.Error("the server did not read Core's block files on this host")
+	}
 }
 
 // TestBtcdWithoutTxIndexSaysSo: btcd has no block-hash form of

@@ -127,7 +127,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	// and ETA like `amber build`, with the same meter and batch budget.
 	meter := telemetry.NewMeter("sync", "blocks", s.Progress, s.logger)
 	var synced uint64
-	syncer := chainsync.New(ix, chainsync.DaemonSource{C: dc}, chainsync.Options{
+	src := chainsync.DaemonSource{C: dc}
+	if src.Files, err = chainsync.OpenBlockFiles(ctx, dc, cfg.DaemonBlocksDir, cfg.Network, s.logger); err != nil {
+		return err
+	}
+	if src.Files != nil {
+		defer src.Files.Close()
+	}
+	syncer := chainsync.New(ix, src, chainsync.Options{
 		Logger:         s.logger,
 		BatchBytes:     split.Batch,
 		CollectTouched: true,

@@ -3,6 +3,8 @@ package chainsync
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -144,3 +146,36 @@ func (s DaemonSource) RawBlocks(ctx context.Context, hashes []chainhash.Hash) ([
 // block being written can be read from half done: its header hashes
 // right, so the caller checks its merkle root too.
 func (s DaemonSource) Unverified() bool { return s.Files != nil }
+
+// OpenBlockFiles opens the daemon's block files for DaemonSource.Files:
+// those in dir, or, for dir "", those getrpcinfo's log path points to
+// when the daemon is on this host. It returns nil (fetch every block from
+// the daemon) for dir "off", and when the files found are not there or
+// not readable; a dir named but not readable is an error.
+func OpenBlockFiles(ctx context.Context, dc *daemon.Client, dir string, net *chain.Network, log *slog.Logger) (*blockfiles.Reader, error) {
+	switch dir {
+	case "off":
+		return nil, nil
+	case "":
+		logPath, err := dc.LocalLogPath(ctx)
+		if err != nil || logPath == "" {
+			log.Debug("daemon's block files not found; fetching blocks from the daemon", "err", err)
+			return nil, nil
+		}
+		dir = filepath.Join(filepath.Dir(logPath), "blocks")
+		r, err := blockfiles.Open(dir, net.Params.Net, net.Genesis)
+		if err != nil {
+			log.Info("daemon's block files not readable; fetching blocks from the daemon (set DAEMON_BLOCKS_DIR if Core runs with -blocksdir)",
+				"dir", dir, "err", err)
+			return nil, nil
+		}
+		log.Info("reading blocks from the daemon's block files", "dir", dir)
+		return r, nil
+	}
+	r, err := blockfiles.Open(dir, net.Params.Net, net.Genesis)
+	if err != nil {
+		return nil, fmt.Errorf("DAEMON_BLOCKS_DIR: %w", err)
+	}
+	log.Info("reading blocks from the daemon's block files", "dir", dir)
+	return r, nil
+}

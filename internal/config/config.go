@@ -71,12 +71,13 @@ type Config struct {
 	ZMQHashBlock       string
 	ZMQSequence        string
 
-	// Builder.
 	// DaemonBlocksDir is Core's blocks directory to read blocks from:
 	// empty to find it (auto), "off" for never.
 	DaemonBlocksDir string
-	Once            bool
-	Verify          bool
+
+	// Builder.
+	Once   bool
+	Verify bool
 
 	// Storage.
 	DBDirectory string

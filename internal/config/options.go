@@ -81,6 +81,15 @@ var options = []option{
 	{env: "DAEMON_POLL_INTERVAL", def: "1s", group: "Daemon", cmds: syncCmds,
 		usage: "how often to ask the daemon for a new tip and mempool",
 		parse: durationField(func(c *Config) *time.Duration { return &c.DaemonPollInterval }, time.Millisecond)},
+	{env: "DAEMON_BLOCKS_DIR", def: "auto", group: "Daemon", cmds: syncCmds,
+		usage: "Bitcoin Core's blocks directory, read directly during a sync instead of asking for each block over REST (a block the files lack still comes from the daemon); auto: the one getrpcinfo's log path points to, for a daemon on this host; off: never",
+		parse: func(c *Config, v string) error {
+			if v == "auto" {
+				v = ""
+			}
+			c.DaemonBlocksDir = v
+			return nil
+		}},
 
 	{env: "ZMQ_HASHBLOCK", group: "Daemon", cmds: syncCmds,
 		usage: "bitcoind zmqpubhashblock endpoint (tcp://host:port): react to new blocks at once; polling stays the fallback",
@@ -105,15 +114,6 @@ var options = []option{
 	{env: "BUILD_ONCE", flagAs: "once", boolean: true, def: "off", group: "Builder", cmds: []Command{Build},
 		usage: "sync to the daemon's tip (and publish), then exit instead of following the tip",
 		parse: boolField(func(c *Config) *bool { return &c.Once })},
-	{env: "DAEMON_BLOCKS_DIR", def: "auto", group: "Builder", cmds: []Command{Build},
-		usage: "Bitcoin Core's blocks directory, read directly during a sync instead of asking for each block over REST (a block the files lack still comes from the daemon); auto: the one getrpcinfo's log path points to, for a daemon on this host; off: never",
-		parse: func(c *Config, v string) error {
-			if v == "auto" {
-				v = ""
-			}
-			c.DaemonBlocksDir = v
-			return nil
-		}},
 	{env: "BUILD_VERIFY", flagAs: "verify", boolean: true, def: "off", group: "Builder", cmds: []Command{Build},
 		usage: "after syncing, count the UTXO set from the index and compare it with the daemon's gettxoutsetinfo where it has one",
 		parse: boolField(func(c *Config) *bool { return &c.Verify })},
