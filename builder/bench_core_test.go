@@ -2,6 +2,8 @@ package builder_test
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -15,9 +17,10 @@ import (
 )
 
 // BenchmarkBuilderCore measures a full sync of the generated chain from
-// Bitcoin Core, blocks over REST and over JSON-RPC (a second node started
-// without -rest), beside a sync from a local block source in the same run
-// (BenchmarkBuilder/Sync has the btcd figure).
+// Bitcoin Core, blocks over REST, over JSON-RPC (a second node started
+// without -rest) and read from its block files, beside a sync from a
+// local block source in the same run (BenchmarkBuilder/Sync has the btcd
+// figure).
 func BenchmarkBuilderCore(b *testing.B) {
 	spec, err := chaingen.Workload(os.Getenv)
 	if err != nil {
@@ -38,8 +41,14 @@ func BenchmarkBuilderCore(b *testing.B) {
 		return dc
 	}
 	rest, rpc := client(false), client(true)
+	net, _ := chain.Lookup("Bitcoin", "regtest")
+	// The REST node's own block files, found as amber build finds them.
+	files, err := chainsync.OpenBlockFiles(context.Background(), rest, "", net, slog.New(slog.DiscardHandler))
+	if err != nil || files == nil {
+		b.Fatalf("Core's block files: %v", err)
+	}
+	files.Close()
 	b.Run("Sync", func(b *testing.B) {
-		net, _ := chain.Lookup("Bitcoin", "regtest")
 		var gbuf bytes.Buffer
 		if err := net.Params.GenesisBlock.Serialize(&gbuf); err != nil {
 			b.Fatal(err)
@@ -47,7 +56,7 @@ func BenchmarkBuilderCore(b *testing.B) {
 		raw := append([][]byte{gbuf.Bytes()}, c.Blocks...)
 		txs := float64(c.Txs() + len(raw))
 		blocks := float64(len(raw))
-		var memT, restT, rpcT time.Duration
+		var memT, restT, rpcT, filesT time.Duration
 		iters := 0
 		for b.Loop() {
 			iters++
@@ -61,6 +70,13 @@ func BenchmarkBuilderCore(b *testing.B) {
 			restT += took
 			took, _ = timeSync(b, net, chainsync.DaemonSource{C: rpc})
 			rpcT += took
+			files, err := chainsync.OpenBlockFiles(context.Background(), rest, "", net, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			took, _ = timeSync(b, net, chainsync.DaemonSource{C: rest, Files: files})
+			files.Close()
+			filesT += took
 		}
 		n := float64(iters)
 		b.ReportMetric(blocks, "blocks")
@@ -69,6 +85,9 @@ func BenchmarkBuilderCore(b *testing.B) {
 		b.ReportMetric(txs*n/restT.Seconds(), "core-rest-tx/s")
 		b.ReportMetric(blocks*n/rpcT.Seconds(), "core-rpc-blocks/s")
 		b.ReportMetric(txs*n/rpcT.Seconds(), "core-rpc-tx/s")
+		b.ReportMetric(blocks*n/filesT.Seconds(), "core-files-blocks/s")
+		b.ReportMetric(txs*n/filesT.Seconds(), "core-files-tx/s")
+		b.ReportMetric(restT.Seconds()/filesT.Seconds(), "files/rest")
 		b.ReportMetric(rpcT.Seconds()/restT.Seconds(), "rest/rpc")
 		b.ReportMetric(memT.Seconds()/rpcT.Seconds(), "rpc/local")
 	})

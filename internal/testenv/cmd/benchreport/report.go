@@ -167,6 +167,10 @@ func (r *Results) figures(partial bool) error {
 			fmt.Sprintf("%s blocks/s, %s tx/s", num(m(cb, "core-rest-blocks/s")), num(m(cb, "core-rest-tx/s"))),
 			fmt.Sprintf("over JSON-RPC: %s blocks/s, %s tx/s", num(m(cb, "core-rpc-blocks/s")), num(m(cb, "core-rpc-tx/s"))),
 			m(cb, "rest/rpc"), "REST rate / JSON-RPC rate")
+		add("sync", "sync from Bitcoin Core's block files (same host)",
+			fmt.Sprintf("%s blocks/s, %s tx/s", num(m(cb, "core-files-blocks/s")), num(m(cb, "core-files-tx/s"))),
+			fmt.Sprintf("over REST: %s tx/s", num(m(cb, "core-rest-tx/s"))),
+			m(cb, "files/rest"), "block-file rate / REST rate")
 	}
 	add("sync", "sync from a local block source",
 		fmt.Sprintf("%s blocks/s, %s tx/s", num(m(s, "local-blocks/s")), num(m(s, "local-tx/s"))),

@@ -346,7 +346,7 @@ func TestCoreFigure(t *testing.T) {
 	if err := plain.figures(false); err != nil {
 		t.Fatal(err)
 	}
-	out := strings.Replace(sampleOutput(), "PASS\n", coreBench+"-2   \t       1\t8283996516 ns/op\t2001 blocks\t833.6 core-rest-blocks/s\t9167 core-rest-tx/s\t705.4 core-rpc-blocks/s\t7757 core-rpc-tx/s\t691.5 local-blocks/s\t1.182 rest/rpc\t1.020 rpc/local\nPASS\n", 1)
+	out := strings.Replace(sampleOutput(), "PASS\n", coreBench+"-2   \t       1\t8283996516 ns/op\t2001 blocks\t833.6 core-rest-blocks/s\t9167 core-rest-tx/s\t705.4 core-rpc-blocks/s\t7757 core-rpc-tx/s\t691.5 local-blocks/s\t1100 core-files-blocks/s\t12100 core-files-tx/s\t1.32 files/rest\t1.182 rest/rpc\t1.020 rpc/local\nPASS\n", 1)
 	r, err := parse(out)
 	if err != nil {
 		t.Fatal(err)
@@ -354,16 +354,22 @@ func TestCoreFigure(t *testing.T) {
 	if err := r.figures(false); err != nil {
 		t.Fatal(err)
 	}
-	var core *Figure
+	var core, files *Figure
 	for i, f := range r.Figures {
-		if f.Name == "sync from Bitcoin Core (REST)" {
+		switch f.Name {
+		case "sync from Bitcoin Core (REST)":
 			core = &r.Figures[i]
+		case "sync from Bitcoin Core's block files (same host)":
+			files = &r.Figures[i]
 		}
 	}
 	if core == nil || core.Value != "834 blocks/s, 9,167 tx/s" || core.Baseline != "over JSON-RPC: 705 blocks/s, 7,757 tx/s" || core.Ratio != 1.182 {
 		t.Fatalf("core figure %+v", core)
 	}
-	if len(r.Figures) != len(plain.Figures)+1 {
+	if files == nil || files.Value != "1,100 blocks/s, 12,100 tx/s" || files.Baseline != "over REST: 9,167 tx/s" || files.Ratio != 1.32 {
+		t.Fatalf("block-file figure %+v", files)
+	}
+	if len(r.Figures) != len(plain.Figures)+2 {
 		t.Fatalf("%d figures with Core, %d without", len(r.Figures), len(plain.Figures))
 	}
 }
