@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"golang.org/x/sync/errgroup"
 )
 
 // stageDir is the subdirectory of the DB's directory where a sorted
@@ -38,60 +40,32 @@ func (s *sortedWrites) ingest(d *DB) error {
 		}
 		_ = d.fs.Remove(stage) // unless another commit is using it
 	}()
-	// Which tables land below every other key is known before they are
-	// written: those go out as the bottom level writes its tables.
-	it, err := d.db.NewIter(nil)
-	if err != nil {
-		return fmt.Errorf("open iterator: %w", err)
+	// Two writers, each on its own run of keys, when there are enough:
+	// the table writer is a third of a commit's CPU, and the goroutine
+	// indexing the next batch leaves a core partly idle.
+	parts := 1
+	if len(ents) >= parallelTables && runtime.GOMAXPROCS(0) > 1 {
+		parts = 2
 	}
-	defer it.Close()
 	var (
-		w      *sstable.Writer
-		target int64
+		g       errgroup.Group
+		files   = make([][]string, parts)
+		touched = make([]byte, parts)
 	)
-	finish := func() error {
-		if w == nil {
-			return nil
-		}
-		err := w.Close()
-		w = nil
+	for p := range parts {
+		part := ents[p*len(ents)/parts : (p+1)*len(ents)/parts]
+		g.Go(func() (err error) {
+			files[p], touched[p], err = s.writeTables(d, stage, part)
+			return err
+		})
+	}
+	err := g.Wait()
+	for p, f := range files {
+		paths = append(paths, f...)
+		s.touched ^= touched[p]
+	}
+	if err != nil {
 		return err
-	}
-	for i := 0; i < len(ents); i++ {
-		if i%touchAhead == 0 {
-			s.touch(ents[i:min(i+touchAhead, len(ents))])
-		}
-		e := &ents[i]
-		k := s.key(e)
-		if w != nil && (firstByte(k) != firstByte(s.key(&ents[i-1])) || int64(w.Raw().EstimatedSize()) >= target) {
-			if err := finish(); err != nil {
-				return fmt.Errorf("write table: %w", err)
-			}
-		}
-		if w == nil {
-			level := 0
-			if last := s.runEnd(ents, i); !overlaps(it, k, last) {
-				level = numLevels - 1
-			}
-			path := filepath.Join(stage, fmt.Sprintf("%06d.sst", d.stageSeq.Add(1)))
-			if w, err = createTable(d.fs, path, d.po, level, d.db); err != nil {
-				return fmt.Errorf("create table: %w", err)
-			}
-			paths = append(paths, path)
-			target = d.po.TargetFileSizes[level]
-		}
-		if e.del {
-			err = w.Delete(k)
-		} else {
-			err = w.Set(k, s.value(e))
-		}
-		if err != nil {
-			_ = w.Close()
-			return fmt.Errorf("write table: %w", err)
-		}
-	}
-	if err := finish(); err != nil {
-		return fmt.Errorf("write table: %w", err)
 	}
 	// Tables are durable once ingested; the batches committed before this
 	// one must be too, though they may not yet be synced to the log.
@@ -148,6 +122,71 @@ func (s *sortedWrites) commitBatch(d *DB) error {
 	return d.changes.commit(pb, func() error { return pb.Commit(pebble.Sync) })
 }
 
+// parallelTables is the fewest writes a sorted batch splits between two
+// table writers.
+const parallelTables = 1 << 16
+
+// writeTables writes ents, sorted, as tables in stage and returns their
+// paths, also those of a failed call (for the caller to remove).
+func (s *sortedWrites) writeTables(d *DB, stage string, ents []sortedEnt) (paths []string, touched byte, err error) {
+	// Which tables land below every other key is known before they are
+	// written: those go out as the bottom level writes its tables.
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open iterator: %w", err)
+	}
+	defer it.Close()
+	var (
+		w      *sstable.Writer
+		target int64
+	)
+	finish := func() error {
+		if w == nil {
+			return nil
+		}
+		err := w.Close()
+		w = nil
+		return err
+	}
+	for i := 0; i < len(ents); i++ {
+		if i%touchAhead == 0 {
+			touched ^= s.touch(ents[i:min(i+touchAhead, len(ents))])
+		}
+		e := &ents[i]
+		k := s.key(e)
+		if w != nil && (firstByte(k) != firstByte(s.key(&ents[i-1])) || int64(w.Raw().EstimatedSize()) >= target) {
+			if err := finish(); err != nil {
+				return paths, touched, fmt.Errorf("write table: %w", err)
+			}
+		}
+		if w == nil {
+			level := 0
+			if last := s.runEnd(ents, i); !overlaps(it, k, last) {
+				level = numLevels - 1
+			}
+			path := filepath.Join(stage, fmt.Sprintf("%06d.sst", d.stageSeq.Add(1)))
+			if w, err = createTable(d.fs, path, d.po, level, d.db); err != nil {
+				return paths, touched, fmt.Errorf("create table: %w", err)
+			}
+			paths = append(paths, path)
+			target = d.po.TargetFileSizes[level]
+		}
+		if e.del {
+			err = w.Delete(k)
+		} else {
+			err = w.Set(k, s.value(e))
+		}
+		if err != nil {
+			_ = w.Close()
+			return paths, touched, fmt.Errorf("write table: %w", err)
+		}
+	}
+	if err := finish(); err != nil {
+		return paths, touched, fmt.Errorf("write table: %w", err)
+	}
+	return paths, touched, nil
+}
+
 // touchAhead is how many entries' keys touch brings into the cache at a
 // time: their lines (128 KiB) fit in the core's L2.
 const touchAhead = 2048
@@ -157,12 +196,14 @@ const touchAhead = 2048
 // a loop that does nothing else, the misses overlap, where the table
 // writer, between one key and the next, would wait for each in turn
 // (that wait was a third of a commit's time).
-func (s *sortedWrites) touch(ents []sortedEnt) {
+// It returns the bytes XORed, which the caller keeps (in touched) so that
+// the loads are not optimised away.
+func (s *sortedWrites) touch(ents []sortedEnt) byte {
 	var x byte
 	for i := range ents {
 		x ^= s.chunks[ents[i].at>>chunkBits][ents[i].at&(1<<chunkBits-1)]
 	}
-	s.touched ^= x // keeps the loads from being optimised away
+	return x
 }
 
 // runEnd is the last key of the run of ents from i on that shares its

@@ -140,7 +140,7 @@ func (s *sortedWrites) sorted() []sortedEnt {
 			continue
 		}
 		grp := ents[i:j]
-		s.touch(grp)
+		s.touched ^= s.touch(grp)
 		slices.SortFunc(grp, func(a, b sortedEnt) int {
 			if c := bytes.Compare(s.key(&a), s.key(&b)); c != 0 {
 				return c

@@ -50,6 +50,10 @@ func TestSortedBatchMatchesBatch(t *testing.T) {
 		w := write{key: fmt.Appendf(nil, "busyscr:%05d", rng.IntN(2500)), value: fmt.Appendf(nil, "b%d", rng.Int())}
 		writes = append(writes, w)
 	}
+	// Enough distinct keys for the tables to be written by two writers.
+	for _, i := range rng.Perm(parallelTables) {
+		writes = append(writes, write{key: fmt.Appendf(nil, "u%08d", i), value: []byte("u")})
+	}
 	writes = append(writes, write{key: []byte("big"), value: bytes.Repeat([]byte{7}, 3<<20)})
 	writes = append(writes, write{key: []byte("empty"), value: []byte{}})
 
@@ -71,13 +75,20 @@ func TestSortedBatchMatchesBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	plain, sorted := openMem(t), openMem(t)
+	// A small memtable, so that the sorted batch is ingested as tables.
+	plain, sorted := openMem(t), openT(t, "mem", Options{InMemory: true, MemTableSize: 1 << 20})
 	// Both start with keys the batch deletes or overwrites.
 	for _, db := range []*DB{plain, sorted} {
 		put(t, db, "a", "old", "sharedpf001", "old", "zz", "kept")
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	apply(plain, plain.NewBatch())
 	apply(sorted, sorted.NewSortedBatch())
+	if m := sorted.Metrics(); m.IngestedBytes == 0 {
+		t.Fatal("the sorted batch was not ingested: the case tests the wrong path")
+	}
 	want, got := dump(t, plain), dump(t, sorted)
 	if !slices.Equal(got, want) {
 		t.Fatalf("sorted batch gave %d keys, plain batch %d; first difference: %s", len(got), len(want), firstDiff(got, want))
