@@ -153,27 +153,25 @@ func (s DaemonSource) Unverified() bool { return s.Files != nil }
 // the daemon) for dir "off", and when the files found are not there or
 // not readable; a dir named but not readable is an error.
 func OpenBlockFiles(ctx context.Context, dc *daemon.Client, dir string, net *chain.Network, log *slog.Logger) (*blockfiles.Reader, error) {
-	switch dir {
-	case "off":
+	if dir == "off" {
 		return nil, nil
-	case "":
+	}
+	auto := dir == ""
+	if auto {
 		logPath, err := dc.LocalLogPath(ctx)
 		if err != nil || logPath == "" {
 			log.Debug("daemon's block files not found; fetching blocks from the daemon", "err", err)
 			return nil, nil
 		}
 		dir = filepath.Join(filepath.Dir(logPath), "blocks")
-		r, err := blockfiles.Open(dir, net.Params.Net, net.Genesis)
-		if err != nil {
-			log.Info("daemon's block files not readable; fetching blocks from the daemon (set DAEMON_BLOCKS_DIR if Core runs with -blocksdir)",
-				"dir", dir, "err", err)
-			return nil, nil
-		}
-		log.Info("reading blocks from the daemon's block files", "dir", dir)
-		return r, nil
 	}
 	r, err := blockfiles.Open(dir, net.Params.Net, net.Genesis)
-	if err != nil {
+	switch {
+	case err != nil && auto:
+		log.Info("daemon's block files not readable; fetching blocks from the daemon (set DAEMON_BLOCKS_DIR if Core runs with -blocksdir)",
+			"dir", dir, "err", err)
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("DAEMON_BLOCKS_DIR: %w", err)
 	}
 	log.Info("reading blocks from the daemon's block files", "dir", dir)
