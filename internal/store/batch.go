@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -159,11 +158,7 @@ func (b *Batch) Commit(sync bool) error {
 		b.sorted = nil
 		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) {
-				e := err
-				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-					e = pe
-				}
-				logDiskFull(b.db.log, e)
+				logDiskFull(b.db.log, err)
 			}
 			return fmt.Errorf("commit sorted batch of %d writes: %w", n, err)
 		}

@@ -49,10 +49,6 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	for _, a := range args {
 		if err, ok := a.(error); ok && errors.Is(err, syscall.ENOSPC) {
-			// The path error alone: Pebble's wrapping adds a stack trace.
-			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-				err = pe
-			}
 			logDiskFull(l.log, err)
 			break
 		}
@@ -69,15 +65,16 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 // (Fatalf); a failed flush now does too, with the same line. The flush
 // installed nothing, so the DB reopens at its last commit.
 func flushDiskFull(log *slog.Logger, err error) {
-	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-		err = pe
-	}
 	logDiskFull(log, err)
-	panic("store: pebble cannot flush: " + err.Error())
+	panic("store: pebble cannot flush: the disk is full")
 }
 
 // logDiskFull says what a full disk means and what to do.
 func logDiskFull(log *slog.Logger, err error) {
+	// The path error alone: Pebble's wrapping adds a stack trace.
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		err = pe
+	}
 	log.Error("disk full: the index stays at its last commit; free space on the DB directory's disk and restart",
 		slog.String("err", err.Error()))
 }
